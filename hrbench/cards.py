@@ -1,0 +1,66 @@
+"""Model cards: a registry entry plus every published number for it (``reported.csv``)."""
+
+from __future__ import annotations
+
+import csv
+import functools
+from importlib import resources
+from typing import Any
+
+from hrbench.registry import get_entry
+
+NUMERIC = ("params_M", "gflops", "mflops", "AP", "AP50", "AP75", "APM", "APL", "AR", "AR50", "PCKh", "PCKh01")
+
+
+@functools.cache
+def reported_rows() -> tuple[dict[str, Any], ...]:
+    """Every row of ``reported.csv`` (copied from shared/reference), numbers as floats/None."""
+    text = resources.files("hrbench.reference").joinpath("reported.csv").read_text(encoding="utf-8")
+    rows = []
+    for row in csv.DictReader(text.splitlines()):
+        for key in NUMERIC:
+            row[key] = float(row[key]) if row.get(key) not in (None, "") else None
+        rows.append(row)
+    return tuple(rows)
+
+
+def reported_for(name: str) -> list[dict[str, Any]]:
+    """Published rows for model ``name`` (per its entry's ``reported`` (source, model) pairs).
+
+    A source of ``"*"`` matches every source.
+    """
+    entry = get_entry(name)
+    keys = set(entry.reported)
+    return [r for r in reported_rows()
+            if (r["source"], r["model"]) in keys or ("*", r["model"]) in keys]
+
+
+def published_complexity(name: str, input_hw: tuple[int, int], dataset: str | None = None) -> dict[str, Any]:
+    """Published params (M) and paper-convention MFLOPs for ``name`` at ``input_hw``.
+
+    GFLOPs-only sources are converted to the same binary-M unit (x1024) so they compare with
+    ``paper_mflops``. Returns {} when nothing is published for that input.
+    """
+    want = f"{input_hw[0]}x{input_hw[1]}"
+    for r in reported_for(name):
+        if r["input"] != want or (dataset and r["dataset"] != dataset):
+            continue
+        if r["mflops"] is None and r["gflops"] is None:
+            continue
+        mflops = r["mflops"] if r["mflops"] is not None else r["gflops"] * 1024
+        return {"params_M": r["params_M"], "mflops": mflops, "gflops": r["gflops"],
+                "source": r["source"], "table": r["table"]}
+    return {}
+
+
+def model_card(name: str) -> dict[str, Any]:
+    entry = get_entry(name)
+    return {
+        "name": entry.name,
+        "aliases": list(entry.aliases),
+        "paper": entry.paper,
+        "convention": entry.convention,
+        "notes": entry.notes,
+        "config": entry.config().to_dict(),
+        "reported": reported_for(name),
+    }

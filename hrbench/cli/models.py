@@ -1,0 +1,60 @@
+"""``hrbench list`` and ``hrbench info``: the registry and its model cards."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from hrbench.cards import model_card
+from hrbench.cli import app
+from hrbench.registry import get_entry, list_models
+
+console = Console()
+
+
+@app.command("list")
+def list_cmd(
+    pattern: str = typer.Argument("*", help="shell-style pattern, e.g. 'dite*'"),
+    as_json: bool = typer.Option(False, "--json", help="print a JSON list"),
+) -> None:
+    """List registered architectures (canonical names, aliases, paper, FLOPs convention)."""
+    names = list_models(pattern)
+    if as_json:
+        print(json.dumps([{"name": n, "aliases": list(get_entry(n).aliases), "paper": get_entry(n).paper,
+                           "convention": get_entry(n).convention} for n in names], indent=1))
+        return
+    table = Table(title=f"{len(names)} architectures")
+    for col in ("name", "aliases", "paper", "convention"):
+        table.add_column(col)
+    for n in names:
+        e = get_entry(n)
+        table.add_row(n, ", ".join(e.aliases), e.paper, e.convention)
+    console.print(table)
+
+
+@app.command("info")
+def info_cmd(
+    arch: str = typer.Argument(..., help="architecture name or alias"),
+    as_json: bool = typer.Option(False, "--json", help="print the model card as JSON"),
+) -> None:
+    """Show a model card: configuration, counting convention, notes and published numbers."""
+    card = model_card(arch)
+    if as_json:
+        print(json.dumps(card, indent=1, default=str))
+        return
+    console.print(f"[bold]{card['name']}[/bold]  aliases: {', '.join(card['aliases']) or '-'}  "
+                  f"paper: {card['paper']}  FLOPs convention: {card['convention']}")
+    console.print(f"config: {card['config']}")
+    if card["notes"]:
+        console.print(card["notes"])
+    if card["reported"]:
+        t = Table(title="published")
+        cols = ["source", "table", "dataset", "input", "params_M", "gflops", "mflops", "AP", "PCKh"]
+        for c in cols:
+            t.add_column(c)
+        for r in card["reported"]:
+            t.add_row(*["" if r[c] is None else str(r[c]) for c in cols])
+        console.print(t)

@@ -1,0 +1,64 @@
+"""Architecture configurations: frozen dataclasses that validate themselves and build a model.
+
+A registered variant (``architectures/``) is a function returning one of these; ``create_model``
+applies user overrides with :meth:`ModelConfig.override` and calls :meth:`ModelConfig.build`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from typing import Any
+
+from torch import nn
+
+from hrbench.errors import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Base class of every architecture configuration.
+
+    Subclasses declare their hyper-parameters as dataclass fields, implement
+    :meth:`build_backbone`, and may extend :meth:`validate` (raise :class:`ConfigError`
+    naming the parameter).
+    """
+
+    def validate(self) -> None:
+        """Raise ConfigError for an out-of-range hyper-parameter."""
+
+    def override(self, **overrides: Any) -> ModelConfig:
+        """Return a copy with ``overrides`` applied, coercing lists to tuples; unknown keys fail."""
+        names = {f.name for f in dataclasses.fields(self)}
+        for key in overrides:
+            if key not in names:
+                close = difflib.get_close_matches(key, sorted(names), n=3)
+                hint = f" (did you mean {', '.join(close)}?)" if close else ""
+                raise ConfigError(
+                    f"unknown hyper-parameter {key!r} for {type(self).__name__}{hint}; "
+                    f"known: {', '.join(sorted(names))}"
+                )
+        fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+        new = dataclasses.replace(self, **fixed)
+        new.validate()
+        return new
+
+    def build_backbone(self) -> nn.Module:
+        raise NotImplementedError
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def require(cond: bool, param: str, message: str) -> None:
+    """Raise ConfigError ``"<param>: <message>"`` unless ``cond``."""
+    if not cond:
+        raise ConfigError(f"invalid hyper-parameter {param}: {message}")
+
+
+def per_branch(value: Any, n: int, param: str) -> tuple:
+    """Validate a per-branch tuple (highest resolution first) of length ``n``."""
+    if not isinstance(value, tuple):
+        value = (value,) * n
+    require(len(value) == n, param, f"needs {n} values (one per branch, highest resolution first), got {len(value)}")
+    return value

@@ -1,0 +1,1 @@
+"""Model building blocks and backbones, one module per paper family."""
