@@ -25,14 +25,20 @@ def reported_rows() -> tuple[dict[str, Any], ...]:
 
 
 def reported_for(name: str) -> list[dict[str, Any]]:
-    """Published rows for model ``name`` (per its entry's ``reported`` (source, model) pairs).
+    """Published rows for model ``name``, selected by its entry's ``reported`` keys.
 
-    A source of ``"*"`` matches every source.
+    A key is ``(source, model)`` or ``(source, model, backbone)`` as printed in reported.csv
+    (the backbone tells apart rows such as Lite-HRNet's "HRNetV1" W32/W48); source ``"*"``
+    matches every source.
     """
     entry = get_entry(name)
-    keys = set(entry.reported)
-    return [r for r in reported_rows()
-            if (r["source"], r["model"]) in keys or ("*", r["model"]) in keys]
+
+    def match(row: dict[str, Any], key: tuple[str, ...]) -> bool:
+        source, model, *backbone = key
+        return (source in ("*", row["source"]) and model == row["model"]
+                and (not backbone or backbone[0] == row["backbone"]))
+
+    return [r for r in reported_rows() if any(match(r, k) for k in entry.reported)]
 
 
 def published_complexity(name: str, input_hw: tuple[int, int], dataset: str | None = None) -> dict[str, Any]:
@@ -42,11 +48,12 @@ def published_complexity(name: str, input_hw: tuple[int, int], dataset: str | No
     ``paper_mflops``. Returns {} when nothing is published for that input.
     """
     want = f"{input_hw[0]}x{input_hw[1]}"
-    for r in reported_for(name):
-        if r["input"] != want or (dataset and r["dataset"] != dataset):
-            continue
-        if r["mflops"] is None and r["gflops"] is None:
-            continue
+    rows = [r for r in reported_for(name)
+            if r["input"] == want and (not dataset or r["dataset"] == dataset)
+            and (r["mflops"] is not None or r["gflops"] is not None)]
+    # The most precise figure wins: MFLOPs over rounded GFLOPs, then rows that also give params.
+    rows.sort(key=lambda r: (r["mflops"] is None, r["params_M"] is None))
+    for r in rows[:1]:
         mflops = r["mflops"] if r["mflops"] is not None else r["gflops"] * 1024
         return {"params_M": r["params_M"], "mflops": mflops, "gflops": r["gflops"],
                 "source": r["source"], "table": r["table"]}

@@ -34,7 +34,7 @@ class ModelEntry:
     aliases: tuple[str, ...] = ()
     paper: str = ""  # 'lite' | 'dite' | 'dpn' | 'hrnet'
     convention: str = "torchstat"
-    reported: tuple[tuple[str, str], ...] = ()
+    reported: tuple[tuple[str, ...], ...] = ()
     notes: str = ""
     tags: tuple[str, ...] = ()
 
@@ -55,7 +55,7 @@ def register_model(
     aliases: tuple[str, ...] = (),
     paper: str = "",
     convention: str = "torchstat",
-    reported: tuple[tuple[str, str], ...] = (),
+    reported: tuple[tuple[str, ...], ...] = (),
     notes: str = "",
     tags: tuple[str, ...] = (),
 ) -> Callable[[Callable[..., ModelConfig]], Callable[..., ModelConfig]]:

@@ -22,7 +22,11 @@ app = typer.Typer(
 )
 
 # Sub-command modules register themselves on ``app`` when imported.
+from hrbench.cli import data as _data  # noqa: E402,F401
+from hrbench.cli import flops as _flops  # noqa: E402,F401
 from hrbench.cli import models as _models  # noqa: E402,F401
+from hrbench.cli import tables as _tables  # noqa: E402,F401
+from hrbench.cli import train as _train  # noqa: E402,F401
 
 
 def main(argv: list[str] | None = None) -> int:

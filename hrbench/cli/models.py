@@ -48,6 +48,10 @@ def info_cmd(
     console.print(f"[bold]{card['name']}[/bold]  aliases: {', '.join(card['aliases']) or '-'}  "
                   f"paper: {card['paper']}  FLOPs convention: {card['convention']}")
     console.print(f"config: {card['config']}")
+    describe = getattr(get_entry(arch).config(), "describe", None)
+    if callable(describe):
+        for label, text in describe():
+            console.print(f"  {label}: {text}", markup=False, highlight=False)
     if card["notes"]:
         console.print(card["notes"])
     if card["reported"]:

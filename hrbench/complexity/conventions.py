@@ -141,8 +141,9 @@ TORCHSTAT_DITE = Convention(
     name="torchstat-dite",
     description="torchstat as vendored in github ZiyiZhang27/Dite-HRNet: the torchstat rules plus "
     "the dynamic-kernel convolution module counted as a Conv2d",
-    # The Dite-HRNet model module adds its dynamic-kernel conv class name here (conv2d rule).
-    rules=_TORCHSTAT_RULES,
+    # hrbench.models.dynamic.KernelAggregation (the per-sample conv of DKA) counts as a Conv2d,
+    # as the official counter's KernelAggregation; keyed by class name to avoid importing models.
+    rules=(("KernelAggregation", conv2d), *_TORCHSTAT_RULES),
     last_call_only=True,
     skips=TORCHSTAT.skips.replace("F.conv2d", "F.conv2d outside the dynamic-kernel module"),
 )

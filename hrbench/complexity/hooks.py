@@ -8,35 +8,59 @@ from torch import nn
 from hrbench.complexity.conventions import Convention
 
 
-def hook_counts(model: nn.Module, convention: Convention, input_hw: tuple[int, int]) -> dict[str, int]:
-    """Per-module counts (qualified name -> raw count) of one forward pass on a random input.
+def _shape(value) -> tuple[int, ...]:
+    return tuple((value[0] if isinstance(value, (tuple, list)) else value).shape)
 
-    Hooks go on every leaf module and on any module the convention has a rule for (e.g. the
-    dynamic-kernel convolution); with ``convention.last_call_only`` a module's last call wins.
+
+class PaperHooks:
+    """Context manager: forward hooks that count every module ``convention`` has a rule for.
+
+    ``counts`` maps qualified module names to raw counts; with ``convention.last_call_only`` a
+    module's last call wins (torchstat), otherwise calls add up. ``calls`` counts the calls.
     """
-    counts: dict[str, int] = {}
-    handles = []
 
-    def make_hook(name: str, rule):
+    def __init__(self, model: nn.Module, convention: Convention) -> None:
+        self.model = model
+        self.convention = convention
+        self.counts: dict[str, int] = {}
+        self.calls: dict[str, int] = {}
+        self._handles: list = []
+
+    def _hook(self, name: str, rule):
         def hook(mod, inp, out):
-            x = tuple(inp[0].shape)
-            y = tuple((out[0] if isinstance(out, (tuple, list)) else out).shape)
-            value = int(rule(mod, x, y))
-            counts[name] = value if convention.last_call_only else counts.get(name, 0) + value
+            value = int(rule(mod, _shape(inp[0]), _shape(out)))
+            self.calls[name] = self.calls.get(name, 0) + 1
+            if self.convention.last_call_only:
+                self.counts[name] = value
+            else:
+                self.counts[name] = self.counts.get(name, 0) + value
 
         return hook
 
-    for name, mod in model.named_modules():
-        rule = convention.rule_for(mod)
-        if rule is not None:
-            handles.append(mod.register_forward_hook(make_hook(name, rule)))
+    def __enter__(self) -> PaperHooks:
+        for name, mod in self.model.named_modules():
+            rule = self.convention.rule_for(mod)
+            if rule is not None:
+                self._handles.append(mod.register_forward_hook(self._hook(name, rule)))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+
+
+def hook_counts(model: nn.Module, convention: Convention, input_hw: tuple[int, int]) -> dict[str, int]:
+    """Per-module counts (qualified name -> raw count) of one forward pass on a random input.
+
+    Hooks go on every module the convention has a rule for (leaf layers and, e.g., the
+    dynamic-kernel convolution); with ``convention.last_call_only`` a module's last call wins.
+    """
     was_training = model.training
     try:
         model.eval()
-        with torch.no_grad():
+        with PaperHooks(model, convention) as hooks, torch.no_grad():
             model(torch.randn(1, 3, *input_hw))
     finally:
         model.train(was_training)
-        for h in handles:
-            h.remove()
-    return counts
+    return hooks.counts

@@ -1,0 +1,281 @@
+"""Checkpoint I/O: reading (safely), importing official checkpoints, saving atomically.
+
+Accepted by :func:`load_checkpoint`:
+
+* hrbench's own format: ``{"format": "hrbench-checkpoint-v1", "arch": <canonical name>,
+  "overrides": {...}, "num_keypoints": K, "state_dict": {...}, ...optional training state}``;
+* an official mmpose-0.x checkpoint (``{"state_dict": {"backbone.*", "keypoint_head.*"}, "meta": ...}``),
+  as released with Lite-HRNet and Dite-HRNet;
+* an mmpose-1.x checkpoint (``backbone.*`` / ``head.*``);
+* a bare state_dict (name -> tensor).
+
+Keys are mapped to hrbench's (``keypoint_head.final_layer`` -> ``head.final_layer``, a
+DataParallel ``module.`` prefix dropped, then the backbone's optional
+``official_key_map(key) -> key | None`` on backbone-relative keys), and compared with the
+model: missing, unexpected and shape-mismatched keys are reported, and with ``strict=True``
+any of them is a :class:`~hrbench.errors.CheckpointError` (one line).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from hrbench.errors import CheckpointError, HrbenchError
+
+FORMAT = "hrbench-checkpoint-v1"
+
+#: Prefix renames, applied in order: a DataParallel wrapper's ``module.``, then the mmpose-0.x
+#: ``TopDownSimpleHead`` prefix (mmpose 1.x's ``HeatmapHead`` is already ``head.``).
+_PREFIX_MAP = (("module.", ""), ("keypoint_head.", "head."))
+
+
+@dataclasses.dataclass
+class LoadReport:
+    """What :func:`load_checkpoint` did: where from, which format, which keys fitted."""
+
+    source: str
+    format: str  # 'hrbench' | 'mmpose' | 'state_dict'
+    loaded: list[str]
+    missing: list[str]
+    unexpected: list[str]
+    mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]]  # key, checkpoint shape, model shape
+    payload: dict[str, Any] = dataclasses.field(default_factory=dict)  # the rest (training state, meta)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.unexpected or self.mismatched)
+
+    def summary(self) -> str:
+        parts = [f"{len(self.loaded)} tensors loaded"]
+        if self.missing:
+            parts.append(f"{len(self.missing)} missing")
+        if self.unexpected:
+            parts.append(f"{len(self.unexpected)} unexpected")
+        if self.mismatched:
+            parts.append(f"{len(self.mismatched)} shape-mismatched")
+        return f"{self.source} ({self.format}): " + ", ".join(parts)
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """``torch.load(path, map_location="cpu", weights_only=True)``; every failure (missing file,
+    corrupt file, a pickled object that is not plain data) -> one-line :class:`CheckpointError`."""
+    p = Path(path)
+    if not p.exists():
+        raise CheckpointError(f"checkpoint {p}: no such file")
+    if p.is_dir():
+        raise CheckpointError(f"checkpoint {p}: is a directory, not a file")
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types (UnpicklingError, RuntimeError, EOFError...)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
+            reason = "holds pickled objects other than tensors and plain data (refused by weights_only loading)"
+        else:
+            reason = f"unreadable or corrupt ({type(exc).__name__}: {first[:160]})"
+        raise CheckpointError(f"checkpoint {p}: {reason}") from None
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"checkpoint {p}: expected a dict, found {type(obj).__name__}")
+    return obj
+
+
+def _is_state_dict(obj: Any) -> bool:
+    return (isinstance(obj, Mapping) and len(obj) > 0
+            and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()))
+
+
+def _describe_non_state_dict(obj: Any) -> str:
+    if not isinstance(obj, Mapping):
+        return f"a {type(obj).__name__}"
+    if not obj:
+        return "an empty dict"
+    for k, v in obj.items():
+        if not isinstance(k, str):
+            return f"a dict with a non-string key {k!r}"
+        if not isinstance(v, torch.Tensor):
+            return f"a dict whose entry {k!r} is a {type(v).__name__}, not a tensor"
+    return "a dict"
+
+
+def split_payload(obj: Mapping[str, Any], source: str) -> tuple[str, dict[str, torch.Tensor], dict[str, Any]]:
+    """(format, state_dict, rest) of a loaded checkpoint; CheckpointError if it holds no state_dict."""
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"checkpoint {source}: expected a dict, found {type(obj).__name__}")
+    if obj.get("format") == FORMAT:
+        fmt = "hrbench"
+        sd = obj.get("state_dict")
+    elif "format" in obj and isinstance(obj.get("format"), str) and str(obj["format"]).startswith("hrbench"):
+        raise CheckpointError(f"checkpoint {source}: unsupported hrbench format {obj['format']!r} (expected {FORMAT})")
+    elif "state_dict" in obj:
+        fmt, sd = "mmpose", obj["state_dict"]
+    elif _is_state_dict(obj):
+        return "state_dict", dict(obj), {}
+    else:
+        raise CheckpointError(f"checkpoint {source}: not a state_dict or a checkpoint holding one "
+                              f"({_describe_non_state_dict(obj)})")
+    if not _is_state_dict(sd):
+        what = _describe_non_state_dict(sd)
+        raise CheckpointError(f"checkpoint {source}: its 'state_dict' is not a state_dict ({what})")
+    rest = {k: v for k, v in obj.items() if k != "state_dict"}
+    return fmt, dict(sd), rest
+
+
+def map_official_key(key: str, model: nn.Module) -> str | None:
+    """hrbench key for an official (mmpose 0.x/1.x) key; ``None`` drops the key."""
+    for old, new in _PREFIX_MAP:
+        if key.startswith(old):
+            key = new + key[len(old):]
+    backbone = getattr(model, "backbone", None)
+    keymap = getattr(backbone, "official_key_map", None)
+    if callable(keymap) and key.startswith("backbone."):
+        mapped = keymap(key[len("backbone."):])
+        return None if mapped is None else "backbone." + mapped
+    return key
+
+
+def _check_arch(model: nn.Module, rest: Mapping[str, Any], source: str) -> None:
+    arch = rest.get("arch")
+    want = getattr(model, "arch", "") or ""
+    if arch and want:
+        try:
+            from hrbench.registry import resolve
+
+            arch_c = resolve(str(arch))
+        except HrbenchError:
+            arch_c = str(arch)
+        if arch_c != want:
+            raise CheckpointError(f"checkpoint {source} is for architecture {arch_c}, not {want}")
+    k = rest.get("num_keypoints")
+    model_k = getattr(model, "num_keypoints", None)
+    if isinstance(k, int) and isinstance(model_k, int) and k != model_k:
+        raise CheckpointError(f"checkpoint {source} predicts {k} keypoints, the model {model_k} "
+                              f"(use num_keypoints={k})")
+
+
+def _preview(keys: list[str], n: int = 3) -> str:
+    return ", ".join(keys[:n]) + (", ..." if len(keys) > n else "")
+
+
+def load_checkpoint(model: nn.Module, path_or_dict: str | Path | Mapping[str, Any], strict: bool = True) -> LoadReport:
+    """Load hrbench / mmpose-0.x / mmpose-1.x / bare-state_dict weights into ``model``.
+
+    With ``strict`` any missing, unexpected or shape-mismatched key raises a one-line
+    :class:`CheckpointError` and the model is left untouched; otherwise the fitting tensors
+    are loaded and the :class:`LoadReport` lists the rest. BatchNorm ``num_batches_tracked``
+    counters absent from a checkpoint are not counted as missing.
+    """
+    if isinstance(path_or_dict, (str, Path)):
+        source = str(path_or_dict)
+        obj = read_checkpoint(path_or_dict)
+    else:
+        source = "<in-memory checkpoint>"
+        obj = path_or_dict
+    fmt, raw, rest = split_payload(obj, source)
+    if fmt == "hrbench":
+        _check_arch(model, rest, source)
+
+    state: dict[str, torch.Tensor] = {}
+    for key, value in raw.items():
+        new = key if fmt == "hrbench" else map_official_key(key, model)
+        if new is not None:
+            state[new] = value
+    own = model.state_dict()
+    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state if k not in own]
+    mismatched = [(k, tuple(v.shape), tuple(own[k].shape)) for k, v in state.items()
+                  if k in own and tuple(v.shape) != tuple(own[k].shape)]
+    arch = getattr(model, "arch", "") or type(model).__name__
+    if strict and (missing or unexpected or mismatched):
+        counts = ", ".join(p for p in (
+            f"{len(missing)} missing" if missing else "",
+            f"{len(unexpected)} unexpected" if unexpected else "",
+            f"{len(mismatched)} shape-mismatched" if mismatched else "") if p)
+        detail = "; ".join(p for p in (
+            f"missing: {_preview(missing)}" if missing else "",
+            f"unexpected: {_preview(unexpected)}" if unexpected else "",
+            "shape: " + ", ".join(f"{k} {tuple(a)} vs {tuple(b)}" for k, a, b in mismatched[:2])
+            + (", ..." if len(mismatched) > 2 else "") if mismatched else "") if p)
+        raise CheckpointError(f"checkpoint {source} does not fit {arch}: {counts} keys ({detail})")
+    bad = {k for k, _, _ in mismatched}
+    fitting = {k: v for k, v in state.items() if k in own and k not in bad}
+    model.load_state_dict(fitting, strict=False)
+    return LoadReport(source, fmt, sorted(fitting), missing, unexpected, mismatched, rest)
+
+
+def hrbench_payload(model: nn.Module, **extra: Any) -> dict[str, Any]:
+    """An hrbench-format checkpoint dict for a :func:`~hrbench.registry.create_model` model:
+    arch, the hyper-parameters that differ from the registered variant, K, the state_dict, and
+    ``extra`` (epoch, optimizer state, metrics...)."""
+    arch = getattr(model, "arch", "")
+    if not arch:
+        raise CheckpointError("cannot save an hrbench checkpoint of a model without .arch (use create_model)")
+    overrides: dict[str, Any] = {}
+    cfg = getattr(model, "config", None)
+    if cfg is not None:
+        from hrbench.registry import create_config
+
+        default = create_config(arch).to_dict()
+        overrides = {k: v for k, v in cfg.to_dict().items() if default.get(k) != v}
+    payload = {"format": FORMAT, "arch": arch, "overrides": overrides,
+               "num_keypoints": getattr(model, "num_keypoints", None),
+               "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+    payload.update(extra)
+    return payload
+
+
+def save_checkpoint(path: str | Path, payload: Mapping[str, Any]) -> Path:
+    """Write ``payload`` with ``torch.save`` atomically: a temporary file in the same directory,
+    flushed and fsync'ed, then ``os.replace`` d over ``path`` (a killed run never leaves a
+    half-written checkpoint). Returns the path."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(dict(payload), fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    try:  # make the rename itself durable (best effort; not every filesystem allows it)
+        dfd = os.open(p.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass
+    return p
+
+
+def load_model(path: str | Path, strict: bool = True):
+    """Rebuild the model an hrbench checkpoint was saved from (arch, overrides, K) and load it."""
+    obj = read_checkpoint(path)
+    if obj.get("format") != FORMAT:
+        raise CheckpointError(f"checkpoint {path}: not an hrbench checkpoint (no format {FORMAT!r}); "
+                              "use create_model(name, checkpoint=...) for official checkpoints")
+    from hrbench.registry import create_model
+
+    overrides = obj.get("overrides") or {}
+    if not isinstance(overrides, Mapping):
+        raise CheckpointError(f"checkpoint {path}: 'overrides' is not a dict")
+    try:
+        model = create_model(str(obj.get("arch")), num_keypoints=int(obj.get("num_keypoints") or 17), **overrides)
+    except CheckpointError:
+        raise
+    except HrbenchError as exc:
+        raise CheckpointError(f"checkpoint {path}: {exc}") from None
+    load_checkpoint(model, obj, strict=strict)
+    return model

@@ -1,0 +1,189 @@
+"""``hrbench flops``: #Params and every FLOPs count of a model (or all of them), side by side."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from hrbench.cli import app
+from hrbench.cli.options import DATASET_INPUT, parse_input, parse_overrides, resolve_keypoints
+from hrbench.complexity.measure import (
+    ENGINES,
+    UNITS,
+    Complexity,
+    measure,
+    measure_many,
+    set_threads_for_counting,
+)
+from hrbench.errors import HrbenchError
+from hrbench.registry import get_entry, list_models, resolve
+
+console = Console()
+
+SHORT_UNITS = {"paper": "MFLOPs /2^20", "analytic": "MFLOPs /2^20", "fvcore": "M flops /1e6",
+               "ptflops": "MMac /1e6", "macs": "M MACs /1e6"}
+
+
+def _engines(text: str | None) -> tuple[str, ...]:
+    if not text:
+        return ENGINES
+    chosen = tuple(e.strip() for e in text.split(",") if e.strip())
+    bad = [e for e in chosen if e not in ENGINES]
+    if bad or not chosen:
+        raise HrbenchError(f"unknown --engines {', '.join(bad) or text!r}: choose from {', '.join(ENGINES)}")
+    return chosen
+
+
+def _fmt(v: float | None, digits: int = 2) -> str:
+    return "-" if v is None else f"{v:,.{digits}f}"
+
+
+def skip_summary(skipped: dict[str, Any], limit: int = 3) -> str:
+    """A short 'what was left out' string for one engine's skipped dict."""
+    parts: list[str] = []
+    for key, value in skipped.items():
+        if isinstance(value, dict) and value:
+            items = list(value.items())[:limit]
+            more = f" +{len(value) - limit}" if len(value) > limit else ""
+            parts.append(f"{key}: " + ", ".join(f"{k.replace('torch.nn.functional.', 'F.')}×{n}"
+                                                for k, n in items) + more)
+        elif isinstance(value, list) and value:
+            parts.append(f"{key}: {len(value)} ({', '.join(value[:limit])}{' …' if len(value) > limit else ''})")
+    return "; ".join(parts) or "nothing"
+
+
+def _value(c: Complexity, engine: str) -> float | None:
+    return c.to_dict()["paper_mflops" if engine == "paper" else engine]
+
+
+def print_one(c: Complexity, show_modules: bool) -> None:
+    d = c.to_dict()
+    pub = d["published"]
+    console.print(f"[bold]{d['arch']}[/bold]  input {d['input']}  K={d['keypoints']}  "
+                  f"#params {d['params']:,}" + (f" (published {pub['params_M']}M)" if pub.get("params_M") else ""))
+    t = Table(title=f"complexity (convention of the card: {d['convention']})")
+    for col in ("engine", "value", "unit", "raw count", "left out"):
+        t.add_column(col, overflow="fold")
+    for e in ENGINES:
+        if e in d["errors"]:
+            t.add_row(e, "error", "", "", d["errors"][e])
+            continue
+        if d["counts"][e] is None:
+            continue
+        left = d["convention_skips"] if e == "analytic" else skip_summary(d["skipped"].get(e, {}))
+        t.add_row(e, _fmt(_value(c, e)), SHORT_UNITS[e], f"{d['counts'][e]:,}", left)
+    console.print(t)
+    for e in ENGINES:
+        if d["counts"][e] is not None:
+            console.print(f"  {e}: {UNITS['paper_mflops' if e == 'paper' else e]}")
+    if d["analytic_matches"] is not None:
+        console.print("analytic == paper: " + ("[green]yes, exactly[/green]" if d["analytic_matches"]
+                                               else "[red]NO[/red]"))
+    if pub:
+        console.print(f"published ({pub['source']} {pub['table']}): {pub['mflops']} MFLOPs"
+                      + (f", delta {pub['delta']:+.2f}" if "delta" in pub else "")
+                      + (f"  [{pub['note']}]" if pub.get("note") else ""))
+    else:
+        console.print("published: nothing for this input")
+    console.print(f"convention leaves out: {d['convention_skips']}")
+    for e in ENGINES:
+        sk = d["skipped"].get(e)
+        if sk:
+            console.print(f"[bold]{e}[/bold] skipped on this model:")
+            for key, value in sk.items():
+                if value:
+                    shown = value if not isinstance(value, dict) else ", ".join(f"{k}×{n}" for k, n in value.items())
+                    console.print(f"  {key}: {shown}")
+    if d.get("by_block_type") and (d["convention"] == "torchstat-dite" or show_modules):
+        print_block_types(d)
+    if show_modules and d.get("by_module"):
+        t = Table(title="per module (each engine in its own unit)")
+        engines = [e for e in ENGINES if e in d["by_module"][0]]
+        for col in ("module", "type", *engines):
+            t.add_column(col)
+        for row in d["by_module"]:
+            t.add_row(row["module"], row["type"], *[_fmt(row.get(e), 3) for e in engines])
+        console.print(t)
+
+
+def print_block_types(d: dict[str, Any]) -> None:
+    """Per block type (innermost model-defined module class): the card's count vs true MACs."""
+    t = Table(title="gap between the published convention and true MACs, per block type (decimal M)")
+    for col in ("block type", "paper count", "paper /2^20", "true MACs", "MACs - paper", "fvcore", "ptflops"):
+        t.add_column(col)
+    for cls, v in d["by_block_type"].items():
+        p, m = v.get("paper"), v.get("macs")
+        t.add_row(cls, _fmt(p, 3), _fmt(None if p is None else p * 1e6 / 2**20, 3), _fmt(m, 3),
+                  _fmt(None if p is None or m is None else m - p, 3), _fmt(v.get("fvcore"), 3), _fmt(v.get("ptflops"), 3))
+    console.print(t)
+
+
+def print_all(rows: list[Complexity | dict[str, str]]) -> None:
+    t = Table(title=f"{len(rows)} architectures")
+    for col in ("arch", "input", "params", "paper", "an.=", "fvcore", "ptflops", "MACs", "published", "delta",
+                "paper skips"):
+        t.add_column(col, overflow="fold")
+    for c in rows:
+        if isinstance(c, dict):
+            t.add_row(c["arch"], "", "", "error", "", "", "", "", "", "", c["error"])
+            continue
+        d = c.to_dict()
+        pub = d["published"]
+        t.add_row(d["arch"], d["input"], f"{d['params']:,}", _fmt(d["paper_mflops"]),
+                  {True: "✓", False: "✗", None: "-"}[d["analytic_matches"]], _fmt(d["fvcore"]), _fmt(d["ptflops"]),
+                  _fmt(d["macs"]), _fmt(pub.get("mflops"), 1), _fmt(pub.get("delta")),
+                  skip_summary(d["skipped"].get("paper", {}), 2))
+    console.print(t)
+    console.print("units: " + "; ".join(f"{k} = {v}" for k, v in SHORT_UNITS.items()))
+
+
+@app.command("flops")
+def flops_cmd(
+    arch: str = typer.Argument(None, help="architecture (with --all: a shell pattern, default '*')"),
+    input_size: str = typer.Option(None, "--input", help="HxW (default: coco 256x192, mpii 256x256)"),
+    keypoints: int = typer.Option(None, "--keypoints", help="number of heatmaps K"),
+    dataset: str = typer.Option(None, "--dataset", help="coco | mpii (sets K and the default input)"),
+    overrides: list[str] = typer.Option(None, "--set", help="KEY=VALUE hyper-parameter override"),
+    by_module: bool = typer.Option(False, "--by-module", help="per stage/block breakdown"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON (a list with --all)"),
+    engines: str = typer.Option(None, "--engines", help=f"comma list of {','.join(ENGINES)}"),
+    all_models: bool = typer.Option(False, "--all", help="every registered model"),
+    jobs: int = typer.Option(min(2, os.cpu_count() or 1), "--jobs", help="processes for --all"),
+) -> None:
+    """#Params and FLOPs under every convention: the paper's (hooks), analytic, fvcore, ptflops, true MACs."""
+    k = resolve_keypoints(keypoints, dataset)
+    hw = parse_input(input_size) if input_size is not None else DATASET_INPUT[dataset or "coco"]
+    sets = parse_overrides(overrides)
+    chosen = _engines(engines)
+    set_threads_for_counting()
+    if all_models:
+        names = list_models(arch or "*")
+        if not names:
+            raise HrbenchError(f"no registered architecture matches {arch!r}; see `hrbench list`")
+        t0 = time.perf_counter()
+        if jobs < 1:
+            raise HrbenchError(f"invalid --jobs {jobs}: must be a positive integer")
+        rows = measure_many(names, jobs=jobs, input_hw=hw, num_keypoints=k, overrides=sets or None,
+                            engines=chosen, by_module=by_module, dataset=dataset)
+        if as_json:
+            print(json.dumps([r if isinstance(r, dict) else r.to_dict() for r in rows], indent=1))
+        else:
+            print_all(rows)
+            console.print(f"{len(rows)} models in {time.perf_counter() - t0:.1f} s")
+        return
+    if not arch:
+        raise HrbenchError("missing ARCH (or use --all); see `hrbench list`")
+    name = resolve(arch)
+    # The Dite convention's gap per block type needs the per-module counts.
+    detail = by_module or (not as_json and get_entry(name).convention == "torchstat-dite")
+    result = measure(name, hw, k, sets or None, chosen, detail, dataset=dataset)
+    if as_json:
+        print(json.dumps(result.to_dict(), indent=1))
+    else:
+        print_one(result, by_module)

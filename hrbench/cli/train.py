@@ -1,0 +1,126 @@
+"""``hrbench train`` and ``hrbench eval``: the shared top-down engine (:mod:`hrbench.engine`) on the CLI.
+
+Several processes: ``torchrun --nproc_per_node N -m hrbench.engine train ARCH --data DIR ...``
+(``--batch`` is per process; the recipe's lr is scaled to the total batch).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from hrbench.cli import app
+from hrbench.cli.options import parse_input, parse_overrides
+from hrbench.errors import HrbenchError
+
+
+def split_overrides(items: list[str] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``--set`` items -> (model hyper-parameters, training settings ``train.KEY``)."""
+    model, training = {}, {}
+    for key, value in parse_overrides(items).items():
+        if key.startswith("train."):
+            training[key[len("train."):]] = value
+        else:
+            model[key] = value
+    return model, training
+
+
+def _print_metrics(console: Console, title: str, metrics: dict[str, Any]) -> None:
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for k, v in metrics.items():
+        table.add_row(k, f"{v:.4f}" if isinstance(v, float) else str(v))
+    console.print(table)
+
+
+@app.command("train")
+def train_cmd(
+    arch: str = typer.Argument(..., help="architecture name or alias (see `hrbench list`)"),
+    data: Path = typer.Option(None, "--data", help="dataset root (COCO/MPII layout; `hrbench data synth` writes one)"),
+    dataset: str = typer.Option("coco", "--dataset", help="coco | mpii"),
+    epochs: int = typer.Option(None, "--epochs", help="epochs (default: the recipe's; schedule scaled to it)"),
+    batch: int = typer.Option(None, "--batch", help="samples per process (default: the recipe's per-GPU batch)"),
+    input_size: str = typer.Option(None, "--input", help="network input HxW (default 256x192 COCO, 256x256 MPII)"),
+    sets: list[str] = typer.Option(None, "--set", help="KEY=VALUE model hyper-parameter, or train.KEY=VALUE "
+                                   "(lr, lr_steps, gamma, warmup_iters, warmup_ratio, weight_decay)"),
+    lr: float = typer.Option(None, "--lr", help="base learning rate as used (no linear scaling)"),
+    amp: str = typer.Option(None, "--amp", help="mixed precision: bf16 | fp16 (fp16 needs CUDA)"),
+    channels_last: bool = typer.Option(False, "--channels-last", help="channels-last memory format"),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
+    workers: int = typer.Option(2, "--workers", help="data-loader worker processes"),
+    out: Path = typer.Option(Path("runs"), "--out", help="folder holding run folders"),
+    name: str = typer.Option(None, "--name", help="run folder name (default <arch>-<dataset>-<HxW>-<time>)"),
+    resume: bool = typer.Option(False, "--resume", help="continue the run <out>/<name> from checkpoints/last.pt"),
+    seed: int = typer.Option(0, "--seed", help="random seed"),
+    val_interval: int = typer.Option(1, "--val-interval", help="validate every N epochs (and after the last)"),
+    no_val_flip: bool = typer.Option(False, "--no-val-flip", help="validate without flip test"),
+    validate_first: bool = typer.Option(False, "--validate-first", help="also validate the untrained model"),
+    print_config: bool = typer.Option(False, "--print-config", help="print the resolved configuration and exit"),
+    no_progress: bool = typer.Option(False, "--no-progress", help="no progress bar"),
+    as_json: bool = typer.Option(False, "--json", help="print the run summary as JSON"),
+) -> None:
+    """Train ARCH top-down on COCO/MPII with its paper's recipe; writes runs/<name>/ (config, metrics, checkpoints)."""
+    from hrbench.engine import resolve_config, train
+
+    hw = parse_input(input_size) if input_size else None
+    model_overrides, train_overrides = split_overrides(sets)
+    if print_config:
+        cfg = resolve_config(arch, data, dataset, epochs, batch, hw, model_overrides, out, name, seed, amp,
+                             channels_last, workers, val_interval, lr, train_overrides, not no_val_flip)
+        print(json.dumps(cfg, indent=1, default=str))
+        return
+    if data is None:
+        raise HrbenchError("missing --data DIR (the dataset root)")
+    summary = train(arch, data, dataset=dataset, epochs=epochs, batch_size=batch, input_hw=hw,
+                    overrides=model_overrides, out=out, name=name, device=device, seed=seed, amp=amp,
+                    channels_last=channels_last, workers=workers, val_interval=val_interval, resume=resume,
+                    progress=not no_progress and not as_json, lr=lr, train_overrides=train_overrides,
+                    val_flip=not no_val_flip, validate_first=validate_first)
+    if as_json:
+        print(json.dumps(summary, indent=1, default=str))
+        return
+    console = Console()
+    console.print(f"run folder: {summary['run_dir']}  ({summary['epochs_done']}/{summary['epochs']} epochs, "
+                  f"{summary['train_time_s']:.1f}s)")
+    if summary.get("best"):
+        _print_metrics(console, f"best validation (epoch {summary['best'].get('epoch')})", summary["best"])
+
+
+@app.command("eval")
+def eval_cmd(
+    arch: str = typer.Argument(..., help="architecture name or alias"),
+    checkpoint: Path = typer.Option(..., "--checkpoint", help="hrbench or official (mmpose) checkpoint"),
+    data: Path = typer.Option(..., "--data", help="dataset root"),
+    dataset: str = typer.Option(None, "--dataset", help="coco | mpii (default: the checkpoint's, else coco)"),
+    input_size: str = typer.Option(None, "--input", help="network input HxW (default: the checkpoint's)"),
+    no_flip: bool = typer.Option(False, "--no-flip", help="no flip test"),
+    dark: bool = typer.Option(False, "--dark", help="DARK (distribution-aware) keypoint decoding"),
+    det_file: Path = typer.Option(None, "--det-file", help="COCO person detections json (default: GT boxes)"),
+    det_thr: float = typer.Option(None, "--det-thr", help="keep detections with score >= T (with --det-file)"),
+    batch: int = typer.Option(32, "--batch", help="samples per forward pass"),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
+    workers: int = typer.Option(2, "--workers", help="data-loader worker processes"),
+    out: Path = typer.Option(None, "--out", help="folder for the keypoint results file"),
+    as_json: bool = typer.Option(False, "--json", help="print the metrics as JSON"),
+) -> None:
+    """Evaluate a checkpoint of ARCH on the val split: COCO AP (GT or detected boxes) or MPII PCKh."""
+    from hrbench.engine import evaluate_checkpoint
+
+    if det_thr is not None and det_file is None:
+        raise HrbenchError("--det-thr needs --det-file")
+    if workers < 0:
+        raise HrbenchError(f"invalid --workers {workers}: must be >= 0")
+    hw = parse_input(input_size) if input_size else None
+    metrics = evaluate_checkpoint(arch, checkpoint, data, dataset=dataset, input_hw=hw, flip=not no_flip, dark=dark,
+                                  det_file=det_file, det_thr=det_thr or 0.0, device=device, batch_size=batch,
+                                  workers=workers, out_dir=out)
+    if as_json:
+        print(json.dumps(metrics, indent=1, default=str))
+        return
+    _print_metrics(Console(), f"{metrics['arch']} on {metrics['dataset']} val ({metrics['box_source']} boxes)", metrics)

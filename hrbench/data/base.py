@@ -1,0 +1,151 @@
+"""The shared top-down dataset: person records -> augmented crops, heatmap targets and meta.
+
+A *record* is one person instance: ``image_file``, ``image_id``, ``center`` (2,), ``scale`` (2,),
+``joints`` (K, 3) as x, y, visibility 0/1 in original-image pixels, ``score`` (box score) and
+``bbox_id`` (its index in the dataset). Loaders (:mod:`.coco`, :mod:`.mpii`) build the records.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
+
+from hrbench.data.targets import gaussian_targets
+from hrbench.data.transforms import AugmentConfig, to_tensor, topdown_crop
+from hrbench.errors import DataError
+
+
+@dataclass(frozen=True)
+class KeypointSpec:
+    """A keypoint set: names, left/right pairs, the upper-body joints (half-body) and OKS sigmas."""
+
+    dataset: str
+    names: tuple[str, ...]
+    flip_pairs: tuple[tuple[int, int], ...]
+    upper_body_ids: tuple[int, ...]
+    sigmas: tuple[float, ...] | None = None
+
+    @property
+    def num_keypoints(self) -> int:
+        return len(self.names)
+
+
+def load_json(path: Path, what: str = "annotation file") -> Any:
+    """Read a JSON file; missing file / malformed JSON -> one-line :class:`DataError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: {what} not found")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}: malformed JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: cannot read {what} ({e})") from None
+
+
+def load_image(path: str | Path) -> Image.Image:
+    """Open an image as RGB; missing or corrupt file -> one-line :class:`DataError`."""
+    try:
+        with Image.open(path) as im:
+            return im.convert("RGB")
+    except FileNotFoundError:
+        raise DataError(f"{path}: image file not found") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise DataError(f"{path}: corrupt or unreadable image ({type(e).__name__}: {e})") from None
+
+
+def check_images_exist(files, ann_file: Path) -> None:
+    """Fail early, naming the first missing image referenced by ``ann_file``."""
+    for f in files:
+        if not os.path.isfile(f):
+            raise DataError(f"{f}: image file not found (referenced by {ann_file})")
+
+
+class TopDownDataset(Dataset):
+    """Person crops for top-down training/evaluation (see the module docstring for records).
+
+    A sample is a dict: ``image`` float32 3xHxW (ImageNet-normalised), ``target`` float32
+    K x H/4 x W/4, ``target_weight`` float32 Kx1, ``meta`` dict (image_id, image_file, center,
+    scale, rotation, score, bbox_id, flipped, flip_pairs). Batch with :func:`collate`.
+    """
+
+    def __init__(self, records: list[dict], spec: KeypointSpec, input_hw: tuple[int, int], train: bool,
+                 aug: AugmentConfig | None = None, source: str = "") -> None:
+        if not records:
+            raise DataError(f"{source or spec.dataset}: empty split (no usable person instances)")
+        self.records = records
+        self.spec = spec
+        self.name = spec.dataset
+        self.num_keypoints = spec.num_keypoints
+        self.flip_pairs = [list(p) for p in spec.flip_pairs]
+        self.input_hw = (int(input_hw[0]), int(input_hw[1]))
+        self.train = bool(train)
+        self.aug = aug or AugmentConfig()
+        self.box_source = "gt"
+        self._rng: np.random.Generator | None = None
+        self._rng_pid = -1
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def _generator(self) -> np.random.Generator:
+        """A per-process generator seeded from torch (differs per DataLoader worker, follows manual_seed)."""
+        pid = os.getpid()
+        if self._rng is None or self._rng_pid != pid:
+            self._rng = np.random.default_rng(torch.initial_seed() % (2 ** 63))
+            self._rng_pid = pid
+        return self._rng
+
+    def reseed(self, seed: int) -> None:
+        """Make the augmentation of the following samples (in this process) a function of ``seed``."""
+        self._rng = np.random.default_rng(int(seed) % (2 ** 63))
+        self._rng_pid = os.getpid()
+
+    def __getitem__(self, idx: int) -> dict:
+        r = self.records[idx]
+        image = load_image(r["image_file"])
+        joints = r["joints"]
+        crop = topdown_crop(image, joints[:, :2], joints[:, 2], r["center"], r["scale"], self.input_hw,
+                            train=self.train, flip_pairs=self.spec.flip_pairs,
+                            upper_ids=self.spec.upper_body_ids, aug=self.aug,
+                            rng=self._generator() if self.train else None)
+        target, weight = gaussian_targets(crop.joints, crop.vis, self.input_hw, self.aug.sigma)
+        meta = {
+            "image_id": int(r["image_id"]),
+            "image_file": str(r["image_file"]),
+            "center": crop.center.astype(np.float32),
+            "scale": crop.scale.astype(np.float32),
+            "rotation": float(crop.rotation),
+            "score": float(r["score"]),
+            "bbox_id": int(r["bbox_id"]),
+            "flipped": bool(crop.flipped),
+            "flip_pairs": self.flip_pairs,
+        }
+        return {"image": to_tensor(crop.image), "target": torch.from_numpy(target),
+                "target_weight": torch.from_numpy(weight), "meta": meta}
+
+
+def collate(batch: list[dict]) -> dict:
+    """Stack samples: tensors -> batched tensors; meta -> dict of numpy arrays (numbers) / lists
+    (strings); ``flip_pairs`` is the same for every sample and is kept once."""
+    out: dict[str, Any] = {k: torch.stack([b[k] for b in batch]) for k in ("image", "target", "target_weight")}
+    meta: dict[str, Any] = {}
+    for key in batch[0]["meta"]:
+        vals = [b["meta"][key] for b in batch]
+        if key == "flip_pairs":
+            meta[key] = vals[0]
+        elif isinstance(vals[0], str):
+            meta[key] = vals
+        else:
+            meta[key] = np.stack([np.asarray(v) for v in vals])
+    out["meta"] = meta
+    return out

@@ -1,0 +1,181 @@
+"""COCO person keypoints (17 joints), top-down, from ground-truth boxes or a detection file.
+
+Layout under ``root`` (``hrbench data synth --dataset coco`` writes exactly this)::
+
+    annotations/person_keypoints_{split}.json   # COCO keypoint annotation format
+    images/{split}/<file_name>                  # file_name as in the json "images" entries
+    person_detection_results/detections_{split}.json  # optional: [{image_id, category_id, bbox, score}]
+
+The official release also loads: ``split="val2017"`` (or ``"val"`` when only the 2017 files exist)
+with ``annotations/person_keypoints_val2017.json`` and images in ``images/val2017/`` or ``val2017/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+
+import numpy as np
+
+from hrbench.data.base import KeypointSpec, TopDownDataset, check_images_exist, load_json
+from hrbench.data.transforms import AugmentConfig, box_to_center_scale, sanitize_box
+from hrbench.errors import DataError
+
+COCO_KEYPOINTS = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
+                  "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip",
+                  "left_knee", "right_knee", "left_ankle", "right_ankle")
+COCO_FLIP_PAIRS = ((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16))
+#: 1-based limb list of the COCO ``categories[0]["skeleton"]``.
+COCO_SKELETON = ((16, 14), (14, 12), (17, 15), (15, 13), (12, 13), (6, 12), (7, 13), (6, 7), (6, 8), (7, 9),
+                 (8, 10), (9, 11), (2, 3), (1, 2), (1, 3), (2, 4), (3, 5), (4, 6), (5, 7))
+#: Per-keypoint OKS sigmas of the COCO keypoint evaluation.
+COCO_SIGMAS = (.026, .025, .025, .035, .035, .079, .079, .072, .072, .062, .062, .107, .107, .087, .087, .089, .089)
+COCO_SPEC = KeypointSpec("coco", COCO_KEYPOINTS, COCO_FLIP_PAIRS, tuple(range(11)), COCO_SIGMAS)
+DET_DIR = "person_detection_results"
+
+
+def _candidates(root: Path, split: str) -> list[tuple[Path, list[Path]]]:
+    """(annotation file, image dirs) candidates: the hrbench layout first, then the official 2017 names."""
+    names = [split] + ([f"{split}2017"] if not split.endswith("2017") else [])
+    return [(root / "annotations" / f"person_keypoints_{n}.json", [root / "images" / n, root / n]) for n in names]
+
+
+def resolve_layout(root: str | Path, split: str) -> tuple[Path, Path]:
+    """Annotation file and image directory of ``split`` under ``root``; DataError if absent."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: dataset root not found")
+    cands = _candidates(root, split)
+    for ann, dirs in cands:
+        if ann.is_file():
+            img_dir = next((d for d in dirs if d.is_dir()), dirs[0])
+            return ann, img_dir
+    raise DataError(f"{cands[0][0]}: annotation file not found")
+
+
+def validate_coco(data, path: Path, num_keypoints: int = 17) -> None:
+    """Schema check of a COCO keypoint annotation file (one-line DataError naming the problem)."""
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: wrong schema (top level must be an object with images/annotations/categories)")
+    for key in ("images", "annotations", "categories"):
+        if key not in data:
+            raise DataError(f"{path}: wrong schema (missing {key!r} key)")
+        if not isinstance(data[key], list):
+            raise DataError(f"{path}: wrong schema ({key!r} must be a list)")
+    for i, im in enumerate(data["images"]):
+        if not isinstance(im, dict) or not {"id", "file_name", "width", "height"} <= im.keys():
+            raise DataError(f"{path}: wrong schema (images[{i}] needs id, file_name, width, height)")
+    ids = {im["id"] for im in data["images"]}
+    need = {"id", "image_id", "bbox", "keypoints"}
+    for i, a in enumerate(data["annotations"]):
+        if not isinstance(a, dict) or not need <= a.keys():
+            missing = sorted(need - (a.keys() if isinstance(a, dict) else set()))
+            raise DataError(f"{path}: wrong schema (annotations[{i}] lacks {', '.join(missing)})")
+        if a["image_id"] not in ids:
+            raise DataError(f"{path}: annotations[{i}] refers to unknown image_id {a['image_id']}")
+        if not isinstance(a["bbox"], list) or len(a["bbox"]) != 4:
+            raise DataError(f"{path}: wrong schema (annotations[{i}].bbox must be [x, y, w, h])")
+        if not isinstance(a["keypoints"], list) or len(a["keypoints"]) != 3 * num_keypoints:
+            raise DataError(f"{path}: wrong schema (annotations[{i}].keypoints must hold {3 * num_keypoints} "
+                            f"numbers, got {len(a['keypoints']) if isinstance(a['keypoints'], list) else 'none'})")
+
+
+def make_coco_api(data: dict):
+    """A ``pycocotools.coco.COCO`` built from an already loaded dict (quietly)."""
+    from pycocotools.coco import COCO
+
+    coco = COCO()
+    coco.dataset = data
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco.createIndex()
+    return coco
+
+
+def load_detections(path: Path, image_ids: set, score_thr: float) -> list[dict]:
+    """Person detections (``COCO_val2017_detections_AP_H_56_person.json`` format) with score >= thr."""
+    dets = load_json(path, "detection file")
+    if not isinstance(dets, list):
+        raise DataError(f"{path}: wrong schema (detections must be a list of {{image_id, category_id, bbox, score}})")
+    out = []
+    for i, d in enumerate(dets):
+        if not isinstance(d, dict) or not {"image_id", "bbox", "score"} <= d.keys():
+            raise DataError(f"{path}: wrong schema (detection {i} needs image_id, bbox, score)")
+        if d.get("category_id", 1) != 1 or d["score"] < score_thr:
+            continue
+        if d["image_id"] not in image_ids:
+            raise DataError(f"{path}: detection {i} refers to image_id {d['image_id']} absent from the annotations")
+        if len(d["bbox"]) < 4:
+            raise DataError(f"{path}: wrong schema (detection {i} bbox must be [x, y, w, h])")
+        out.append(d)
+    return out
+
+
+class CocoPoseDataset(TopDownDataset):
+    """COCO keypoints, one sample per person box (GT boxes, or detections when ``det_file`` is given).
+
+    GT boxes: crowd annotations and instances without labelled keypoints are skipped and boxes are
+    clipped to the image (the reference loader's rules); for training, 30 % of the box centres are
+    shifted once at load time (up to ±20 % of the box, fixed seed). Detections: category 1 with
+    ``score >= det_score_thr``; joints are unknown (zero weights).
+    """
+
+    def __init__(self, root: str | Path, split: str = "val", input_hw=(256, 192), train: bool = False,
+                 det_file: str | Path | None = None, det_score_thr: float = 0.0,
+                 aug: AugmentConfig | None = None, check_files: bool = True) -> None:
+        self.root = Path(root)
+        self.split = split
+        self.ann_file, self.image_dir = resolve_layout(self.root, split)
+        data = load_json(self.ann_file)
+        validate_coco(data, self.ann_file)
+        self.coco = make_coco_api(data)
+        aspect = input_hw[1] / input_hw[0]
+        images = {im["id"]: im for im in data["images"]}
+        if det_file is None:
+            jitter = np.random.default_rng(len(data["annotations"])) if train else None
+            records = self._gt_records(data, images, aspect, jitter)
+        else:
+            det_path = Path(det_file)
+            if not det_path.is_absolute() and not det_path.exists():
+                det_path = self.root / det_path
+            self.det_file = det_path
+            records = self._det_records(load_detections(det_path, set(images), det_score_thr), images, aspect)
+        if check_files:
+            check_images_exist(sorted({r["image_file"] for r in records}), self.ann_file)
+        if aug is None and train:
+            aug = AugmentConfig()
+        source = str(self.ann_file if det_file is None else self.det_file)
+        super().__init__(records, COCO_SPEC, input_hw, train, aug, source=source)
+        self.box_source = "gt" if det_file is None else "detections"
+
+    def _file(self, image: dict) -> str:
+        return str(self.image_dir / image["file_name"])
+
+    def _gt_records(self, data: dict, images: dict, aspect: float,
+                    jitter: np.random.Generator | None = None) -> list[dict]:
+        k = COCO_SPEC.num_keypoints
+        records: list[dict] = []
+        for a in sorted(data["annotations"], key=lambda a: (a["image_id"], a["id"])):
+            if a.get("iscrowd", 0):
+                continue
+            im = images[a["image_id"]]
+            box = sanitize_box(a["bbox"], im["width"], im["height"], a.get("area"))
+            kp = np.asarray(a["keypoints"], dtype=np.float32).reshape(k, 3)
+            if box is None or kp.max() == 0 or a.get("num_keypoints", 1) == 0:
+                continue
+            center, scale = box_to_center_scale(*box, aspect_ratio=aspect, jitter_rng=jitter)
+            joints = np.concatenate([kp[:, :2], np.minimum(1, kp[:, 2:3])], axis=1)
+            records.append({"image_file": self._file(im), "image_id": a["image_id"], "center": center,
+                            "scale": scale, "joints": joints, "score": 1.0, "bbox_id": len(records),
+                            "ann_id": a["id"]})
+        return records
+
+    def _det_records(self, dets: list[dict], images: dict, aspect: float) -> list[dict]:
+        k = COCO_SPEC.num_keypoints
+        records: list[dict] = []
+        for d in dets:
+            center, scale = box_to_center_scale(*[float(v) for v in d["bbox"][:4]], aspect_ratio=aspect)
+            records.append({"image_file": self._file(images[d["image_id"]]), "image_id": d["image_id"],
+                            "center": center, "scale": scale, "joints": np.zeros((k, 3), np.float32),
+                            "score": float(d["score"]), "bbox_id": len(records)})
+        return records

@@ -1,0 +1,217 @@
+"""Top-down geometry and augmentation: box -> (centre, scale), the crop affine, flip, half-body,
+random scale/rotation, and the image warp (Pillow, bilinear, OpenCV pixel convention).
+
+Conventions follow the reference top-down pipelines used by all three papers (mmpose 0.x):
+``scale`` is the crop size in units of 200 px (``PIXEL_STD``), boxes are padded by 1.25 and
+widened/heightened to the network aspect ratio w/h, pixel centres sit on integer coordinates.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+PIXEL_STD = 200.0
+BOX_PADDING = 1.25
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Training augmentation of the papers' configs (random flip, half body, scale 0.25, rotation 30)."""
+
+    flip_prob: float = 0.5
+    half_body_prob: float = 0.3  # COCO only; MPII configs do not use it (set 0)
+    half_body_min_joints: int = 8  # more than this many visible joints are needed
+    scale_factor: float = 0.25
+    rot_factor: float = 30.0
+    rot_prob: float = 0.6
+    sigma: float = 2.0
+
+
+def box_to_center_scale(x: float, y: float, w: float, h: float, aspect_ratio: float,
+                        padding: float = BOX_PADDING,
+                        jitter_rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y, w, h) box -> centre (2,) and scale (2,) in 200-px units, expanded to ``aspect_ratio`` = w/h.
+
+    With ``jitter_rng`` (training boxes), the centre moves by up to ±20 % of the box with probability
+    0.3, drawn once when the dataset is loaded, as the reference COCO loader does."""
+    center = np.array([x + w * 0.5, y + h * 0.5], dtype=np.float32)
+    if jitter_rng is not None and jitter_rng.random() < 0.3:
+        center += (0.4 * (jitter_rng.random(2) - 0.5) * [w, h]).astype(np.float32)
+    if w > aspect_ratio * h:
+        h = w / aspect_ratio
+    elif w < aspect_ratio * h:
+        w = h * aspect_ratio
+    scale = np.array([w / PIXEL_STD, h / PIXEL_STD], dtype=np.float32) * padding
+    return center, scale
+
+
+def sanitize_box(box, width: int, height: int, area: float | None = None) -> list[float] | None:
+    """Clip an (x, y, w, h) box to the image as the reference COCO loader does; None if degenerate."""
+    x, y, w, h = (float(v) for v in box[:4])
+    x1, y1 = max(0.0, x), max(0.0, y)
+    x2 = min(width - 1.0, x1 + max(0.0, w - 1.0))
+    y2 = min(height - 1.0, y1 + max(0.0, h - 1.0))
+    if (area is None or area > 0) and x2 > x1 and y2 > y1:
+        return [x1, y1, x2 - x1, y2 - y1]
+    return None
+
+
+def affine_matrix(center, scale, rotation: float, out_wh: tuple[int, int]) -> np.ndarray:
+    """2x3 matrix mapping image pixels to the (out_w, out_h) crop: ``centre`` goes to the crop centre,
+    ``scale[0] * 200`` px of width fill ``out_w``, the content turns by ``rotation`` degrees
+    (counter-clockwise on screen, as the reference ``get_affine_transform``)."""
+    out_w, out_h = out_wh
+    s = out_w / (float(scale[0]) * PIXEL_STD)
+    t = math.radians(rotation)
+    c, sn = math.cos(t), math.sin(t)
+    a = np.array([[s * c, s * sn], [-s * sn, s * c]], dtype=np.float64)
+    b = np.array([out_w * 0.5, out_h * 0.5]) - a @ np.asarray(center, dtype=np.float64)
+    return np.concatenate([a, b[:, None]], axis=1)
+
+
+def invert_affine(m: np.ndarray) -> np.ndarray:
+    """Inverse of a 2x3 affine matrix."""
+    a_inv = np.linalg.inv(m[:, :2])
+    return np.concatenate([a_inv, -(a_inv @ m[:, 2])[:, None]], axis=1)
+
+
+def apply_affine(points: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """Apply a 2x3 affine matrix to (..., 2) points."""
+    p = np.asarray(points, dtype=np.float64)
+    return p @ m[:, :2].T + m[:, 2]
+
+
+def horizontal_flip_matrix(width: int) -> np.ndarray:
+    """x -> width - 1 - x: the pixel-exact mirror of an image ``width`` pixels wide."""
+    return np.array([[-1.0, 0.0, width - 1.0], [0.0, 1.0, 0.0]])
+
+
+def compose(m2: np.ndarray, m1: np.ndarray) -> np.ndarray:
+    """The affine ``m2 ∘ m1`` (apply m1 first)."""
+    a = m2[:, :2] @ m1[:, :2]
+    return np.concatenate([a, (m2[:, :2] @ m1[:, 2] + m2[:, 2])[:, None]], axis=1)
+
+
+def warp_image(image: Image.Image, m: np.ndarray, out_wh: tuple[int, int]) -> Image.Image:
+    """Bilinear warp of ``image`` by the forward matrix ``m`` into ``out_wh`` (zeros outside), with
+    OpenCV's ``warpAffine`` pixel convention (pixel centres at integer coordinates)."""
+    inv = invert_affine(m)
+    a = inv[:, :2]
+    # Pillow samples the source at A (x + 0.5) + t' in a half-pixel-centred frame; shift accordingly
+    t = inv[:, 2] + 0.5 - a.sum(axis=1) * 0.5
+    data = (a[0, 0], a[0, 1], t[0], a[1, 0], a[1, 1], t[1])
+    return image.transform(tuple(out_wh), Image.AFFINE, data, resample=Image.BILINEAR)
+
+
+def flip_joints(joints: np.ndarray, vis: np.ndarray, width: int,
+                flip_pairs) -> tuple[np.ndarray, np.ndarray]:
+    """Mirror (K, 2) joints in an image ``width`` px wide, swap left/right pairs, zero invisible ones."""
+    j = joints.copy()
+    v = vis.copy()
+    j[:, 0] = width - 1 - j[:, 0]
+    for a, b in flip_pairs:
+        j[[a, b]] = j[[b, a]]
+        v[[a, b]] = v[[b, a]]
+    j *= (v[:, None] > 0)
+    return j, v
+
+
+def half_body_box(joints: np.ndarray, vis: np.ndarray, upper_ids, aspect_ratio: float,
+                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray] | None:
+    """Half-body augmentation: a box around the visible upper- or lower-body joints, scale x1.5."""
+    upper = [joints[k] for k in range(len(joints)) if vis[k] > 0 and k in upper_ids]
+    lower = [joints[k] for k in range(len(joints)) if vis[k] > 0 and k not in upper_ids]
+    # the reference draws a standard normal here (P(upper) ~ 0.69), kept for fidelity
+    if rng.standard_normal() < 0.5 and len(upper) > 2:
+        chosen = upper
+    elif len(lower) > 2:
+        chosen = lower
+    else:
+        chosen = upper
+    if len(chosen) < 2:
+        return None
+    pts = np.asarray(chosen, dtype=np.float32)
+    center = pts.mean(axis=0)
+    w, h = pts.max(axis=0) - pts.min(axis=0)
+    if w > aspect_ratio * h:
+        h = w / aspect_ratio
+    elif w < aspect_ratio * h:
+        w = h * aspect_ratio
+    return center.astype(np.float32), np.array([w / PIXEL_STD, h / PIXEL_STD], dtype=np.float32) * 1.5
+
+
+def random_scale_rotation(rng: np.random.Generator, scale_factor: float, rot_factor: float,
+                          rot_prob: float) -> tuple[float, float]:
+    """Scale multiplier in [1-sf, 1+sf] and rotation N(0, rf) clipped to ±2rf, applied with ``rot_prob``."""
+    s = float(np.clip(rng.standard_normal() * scale_factor + 1, 1 - scale_factor, 1 + scale_factor))
+    r = float(np.clip(rng.standard_normal() * rot_factor, -2 * rot_factor, 2 * rot_factor))
+    return s, (r if rng.random() <= rot_prob else 0.0)
+
+
+_NORM_MUL = torch.from_numpy(1.0 / (255.0 * IMAGENET_STD)).view(3, 1, 1)
+_NORM_SUB = torch.from_numpy(IMAGENET_MEAN / IMAGENET_STD).view(3, 1, 1)
+
+
+def to_tensor(image: Image.Image) -> torch.Tensor:
+    """RGB uint8 image -> float32 3xHxW tensor normalised with the ImageNet mean/std."""
+    t = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).contiguous().float()
+    return t.mul_(_NORM_MUL).sub_(_NORM_SUB)
+
+
+@dataclass
+class CropResult:
+    """One augmented crop: the warped image, joints in crop pixels, and the parameters used."""
+
+    image: Image.Image
+    joints: np.ndarray  # (K, 2) in input-image pixels of the crop
+    vis: np.ndarray  # (K,) 0/1
+    center: np.ndarray
+    scale: np.ndarray
+    rotation: float
+    flipped: bool
+
+
+def topdown_crop(image: Image.Image, joints: np.ndarray, vis: np.ndarray, center: np.ndarray,
+                 scale: np.ndarray, input_hw: tuple[int, int], *, train: bool, flip_pairs,
+                 upper_ids=(), aug: AugmentConfig | None = None,
+                 rng: np.random.Generator | None = None) -> CropResult:
+    """The reference top-down pipeline: [flip, half body, scale/rotation] when training, then the crop.
+
+    A flip is folded into the crop matrix (mirror, then crop), so the image is resampled once.
+    Returned ``center``/``scale`` are in the (possibly mirrored) image frame, as the reference has them.
+    """
+    aug = aug or AugmentConfig()
+    h_in, w_in = input_hw
+    joints = np.asarray(joints, dtype=np.float32).copy()
+    vis = np.asarray(vis, dtype=np.float32).copy()
+    center = np.asarray(center, dtype=np.float32).copy()
+    scale = np.asarray(scale, dtype=np.float32).copy()
+    rotation, flipped = 0.0, False
+    pre = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    if train:
+        rng = rng if rng is not None else np.random.default_rng()
+        if rng.random() <= aug.flip_prob:
+            flipped = True
+            pre = horizontal_flip_matrix(image.width)
+            joints, vis = flip_joints(joints, vis, image.width, flip_pairs)
+            center[0] = image.width - center[0] - 1
+        if (aug.half_body_prob > 0 and vis.sum() > aug.half_body_min_joints
+                and rng.random() < aug.half_body_prob):
+            hb = half_body_box(joints, vis, set(upper_ids), w_in / h_in, rng)
+            if hb is not None:
+                center, scale = hb
+        s, rotation = random_scale_rotation(rng, aug.scale_factor, aug.rot_factor, aug.rot_prob)
+        scale = scale * s
+    m = affine_matrix(center, scale, rotation, (w_in, h_in))
+    crop = warp_image(image, compose(m, pre), (w_in, h_in))
+    out_joints = apply_affine(joints, m).astype(np.float32)
+    out_joints[vis <= 0] = 0.0
+    return CropResult(crop, out_joints, (vis > 0).astype(np.float32), center, scale.astype(np.float32),
+                      rotation, flipped)

@@ -1,0 +1,125 @@
+"""Process-group helpers: one process (plain ``python``/``hrbench``) or several under ``torchrun``.
+
+Under ``torchrun`` (``WORLD_SIZE`` > 1) the default process group uses NCCL on CUDA and gloo on
+CPU; every helper here degrades to a no-op in a single process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from hrbench.errors import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class DistInfo:
+    """Rank layout of this process."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def resolve_device(device: str, local_rank: int = 0) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; ``cuda`` under torchrun -> ``cuda:<local_rank>``."""
+    name = (device or "auto").strip().lower()
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"invalid --device {device!r}: CUDA is not available on this machine")
+        if name == "cuda":
+            name = f"cuda:{local_rank}"
+        try:
+            dev = torch.device(name)
+        except RuntimeError as e:
+            raise ConfigError(f"invalid --device {device!r}: {e}") from None
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(f"invalid --device {device!r}: only {torch.cuda.device_count()} CUDA device(s)")
+        return dev
+    if name == "cpu":
+        return torch.device("cpu")
+    raise ConfigError(f"invalid --device {device!r}: expected auto, cpu, cuda or cuda:N")
+
+
+def setup(device: str) -> tuple[DistInfo, torch.device]:
+    """Join the torchrun process group if there is one; return the layout and this rank's device."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo(), resolve_device(device)
+    info = DistInfo(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+    dev = resolve_device(device, info.local_rank)
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
+    return info, dev
+
+
+def teardown() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def active() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def barrier() -> None:
+    if active():
+        dist.barrier()
+
+
+def broadcast_object(obj: Any, src: int = 0) -> Any:
+    """``obj`` of rank ``src`` on every rank."""
+    if not active():
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]
+
+
+def all_gather_objects(obj: Any) -> list[Any]:
+    """Every rank's ``obj``, ordered by rank."""
+    if not active():
+        return [obj]
+    out: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def all_reduce_sum(values: list[float], device: torch.device) -> list[float]:
+    """Element-wise sum over ranks (float64)."""
+    if not active():
+        return list(values)
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def shard(n: int, info: DistInfo) -> list[int]:
+    """Indices ``rank, rank + world, ...`` of ``range(n)``: disjoint, together covering every index once."""
+    return list(range(info.rank, n, info.world_size))
+
+
+def unshard(parts: list[list[Any]], n: int) -> list[Any]:
+    """Inverse of :func:`shard`: rank-ordered per-rank lists back into the original order."""
+    world = len(parts)
+    out: list[Any] = [None] * n
+    for rank, items in enumerate(parts):
+        for j, item in enumerate(items):
+            out[rank + j * world] = item
+    return out

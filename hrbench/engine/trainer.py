@@ -1,0 +1,418 @@
+"""The top-down training loop shared by every registered model (CPU or CUDA, one or many processes).
+
+* Loss: the reference ``JointsMSELoss`` with target weights, ``0.5 x mean over joints of the
+  weighted heatmap MSE`` (:func:`joints_mse_loss`).
+* Optimiser: Adam with the step/warm-up schedule of :mod:`hrbench.engine.recipes`, set per iteration.
+* Data order: a ``DistributedSampler`` (also with one process) seeded by ``seed`` and ``set_epoch``;
+  with ``W`` processes of ``b`` samples each, step ``k`` uses exactly the samples that one process
+  with batch ``W x b`` uses, and the augmentation of a sample depends only on ``(seed, epoch, index)``
+  (:class:`SeededSamples`), so runs are reproducible whatever the number of processes or workers.
+* Checkpoints (``hrbench-checkpoint-v1``, every value loadable with ``weights_only=True``) hold the
+  model, optimiser, schedule position, best metric and RNG states, so training ``n`` epochs
+  straight or ``k`` epochs + resume gives identical weights on CPU.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
+
+from hrbench.engine import dist as D
+from hrbench.engine.recipes import lr_at
+from hrbench.engine.runs import RunDir, now_iso
+from hrbench.errors import ConfigError, DataError
+
+CHECKPOINT_FORMAT = "hrbench-checkpoint-v1"
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+#: ``evaluator(model, val_set, info, device) -> metrics`` (collective; rank 0's dict is used).
+Evaluator = Callable[[nn.Module, Dataset, D.DistInfo, torch.device], dict[str, Any]]
+
+
+def joints_mse_loss(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
+                    reduction: str = "mean") -> torch.Tensor:
+    """JointsMSELoss with target weights: ``0.5 x mean_k MSE(w_k * pred_k, w_k * target_k)``.
+
+    ``pred``/``target``: (B, K, h, w); ``weight``: (B, K, 1) or (B, K). ``reduction="none"``
+    returns the per-sample loss (B,), whose mean is the batch loss.
+    """
+    b, k = pred.shape[:2]
+    w = weight.reshape(b, k, 1).to(pred.dtype)
+    diff = (pred.reshape(b, k, -1) - target.reshape(b, k, -1).to(pred.dtype)) * w
+    per_sample = 0.5 * diff.pow(2).mean(dim=(1, 2))
+    return per_sample if reduction == "none" else per_sample.mean()
+
+
+def sample_seed(seed: int, epoch: int, index: int) -> int:
+    """A well-mixed 32-bit seed for the augmentation of sample ``index`` in ``epoch``."""
+    return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1)[0])
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class SeededSamples(Dataset):
+    """A view of a dataset that re-seeds python/numpy/torch before each sample, so the random
+    augmentation of sample ``i`` in epoch ``e`` is the same in any process, worker or resumed run."""
+
+    def __init__(self, base: Dataset, seed: int) -> None:
+        self.base = base
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, index: int) -> Any:
+        s = sample_seed(self.seed, self.epoch, int(index))
+        seed_everything(s)
+        reseed = getattr(self.base, "reseed", None)
+        if callable(reseed):
+            reseed(s)
+        elif hasattr(self.base, "_rng") and hasattr(self.base, "_rng_pid"):
+            # hrbench.data.TopDownDataset keeps one augmentation generator per process; make it per sample
+            self.base._rng = np.random.default_rng(s)
+            self.base._rng_pid = os.getpid()
+        return self.base[index]
+
+
+def collate_samples(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack tensor/array fields of sample dicts; keep other fields (``meta``) as lists."""
+    out: dict[str, Any] = {}
+    for key in items[0]:
+        values = [it[key] for it in items]
+        if isinstance(values[0], torch.Tensor):
+            out[key] = torch.stack(values)
+        elif isinstance(values[0], np.ndarray):
+            out[key] = torch.from_numpy(np.stack(values))
+        else:
+            out[key] = values
+    return out
+
+
+def _worker_init(worker_id: int) -> None:
+    """Seed each loader worker's python/numpy from torch's per-worker seed."""
+    s = torch.initial_seed() % 2**32
+    random.seed(s)
+    np.random.seed(s)
+
+
+def capture_rng() -> dict[str, Any]:
+    """python, numpy, torch (and CUDA) RNG states as tensors / plain values."""
+    version, state, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    out: dict[str, Any] = {
+        "python": {"version": version, "state": torch.tensor(state, dtype=torch.int64), "gauss": gauss},
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached": float(cached)},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        out["cuda"] = torch.cuda.get_rng_state_all()
+    return out
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    """Inverse of :func:`capture_rng`."""
+    py = state["python"]
+    random.setstate((py["version"], tuple(int(v) for v in py["state"].tolist()), py["gauss"]))
+    nps = state["numpy"]
+    np.random.set_state((nps["kind"], nps["keys"].numpy().astype(np.uint32), nps["pos"], nps["has_gauss"],
+                         nps["cached"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def model_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """CPU copy of the (unwrapped) model's state_dict, contiguous (channels-last safe)."""
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+
+
+def _fmt_metrics(m: dict[str, Any]) -> str:
+    return "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in m.items())
+
+
+class Trainer:
+    """Fits ``model`` on ``train_set`` and validates on ``val_set`` according to ``cfg``.
+
+    ``cfg`` is the resolved configuration (see :func:`hrbench.engine.api.resolve_config`): it needs
+    ``train`` (resolved optimisation settings), ``seed``, ``amp``, ``channels_last``,
+    ``val_interval``, ``workers``, ``arch``, ``overrides``, ``keypoints``, ``recipe``; ``metric``
+    names the validation metric used for ``best.pt`` (``val_loss`` is minimised, others maximised).
+    """
+
+    def __init__(self, model: nn.Module, train_set: Dataset, val_set: Dataset | None, cfg: dict[str, Any],
+                 run: RunDir | None, device: torch.device, info: D.DistInfo | None = None,
+                 evaluator: Evaluator | None = None, progress: bool = False, log_interval: int = 50,
+                 console=None, collate: Callable[[list[Any]], Any] | None = None) -> None:
+        self.cfg = cfg
+        self.tcfg = cfg["train"]
+        self.info = info or D.DistInfo()
+        self.device = device
+        self.run = run
+        self.evaluator = evaluator
+        self.progress = progress and self.info.is_main
+        self.log_interval = max(1, log_interval)
+        self.console = console
+        amp = cfg.get("amp")
+        if amp not in (None, "bf16", "fp16"):
+            raise ConfigError(f"invalid --amp {amp!r}: expected bf16 or fp16")
+        if amp == "fp16" and device.type != "cuda":
+            raise ConfigError("invalid --amp fp16: float16 mixed precision needs a CUDA device (use bf16 on CPU)")
+        self.amp_dtype = AMP_DTYPES.get(amp) if amp else None
+        self.channels_last = bool(cfg.get("channels_last"))
+        self.metric = cfg.get("metric", "val_loss")
+
+        self.raw_model = model.to(device)
+        if self.channels_last:
+            self.raw_model = self.raw_model.to(memory_format=torch.channels_last)
+        self.model: nn.Module = self.raw_model
+        if self.info.distributed:
+            self.model = nn.parallel.DistributedDataParallel(
+                self.raw_model, device_ids=[device.index] if device.type == "cuda" else None)
+        self.optimizer = torch.optim.Adam(self.raw_model.parameters(), lr=self.tcfg["lr"],
+                                          weight_decay=self.tcfg["weight_decay"])
+        self.scaler = torch.amp.GradScaler("cuda", enabled=amp == "fp16")
+
+        self.train_view = SeededSamples(train_set, cfg["seed"])
+        self.val_set = val_set
+        b = self.tcfg["batch_per_process"]
+        self.sampler = DistributedSampler(self.train_view, num_replicas=self.info.world_size, rank=self.info.rank,
+                                          shuffle=True, seed=cfg["seed"], drop_last=True)
+        collate = collate or getattr(train_set, "collate", None) or collate_samples
+        self.collate = collate
+        self.loader = DataLoader(self.train_view, batch_size=b, sampler=self.sampler, num_workers=cfg["workers"],
+                                 collate_fn=collate, drop_last=True, pin_memory=device.type == "cuda",
+                                 worker_init_fn=_worker_init)
+        self.steps_per_epoch = len(self.loader)
+        if self.steps_per_epoch == 0:
+            raise DataError(f"the training set has {len(train_set)} samples, fewer than one total batch of "
+                            f"{self.tcfg['total_batch']}; lower --batch")
+        self.epoch = 0
+        self.iteration = 0
+        self.best: dict[str, Any] | None = None
+        self.final: dict[str, Any] | None = None
+        self.initial: dict[str, Any] | None = None
+        self.train_time = 0.0
+        self.history: list[dict[str, Any]] = []
+
+    # ------------------------------------------------------------------ state
+    def payload(self) -> dict[str, Any]:
+        """The checkpoint (``hrbench-checkpoint-v1``) of the current state."""
+        cfg = self.cfg
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "arch": cfg["arch"],
+            "overrides": dict(cfg.get("overrides") or {}),
+            "num_keypoints": cfg["keypoints"],
+            "state_dict": model_state_dict(self.raw_model),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": {"epoch": self.epoch, "iteration": self.iteration,
+                          "lr": lr_at(self.tcfg, self.epoch, self.iteration), "train": dict(self.tcfg)},
+            "epoch": self.epoch,
+            "iteration": self.iteration,
+            "best_metric": None if self.best is None else dict(self.best),
+            "rng": capture_rng(),
+            "recipe": dict(cfg.get("recipe") or {}),
+            "config": cfg,
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+            "train_time_s": self.train_time,
+            "final_metric": None if self.final is None else dict(self.final),
+            "initial_metric": None if self.initial is None else dict(self.initial),
+        }
+
+    def load_state(self, ckpt: dict[str, Any]) -> None:
+        """Restore everything :meth:`payload` saved (for ``--resume``)."""
+        self.raw_model.load_state_dict(ckpt["state_dict"], strict=True)
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        if ckpt.get("scaler") and self.scaler.is_enabled():
+            self.scaler.load_state_dict(ckpt["scaler"])
+        self.epoch = int(ckpt["epoch"])
+        self.iteration = int(ckpt["iteration"])
+        self.best = ckpt.get("best_metric")
+        self.final = ckpt.get("final_metric")
+        self.initial = ckpt.get("initial_metric")
+        self.train_time = float(ckpt.get("train_time_s", 0.0))
+        restore_rng(ckpt["rng"])
+
+    # ------------------------------------------------------------------ helpers
+    def _to(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+        img = batch["image"].to(self.device, non_blocking=True).contiguous(memory_format=fmt)
+        tgt = batch["target"].to(self.device, non_blocking=True)
+        tw = batch["target_weight"].to(self.device, non_blocking=True)
+        return img, tgt, tw
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
+
+    def _say(self, line: str) -> None:
+        if not self.info.is_main:
+            return
+        if self.run is not None:
+            self.run.append_log(f"[{now_iso()}] {line}")
+        if self.console is not None:
+            self.console.print(line, highlight=False)
+
+    def _event(self, event: dict[str, Any]) -> None:
+        if self.info.is_main and self.run is not None:
+            self.run.append_metrics({"time": now_iso(), **event})
+
+    # ------------------------------------------------------------------ loop
+    def train_epoch(self, bar=None, task=None) -> float:
+        """One epoch over the training set; returns the mean training loss (all ranks)."""
+        self.model.train()
+        self.sampler.set_epoch(self.epoch)
+        self.train_view.set_epoch(self.epoch)
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        window = torch.zeros((), dtype=torch.float64, device=self.device)
+        n_window, data_t, step_t = 0, 0.0, 0.0
+        t0 = time.perf_counter()
+        for step, batch in enumerate(self.loader):
+            t1 = time.perf_counter()
+            lr = lr_at(self.tcfg, self.epoch, self.iteration)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            img, tgt, tw = self._to(batch)
+            with self._autocast():
+                out = self.model(img)
+            loss = joints_mse_loss(out.float(), tgt, tw)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.iteration += 1
+            detached = loss.detach().to(torch.float64)
+            loss_sum += detached
+            window += detached
+            n_window += 1
+            t2 = time.perf_counter()
+            data_t += t1 - t0
+            step_t += t2 - t1
+            last = step + 1 == self.steps_per_epoch
+            if (self.iteration % self.log_interval == 0 or last) and self.info.is_main:
+                mean = window.item() / n_window
+                if not math.isfinite(mean):
+                    raise FloatingPointError(f"training loss became {mean} at iteration {self.iteration}")
+                self._event({"event": "train", "epoch": self.epoch + 1, "iter": self.iteration, "lr": lr,
+                             "loss": mean, "data_time": data_t / n_window, "step_time": step_t / n_window})
+                if bar is not None:
+                    bar.update(task, stats=f"loss {mean:.3e}  lr {lr:.2e}  data {data_t / n_window:.3f}s  "
+                                           f"step {step_t / n_window:.3f}s")
+                window.zero_()
+                n_window, data_t, step_t = 0, 0.0, 0.0
+            if bar is not None:
+                bar.advance(task)
+            t0 = time.perf_counter()
+        total = D.all_reduce_sum([loss_sum.item(), float(self.steps_per_epoch)], self.device)
+        return total[0] / total[1]
+
+    @torch.no_grad()
+    def val_loss(self) -> float:
+        """Mean heatmap loss over the whole validation set (sharded over ranks, no flip)."""
+        assert self.val_set is not None
+        self.model.eval()
+        idx = D.shard(len(self.val_set), self.info)
+        loader = DataLoader(Subset(self.val_set, idx), batch_size=self.tcfg["batch_per_process"], shuffle=False,
+                            num_workers=self.cfg["workers"], collate_fn=self.collate)
+        s, n = 0.0, 0
+        for batch in loader:
+            img, tgt, tw = self._to(batch)
+            with self._autocast():
+                out = self.raw_model(img)
+            s += joints_mse_loss(out.float(), tgt, tw, reduction="none").to(torch.float64).sum().item()
+            n += img.shape[0]
+        s, n = D.all_reduce_sum([s, float(n)], self.device)
+        return s / max(n, 1.0)
+
+    def validate(self) -> dict[str, Any]:
+        """Validation loss and the dataset metric; the same dict on every rank."""
+        t = time.perf_counter()
+        metrics: dict[str, Any] = {"epoch": self.epoch, "val_loss": self.val_loss()}
+        if self.evaluator is not None:
+            extra = self.evaluator(self.raw_model, self.val_set, self.info, self.device)
+            metrics.update(D.broadcast_object(extra if self.info.is_main else None))
+        metrics["val_time_s"] = time.perf_counter() - t
+        self.model.train()
+        return metrics
+
+    def _is_better(self, m: dict[str, Any]) -> bool:
+        if self.metric not in m:
+            return False
+        if self.best is None:
+            return True
+        if self.metric == "val_loss":
+            return m[self.metric] < self.best[self.metric]
+        return m[self.metric] > self.best[self.metric]
+
+    def fit(self, stop_after: int | None = None, validate_first: bool = False,
+            on_checkpoint: Callable[[Trainer, bool], None] | None = None) -> None:
+        """Train from the current epoch to ``cfg['train']['epochs']`` (or ``stop_after`` more epochs),
+        validating every ``val_interval`` epochs and at the end, checkpointing every epoch."""
+        epochs = self.tcfg["epochs"]
+        end = epochs if stop_after is None else min(epochs, self.epoch + stop_after)
+        if validate_first and self.epoch == 0 and self.val_set is not None and self.initial is None:
+            self.initial = self.validate()
+            self._event({"event": "val", **self.initial})
+            self._say(f"epoch 0 (untrained) val: {_fmt_metrics(self.initial)}")
+        bar = task = None
+        if self.progress:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                           TimeRemainingColumn(), TextColumn("{task.fields[stats]}"), console=self.console,
+                           transient=False)
+            bar.start()
+        try:
+            while self.epoch < end:
+                if bar is not None:
+                    task = bar.add_task(f"epoch {self.epoch + 1}/{epochs}", total=self.steps_per_epoch, stats="")
+                t = time.perf_counter()
+                train_loss = self.train_epoch(bar, task)
+                self.train_time += time.perf_counter() - t
+                self.epoch += 1
+                self._event({"event": "epoch", "epoch": self.epoch, "iter": self.iteration, "train_loss": train_loss,
+                             "lr": lr_at(self.tcfg, self.epoch - 1, self.iteration - 1),
+                             "epoch_time_s": time.perf_counter() - t})
+                self._say(f"epoch {self.epoch}/{epochs}: train loss {train_loss:.4e} "
+                          f"({time.perf_counter() - t:.1f}s, {self.iteration} iterations)")
+                improved = False
+                if self.val_set is not None and (self.epoch % self.cfg["val_interval"] == 0 or self.epoch == epochs):
+                    m = self.validate()
+                    self.final = m
+                    self.history.append(m)
+                    self._event({"event": "val", **m})
+                    self._say(f"epoch {self.epoch} val: {_fmt_metrics(m)}")
+                    improved = self._is_better(m)
+                    if improved:
+                        self.best = dict(m)
+                if on_checkpoint is not None and self.info.is_main:
+                    on_checkpoint(self, improved)
+                D.barrier()
+        finally:
+            if bar is not None:
+                bar.stop()

@@ -1,0 +1,31 @@
+"""``evaluate``: the metric dict of a dataset's predictions, stamped with how they were obtained."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hrbench.errors import DataError
+from hrbench.evaluation.coco_eval import evaluate_coco
+from hrbench.evaluation.pckh import evaluate_mpii
+
+BOX_SOURCES = ("gt", "detections")
+
+
+def evaluate(dataset, predictions: dict, out_dir: str | Path | None = None, flip: bool = False,
+             box_source: str | None = None) -> dict:
+    """COCO -> AP, AP50, AP75, APM, APL, AR, AR50, AR75, ARM, ARL (percent; results json written to
+    ``out_dir``); MPII -> the PCKh table (percent). Every dict also holds ``dataset``, ``split``,
+    ``box_source`` ("gt" | "detections", default: the dataset's), ``flip`` and ``input`` ("256x192")."""
+    box_source = box_source or getattr(dataset, "box_source", "gt")
+    if box_source not in BOX_SOURCES:
+        raise DataError(f"unknown box_source {box_source!r}: expected gt or detections")
+    if dataset.name == "coco":
+        metrics = evaluate_coco(dataset, predictions, out_dir)
+    elif dataset.name == "mpii":
+        metrics = evaluate_mpii(dataset, predictions)
+    else:
+        raise DataError(f"no evaluation for dataset {dataset.name!r}")
+    h, w = dataset.input_hw
+    metrics.update({"dataset": dataset.name, "split": getattr(dataset, "split", ""), "box_source": box_source,
+                    "flip": bool(flip), "input": f"{h}x{w}"})
+    return metrics

@@ -1,0 +1,88 @@
+"""Run a pose model over a top-down dataset: batches -> heatmaps (optionally flip-tested) ->
+decoded keypoints in image pixels, gathered in the predictions container of
+:mod:`hrbench.evaluation.predictions`. CPU or CUDA, optional mixed precision."""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+from hrbench.data.base import collate
+from hrbench.data.transforms import PIXEL_STD
+from hrbench.errors import DataError
+from hrbench.evaluation.decode import decode_heatmaps
+from hrbench.evaluation.flip import merge_flip
+from hrbench.evaluation.predictions import FIELDS, empty_predictions
+
+
+def worker_error_line(err: BaseException) -> str:
+    """The one-line message of an error re-raised by a DataLoader worker (drops the traceback text)."""
+    lines = [ln for ln in str(err).strip().splitlines() if ln.strip()]
+    last = lines[-1] if lines else ""
+    prefix = "hrbench.errors.DataError: "
+    return last[len(prefix):] if last.startswith(prefix) else last
+
+
+def _autocast(device: torch.device, amp: bool):
+    if not amp:
+        return contextlib.nullcontext()
+    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+@torch.no_grad()
+def predict_batch(model: torch.nn.Module, images: torch.Tensor, meta: dict, flip_pairs, *,
+                  flip_test: bool = False, shift_heatmap: bool = True, post_process: str = "default",
+                  amp: bool = False) -> dict:
+    """Predictions for one collated batch (``images`` already on the model's device)."""
+    device = images.device
+    with _autocast(device, amp):
+        heat = model(images)
+        if flip_test:
+            heat = merge_flip(heat.float(), model(images.flip(3)).float(), flip_pairs, shift_heatmap)
+    heat = heat.float().cpu().numpy()
+    centers, scales = np.asarray(meta["center"]), np.asarray(meta["scale"])
+    xy, conf = decode_heatmaps(heat, centers, scales, post_process=post_process,
+                               rotations=np.asarray(meta.get("rotation", np.zeros(len(heat)))))
+    return {"keypoints": np.concatenate([xy, conf], axis=2).astype(np.float32),
+            "center": centers.astype(np.float32), "scale": scales.astype(np.float32),
+            "area": np.prod(scales * PIXEL_STD, axis=1).astype(np.float32),
+            "score": np.asarray(meta["score"], dtype=np.float32),
+            "image_id": np.asarray(meta["image_id"], dtype=np.int64),
+            "bbox_id": np.asarray(meta["bbox_id"], dtype=np.int64)}
+
+
+def predict(model: torch.nn.Module, dataset, *, batch_size: int = 32, flip_test: bool = False,
+            device: str | torch.device | None = None, amp: bool = False, num_workers: int = 0,
+            post_process: str = "default", shift_heatmap: bool = True, sampler: Sampler | None = None,
+            progress=None) -> dict:
+    """Predictions (see :mod:`hrbench.evaluation.predictions`) of ``model`` on every sample of
+    ``dataset`` (or those of ``sampler``, e.g. a DistributedSampler; merge ranks with
+    :func:`~hrbench.evaluation.predictions.merge_predictions`). The model is run in eval mode and
+    its previous mode restored. ``progress``: optional callable receiving the batch size after each batch.
+    """
+    if device is None:
+        device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    device = torch.device(device)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, sampler=sampler, num_workers=num_workers,
+                        collate_fn=collate, pin_memory=device.type == "cuda")
+    was_training = model.training
+    model.eval()
+    parts = []
+    try:
+        for batch in loader:
+            images = batch["image"].to(device, non_blocking=True)
+            parts.append(predict_batch(model, images, batch["meta"], dataset.flip_pairs, flip_test=flip_test,
+                                       shift_heatmap=shift_heatmap, post_process=post_process, amp=amp))
+            if progress is not None:
+                progress(len(images))
+    except DataError as e:
+        raise DataError(worker_error_line(e)) from None
+    finally:
+        model.train(was_training)
+    if not parts:
+        return empty_predictions(dataset.num_keypoints)
+    return {k: np.concatenate([p[k] for p in parts]).astype(t) for k, t in FIELDS.items()}

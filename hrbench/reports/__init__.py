@@ -1,0 +1,89 @@
+"""Paper tables and plots regenerated from the registry: published numbers beside hrbench's own
+measurements (``hrbench tables``), and the ablation-grid runner (``hrbench ablate``).
+
+- :mod:`hrbench.reports.tables`: one spec per table/figure of the three papers and the builder
+  that joins ``reported.csv`` rows to registry entries / grid cells, measures them and checks
+  every complexity cell against the printed figure.
+- :mod:`hrbench.reports.render`: deterministic Markdown / CSV / LaTeX and the index.
+- :mod:`hrbench.reports.plots`: deterministic PNG + SVG plots (matplotlib Agg).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+#: Plots shown under each table's Markdown (file stems in ``plots/``).
+TABLE_PLOTS = {
+    "lite-T3": ("coco-256x192-ap-vs-gflops", "coco-384x288-ap-vs-gflops"),
+    "lite-T5": ("mpii-256x256-pckh-vs-gflops",),
+    "lite-F4": ("coco-256x192-ap-vs-gflops", "mpii-256x256-pckh-vs-gflops"),
+    "dite-T2": ("coco-256x192-ap-vs-gflops", "coco-384x288-ap-vs-gflops"),
+    "dite-T4": ("mpii-256x256-pckh-vs-gflops",),
+    "dite-T5": ("dite-T5-heatmaps",),
+    "dpn-T2": ("dpn-T2-dpm-vs-normal",),
+    "dpn-T3": ("dpn-T3-dilation",),
+    "dpn-T4": ("dpn-T4-resolution",),
+    "dpn-T5": ("dpn-T5-rdpm",),
+    "dpn-T6": ("coco-256x192-ap-vs-gflops",),
+}
+
+
+@dataclasses.dataclass
+class ReportResult:
+    out_dir: Path
+    files: list[Path]
+    counts: dict[str, int]
+    disagreeing: list[Any]
+    tables: list[Any]
+
+
+def generate_reports(out_dir: str | Path = "reports", runs_dir: str | Path | None = "runs", latex: bool = False,
+                     measurer: Callable | None = None, progress: Callable[[str], None] | None = None,
+                     table_ids: tuple[str, ...] | None = None) -> ReportResult:
+    """Rebuild every table (Markdown + CSV, LaTeX when asked), every plot and ``README.md``.
+
+    Stale files under ``tables/`` and ``plots/`` are removed so that the folder equals the output
+    of one run; ``bench/`` (machine-dependent, ``hrbench tables --bench``) is left alone.
+    """
+    from hrbench.reports import plots as plot_mod
+    from hrbench.reports import render
+    from hrbench.reports.tables import TABLES, Context, build_table, default_measurer, load_runs
+
+    out = Path(out_dir)
+    ctx = Context(measurer=measurer or default_measurer, runs=load_runs(runs_dir))
+    specs = [s for s in TABLES if table_ids is None or s.id in table_ids]
+    built = []
+    for spec in specs:
+        if progress:
+            progress(spec.id)
+        built.append(build_table(spec, ctx))
+    written: list[Path] = []
+    tdir, pdir = out / "tables", out / "plots"
+    keep: set[Path] = set()
+    if progress:
+        progress("plots")
+    plots = plot_mod.make_plots({t.spec.id: t for t in built}, pdir)
+    made = {name for name, _ in plots}
+    keep |= {pdir / f"{n}.{ext}" for n in made for ext in ("png", "svg")}
+    for t in built:
+        md = render.table_markdown(t, [p for p in TABLE_PLOTS.get(t.spec.id, ()) if p in made])
+        header, body = render.csv_for(t)
+        files = {tdir / f"{t.spec.id}.md": md, tdir / f"{t.spec.id}.csv": render.to_csv(header, body)}
+        if latex:
+            files[tdir / f"{t.spec.id}.tex"] = render.to_latex(t)
+        for path, text in files.items():
+            render.write_text(path, text)
+            keep.add(path)
+    not_held = sum(1 for t in built for r in t.rows if r.target is None)
+    index = out / "README.md"
+    render.write_text(index, render.index_markdown(built, plots, not_held))
+    keep.add(index)
+    for folder, exts in ((tdir, (".md", ".csv", ".tex")), (pdir, (".png", ".svg"))):
+        for path in sorted(folder.glob("*")):
+            if path.suffix in exts and path not in keep:
+                path.unlink()
+    written = sorted(keep)
+    return ReportResult(out, written, render.summary_counts(built), render.disagreeing(built), built)

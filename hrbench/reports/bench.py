@@ -1,0 +1,140 @@
+"""Latency report for ``make bench`` (``hrbench tables --bench``): every registered model timed on
+this machine beside its FLOPs and published accuracy. Machine-dependent, so it lives in
+``reports/bench/`` and is not part of ``make tables``.
+
+Timing uses :func:`hrbench.bench.latency` when that module exists; otherwise a plain loop here:
+eval mode, ``torch.no_grad``, warm-up calls, then the median wall time of several calls.
+"""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from hrbench.cards import reported_for
+from hrbench.registry import create_model, get_entry, list_models
+from hrbench.reports.render import fmt, markdown_table, to_csv, write_text
+from hrbench.reports.tables import default_measurer
+
+#: (dataset, input) each model is timed at: its paper's COCO default.
+BENCH_INPUT = ("coco", (256, 192))
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        from hrbench.errors import HrbenchError
+
+        raise HrbenchError("--device cuda: no CUDA device on this machine")
+    return torch.device(name)
+
+
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def time_model(model: torch.nn.Module, input_hw: tuple[int, int], dev: torch.device, batch: int = 1,
+               warmup: int = 3, repeats: int = 10) -> float:
+    """Median seconds of one forward pass of a ``batch`` x 3 x H x W input."""
+    try:
+        from hrbench.bench import latency  # helper module, when present
+
+        result = latency(model, input_hw, batch=batch, device=dev, warmup=warmup, repeats=repeats)
+        return float(result["median_s"] if isinstance(result, dict) else result)
+    except (ImportError, TypeError, KeyError):
+        pass
+    model = model.to(dev).eval()
+    x = torch.randn(batch, 3, *input_hw, device=dev)
+    times = []
+    with torch.no_grad():
+        for i in range(warmup + repeats):
+            _sync(dev)
+            t = time.perf_counter()
+            model(x)
+            _sync(dev)
+            if i >= warmup:
+                times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def published_accuracy(name: str, dataset: str, inp: str) -> str:
+    """The first published AP/PCKh of ``name`` at (dataset, input), as printed; '' if none."""
+    metric = "PCKh" if dataset == "mpii" else "AP"
+    for r in reported_for(name):
+        if r["dataset"] == dataset and r["input"] == inp and r.get(metric) is not None and r.get("split") != \
+                "test-dev2017":
+            return f"{r[metric]:.1f}"
+    return ""
+
+
+def run_bench(out_dir: str | Path = "reports/bench", device: str = "cpu", batch: int = 8, console=None,
+              models: list[str] | None = None, repeats: int = 10) -> dict[str, Any]:
+    """Time every registered model; write ``latency.md``, ``latency.csv`` and the AP-vs-latency plot."""
+    dev = _device(device)
+    dataset, hw = BENCH_INPUT
+    inp = f"{hw[0]}x{hw[1]}"
+    rows = []
+    names = models or list_models()
+    for i, name in enumerate(names):
+        if console is not None:
+            console.print(f"[{i + 1}/{len(names)}] timing {name} at {inp} on {dev}")
+        torch.manual_seed(0)
+        model = create_model(name, num_keypoints=17)
+        m = default_measurer(name, {}, hw, 17)
+        lat = time_model(model, hw, dev, batch=1, repeats=repeats)
+        thr = batch / time_model(model, hw, dev, batch=batch, warmup=1, repeats=max(2, repeats // 3))
+        rows.append({"model": name, "paper": get_entry(name).paper, "params_M": m.params / 1e6,
+                     "paper_gflops": m.paper_mflops / 1024, "macs_G": (m.macs or 0) / 1e9,
+                     "latency_ms": lat * 1e3, "throughput": thr, "ap": published_accuracy(name, dataset, inp)})
+    out = Path(out_dir)
+    header = ["model", "paper", "#Params (M)", "paper GFLOPs", "MACs (G)", "latency (ms, batch 1)",
+              f"throughput (img/s, batch {batch})", "published AP (COCO val 256x192)"]
+    body = [[r["model"], r["paper"], fmt(r["params_M"], 3), fmt(r["paper_gflops"], 3), fmt(r["macs_G"], 3),
+             fmt(r["latency_ms"], 2), fmt(r["throughput"], 1), r["ap"] or "-"] for r in rows]
+    machine = f"{platform.machine()} {platform.processor() or ''}".strip()
+    devname = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU ({machine}, " \
+        f"{torch.get_num_threads()} threads)"
+    md = "\n".join([f"# Latency on this machine ({devname})", "",
+                    "Machine-dependent (`make bench`); not part of `make tables`. Median of repeated forward "
+                    f"passes after warm-up, eval mode, no autograd, input {inp}, K=17.", "",
+                    markdown_table(header, body), "![AP vs latency](ap-vs-latency.png)", ""])
+    write_text(out / "latency.md", md)
+    write_text(out / "latency.csv", to_csv(header, body))
+    _plot(rows, out)
+    return {"device": devname, "rows": rows, "markdown": str(out / "latency.md")}
+
+
+def _plot(rows: list[dict[str, Any]], out: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    from hrbench.reports import plots
+
+    pts = [r for r in rows if r["ap"]]
+    with plt.rc_context(plots.STYLE):
+        fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
+        for ax, key, label in ((axes[0], "paper_gflops", "GFLOPs (paper convention, hrbench)"),
+                               (axes[1], "latency_ms", "latency, ms per image (batch 1, this machine)")):
+            xs = [r[key] for r in pts]
+            ys = [float(r["ap"]) for r in pts]
+            cols = [plots.COLORS.get(r["paper"], plots.COLORS["other"]) for r in pts]
+            ax.scatter(xs, ys, s=36, color=cols, zorder=3)
+            if xs:
+                ax.set_xscale("log")
+                ax.set_xlim(min(xs) / 1.8, max(xs) * 2.6)
+                ax.set_ylim(min(ys) - 2, max(ys) + 3)
+            ax.set_xlabel(label)
+            ax.set_ylabel("AP, COCO val 256x192 (published)")
+        axes[0].set_title("AP vs GFLOPs", fontsize=10)
+        axes[1].set_title("AP vs measured latency", fontsize=10)
+        fig.tight_layout()
+        for ax, key in ((axes[0], "paper_gflops"), (axes[1], "latency_ms")):
+            plots.place_labels(ax, [r[key] for r in pts], [float(r["ap"]) for r in pts], [r["model"] for r in pts],
+                               colors=[plots.COLORS.get(r["paper"], plots.COLORS["other"]) for r in pts])
+        plots.save(fig, out, "ap-vs-latency")

@@ -1,0 +1,274 @@
+"""Engine unit tests: recipes and lr schedule numbers, the loss, checkpoint atomicity, resume identity."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from hrbench.engine import dist as D
+from hrbench.engine.recipes import get_recipe, lr_at, resolve_training, scale_steps
+from hrbench.engine.runs import RunDir, list_runs, read_metrics
+from hrbench.engine.trainer import SeededSamples, Trainer, joints_mse_loss
+from hrbench.errors import ConfigError
+from hrbench.models.pose import PoseModel
+
+# ------------------------------------------------------------------------------------------- recipes
+
+
+def test_official_recipes():
+    lite = get_recipe("lite", "coco", (256, 192))
+    assert (lite.epochs, lite.batch_per_gpu, lite.gpus, lite.lr, lite.lr_steps) == (210, 64, 8, 2e-3, (170, 200))
+    assert get_recipe("lite", "coco", (384, 288)).batch_per_gpu == 32
+    assert get_recipe("lite", "mpii", (256, 256)).batch_per_gpu == 32
+    assert get_recipe("dite", "coco", (256, 192)).epochs == 270
+    assert get_recipe("dite", "mpii", (256, 256)).epochs == 260
+    hr = get_recipe("hrnet", "coco", (256, 192))
+    assert (hr.epochs, hr.lr, hr.batch_per_gpu, hr.lr_steps) == (210, 1e-3, 32, (170, 200))
+    assert get_recipe("dpn", "coco", (256, 192)).lr == 1e-3
+    assert get_recipe("", "coco", (256, 192)).lr == 2e-3
+    with pytest.raises(ConfigError):
+        get_recipe("lite", "imagenet", (256, 192))
+
+
+def test_resolve_training_scaling_rules():
+    lite = get_recipe("lite", "coco", (256, 192))
+    full = resolve_training(lite, world_size=8)
+    assert full["lr"] == pytest.approx(2e-3) and not full["lr_scaled"]
+    assert full["lr_steps"] == [170, 200] and full["warmup_iters"] == 500
+    short = resolve_training(lite, epochs=21, batch_size=32, world_size=1)
+    assert short["lr_steps"] == [17, 20] and short["warmup_iters"] == 50
+    assert short["lr"] == pytest.approx(2e-3 * 32 / 512) and short["lr_scaled"]
+    assert short["total_batch"] == 32
+    assert resolve_training(lite, epochs=2)["lr_steps"] == [2, 2]
+    assert scale_steps((170, 200), 1, 210) == (1, 1)
+    dite = resolve_training(get_recipe("dite", "coco", (256, 192)), epochs=27, batch_size=32, world_size=8)
+    assert dite["lr_steps"] == [17, 20] and dite["lr"] == pytest.approx(2e-3)
+    given = resolve_training(lite, batch_size=4, lr=1e-3, train_overrides={"warmup_iters": 7, "lr_steps": 3})
+    assert given["lr"] == 1e-3 and given["warmup_iters"] == 7 and given["lr_steps"] == [3] and not given["lr_scaled"]
+
+
+@pytest.mark.parametrize("kwargs, word", [
+    ({"epochs": 0}, "epochs"), ({"batch_size": 0}, "batch size"), ({"lr": 0.0}, "lr"), ({"lr": -1e-3}, "lr"),
+    ({"train_overrides": {"gamma": 2.0}}, "gamma"), ({"train_overrides": {"warmup_iters": -1}}, "warmup_iters"),
+    ({"train_overrides": {"lr_steps": (200, 170)}}, "lr_steps"), ({"train_overrides": {"momentum": 0.9}}, "momentum"),
+])
+def test_resolve_training_rejects_out_of_range(kwargs, word):
+    with pytest.raises(ConfigError, match=word) as e:
+        resolve_training(get_recipe("lite", "coco", (256, 192)), **kwargs)
+    assert "\n" not in str(e.value)
+
+
+def test_lr_schedule_numbers():
+    cfg = resolve_training(get_recipe("lite", "coco", (256, 192)), world_size=8)
+    assert lr_at(cfg, 0, 0) == pytest.approx(2e-6)
+    assert lr_at(cfg, 0, 250) == pytest.approx(2e-3 * (1 - 0.5 * 0.999))
+    assert lr_at(cfg, 1, 500) == pytest.approx(2e-3)
+    assert lr_at(cfg, 169, 10**5) == pytest.approx(2e-3)
+    assert lr_at(cfg, 170, 10**5) == pytest.approx(2e-4)
+    assert lr_at(cfg, 200, 10**5) == pytest.approx(2e-5)
+
+
+def test_resolve_config_for_registered_model(tmp_path):
+    from hrbench.engine import resolve_config
+
+    cfg = resolve_config("lite18", tmp_path, "coco", epochs=21, batch_size=16, input_hw=(128, 96), out=tmp_path,
+                         name="x", world_size=1)
+    assert cfg["arch"] == "litehrnet_18" and cfg["input"] == [128, 96] and cfg["keypoints"] == 17
+    assert cfg["train"]["lr"] == pytest.approx(2e-3 * 16 / 512) and cfg["train"]["lr_steps"] == [17, 20]
+    assert cfg["run_dir"] == str(tmp_path / "x") and cfg["metric"] == "AP"
+    assert resolve_config("lite18", dataset="mpii", world_size=1)["train"]["epochs"] == 210
+    json.dumps(cfg)  # config.json must be serialisable
+    with pytest.raises(ConfigError, match="input"):
+        resolve_config("lite18", input_hw=(130, 96))
+    with pytest.raises(ConfigError, match="no_such_param"):
+        resolve_config("lite18", overrides={"no_such_param": 3})
+
+
+# ------------------------------------------------------------------------------------------- loss
+
+
+def test_joints_mse_loss_matches_reference_definition():
+    g = torch.Generator().manual_seed(0)
+    pred, gt = torch.rand(3, 5, 8, 6, generator=g), torch.rand(3, 5, 8, 6, generator=g)
+    w = torch.tensor([[1.0], [0.0], [1.0], [1.0], [0.5]]).expand(3, 5, 1).clone()
+    w[1, 2] = 0.0
+    ref = 0.0
+    for k in range(5):  # 0.5 x MSE of the weighted heatmaps of joint k, averaged over joints
+        ref += 0.5 * torch.mean((pred[:, k] * w[:, k, :, None] - gt[:, k] * w[:, k, :, None]) ** 2)
+    ref /= 5
+    assert joints_mse_loss(pred, gt, w).item() == pytest.approx(ref.item(), rel=1e-6)
+    assert joints_mse_loss(pred, gt, w, reduction="none").mean().item() == pytest.approx(ref.item(), rel=1e-6)
+    assert joints_mse_loss(gt, gt, w).item() == 0.0
+
+
+def test_shard_unshard_roundtrip():
+    for world in (1, 2, 3):
+        parts = [[i for i in D.shard(10, D.DistInfo(r, world))] for r in range(world)]
+        assert D.unshard(parts, 10) == list(range(10))
+
+
+# ------------------------------------------------------------------------------------------- tiny trainer
+
+
+class TinyBackbone(nn.Module):
+    """Two stride-2 convolutions with BN: 1/4 resolution, 8 channels."""
+
+    out_channels = 8
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.BatchNorm2d(8), nn.ReLU(),
+                                  nn.Conv2d(8, 8, 3, 2, 1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 8, 3, 1, 1))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+class TinyPoseSet(Dataset):
+    """Random blobs whose heatmap is the target; augmentation draws from numpy *and* torch RNGs."""
+
+    num_keypoints = 2
+
+    def __init__(self, n: int, hw=(32, 24)) -> None:
+        self.n, self.hw = n, hw
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        g = np.random.default_rng(i)
+        h, w = self.hw
+        ys, xs = np.mgrid[0: h // 4, 0: w // 4]
+        target = np.zeros((2, h // 4, w // 4), np.float32)
+        for k in range(2):
+            cy, cx = g.uniform(1, h // 4 - 2), g.uniform(1, w // 4 - 2)
+            target[k] = np.exp(-((ys - cy) ** 2 + (xs - cx) ** 2) / 2)
+        image = torch.from_numpy(np.repeat(np.kron(target.sum(0), np.ones((4, 4)))[None], 3, 0).astype(np.float32))
+        image = image + 0.1 * torch.randn_like(image) + float(np.random.uniform(-0.1, 0.1))  # "augmentation"
+        return {"image": image, "target": torch.from_numpy(target), "target_weight": torch.ones(2, 1),
+                "meta": {"index": i}}
+
+
+def _cfg(epochs=2, batch=4, seed=0):
+    return {"arch": "tiny", "overrides": {}, "keypoints": 2, "seed": seed, "amp": None, "channels_last": False,
+            "val_interval": 1, "workers": 0, "metric": "val_loss", "recipe": {"source": "test"},
+            "train": {"epochs": epochs, "batch_per_process": batch, "world_size": 1, "total_batch": batch,
+                      "lr": 1e-2, "lr_steps": [1], "gamma": 0.5, "warmup_iters": 3, "warmup_ratio": 0.1,
+                      "weight_decay": 0.0}}
+
+
+def _trainer(run=None, **kw):
+    torch.manual_seed(0)
+    model = PoseModel(TinyBackbone(), 2)
+    return Trainer(model, TinyPoseSet(24), TinyPoseSet(8), _cfg(**kw), run, torch.device("cpu"))
+
+
+def _save(run: RunDir):
+    from hrbench.checkpoint import save_checkpoint
+
+    def on_checkpoint(tr, improved):
+        run.materialize()
+        save_checkpoint(run.last, tr.payload())
+        if improved:
+            save_checkpoint(run.best, tr.payload())
+
+    return on_checkpoint
+
+
+def test_seeded_samples_are_order_independent():
+    view = SeededSamples(TinyPoseSet(6), seed=3)
+    view.set_epoch(1)
+    forward = [view[i]["image"] for i in range(6)]
+    backward = [view[i]["image"] for i in reversed(range(6))][::-1]
+    assert all(torch.equal(a, b) for a, b in zip(forward, backward, strict=True))
+    view.set_epoch(2)
+    assert not torch.equal(view[0]["image"], forward[0])
+
+
+def test_training_reduces_loss_and_checkpoint_is_weights_only(tmp_path):
+    from hrbench.checkpoint import read_checkpoint
+
+    run = RunDir(tmp_path / "r")
+    tr = _trainer(run=run, epochs=3)
+    before = tr.val_loss()
+    tr.fit(on_checkpoint=_save(run))
+    assert tr.epoch == 3 and tr.iteration == 3 * 6
+    assert tr.final["val_loss"] < 0.7 * before
+    ck = read_checkpoint(run.last)  # weights_only=True
+    assert ck["format"] == "hrbench-checkpoint-v1" and ck["epoch"] == 3 and ck["iteration"] == 18
+    assert ck["best_metric"]["val_loss"] == pytest.approx(min(m["val_loss"] for m in tr.history))
+    assert set(ck) >= {"arch", "overrides", "num_keypoints", "state_dict", "optimizer", "scheduler", "rng", "recipe"}
+    assert read_checkpoint(run.best)["epoch"] == 1 + int(np.argmin([m["val_loss"] for m in tr.history]))
+
+
+def test_resume_gives_identical_weights(tmp_path):
+    from hrbench.checkpoint import read_checkpoint
+
+    straight = _trainer(epochs=2)
+    straight.fit()
+    run = RunDir(tmp_path / "r")
+    first = _trainer(run=run, epochs=2)
+    first.fit(stop_after=1, on_checkpoint=_save(run))
+    assert first.epoch == 1
+    torch.manual_seed(123)  # a resumed process starts from unrelated RNG states
+    np.random.seed(7)
+    second = _trainer(run=run, epochs=2)
+    second.load_state(read_checkpoint(run.last))
+    second.fit(on_checkpoint=_save(run))
+    a, b = straight.raw_model.state_dict(), second.raw_model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert second.iteration == straight.iteration and second.epoch == 2
+
+
+def test_killed_checkpoint_write_keeps_last_good(tmp_path, monkeypatch):
+    """A save interrupted mid-write leaves the previous last.pt intact and resumable."""
+    from hrbench.checkpoint import read_checkpoint
+
+    run = RunDir(tmp_path / "r")
+    tr = _trainer(run=run, epochs=2)
+    tr.fit(stop_after=1, on_checkpoint=_save(run))
+    good = run.last.read_bytes()
+    real_save = torch.save
+
+    def dying_save(obj, f, *a, **k):
+        f.write(b"partial garbage")
+        raise KeyboardInterrupt  # the process is killed while writing
+
+    monkeypatch.setattr(torch, "save", dying_save)
+    with pytest.raises(KeyboardInterrupt):
+        tr.fit(on_checkpoint=_save(run))
+    monkeypatch.setattr(torch, "save", real_save)
+    assert run.last.read_bytes() == good
+    assert {p.name for p in (tmp_path / "r" / "checkpoints").iterdir()} <= {"last.pt", "best.pt"}  # no temp files
+    assert read_checkpoint(run.last)["epoch"] == 1
+
+
+def test_run_dir_buffers_until_first_checkpoint(tmp_path):
+    run = RunDir(tmp_path / "runs" / "a")
+    run.append_metrics({"event": "train", "loss": 1.0})
+    run.append_log("hello")
+    assert not run.path.exists()
+    run.discard_if_new()
+    run.materialize()
+    assert read_metrics(run.path) == [{"event": "train", "loss": 1.0}]
+    assert run.log_path.read_text() == "hello\n"
+    run.discard_if_new()  # created here but no checkpoint -> removed
+    assert not run.path.exists()
+    assert list_runs(tmp_path / "runs") == [] and list_runs(tmp_path / "none") == []
+
+
+def test_nan_loss_is_reported():
+    tr = _trainer(epochs=1)
+    for group in tr.optimizer.param_groups:
+        group["lr"] = math.inf
+    tr.tcfg = {**tr.tcfg, "lr": 1e30, "warmup_iters": 0}
+    tr.log_interval = 1
+    with pytest.raises(FloatingPointError):
+        for _ in range(3):
+            tr.train_epoch()

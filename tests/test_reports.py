@@ -1,0 +1,274 @@
+"""Reports: agreement checks, deterministic rendering, the index counts, disagreement flags,
+local-run joins, the ablation runner (complexity, resumability) and the CLI."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import zlib
+from pathlib import Path
+
+import pytest
+import torch
+
+from hrbench.cli import main
+from hrbench.registry import get_grid
+from hrbench.reports import generate_reports
+from hrbench.reports.tables import (
+    Context,
+    LocalRun,
+    Measurement,
+    agreement,
+    build_table,
+    get_spec,
+    lite_t2_counts,
+    load_runs,
+    match_cell,
+    parse_hw,
+    rows_of,
+    target_for,
+)
+
+
+# ------------------------------------------------------------------------------------ agreement
+def test_agreement_at_printed_precision():
+    assert agreement("205.2", 215.20e6 / 2**20) == "yes"  # Lite-HRNet-18: 205.23 -> 205.2
+    assert agreement("0.20", 0.2004) == "yes"
+    assert agreement("0.2", 0.2607) == "no"
+    assert agreement("0.2", 0.2607, truncates=True) == "trunc"  # Dite-HRNet prints truncated
+    assert agreement("1.1", 1.186933, truncates=True) == "trunc"
+    assert agreement("1.1", 1.186933) == "no"
+    assert agreement("0.25", 0.245) == "yes"  # half up
+    assert agreement("418.7", 414.5776) == "no"
+    assert agreement("", 1.0) == "" and agreement("1.0", None) == ""
+
+
+def test_lite_table2_formulas_match_print():
+    assert lite_t2_counts() == [13107200, 2211840, 261760, 274560, 536320]
+    t = build_table(get_spec("lite-T2"), Context(measurer=_never))
+    assert [c.status for c in t.checks] == ["yes"] * 5
+    assert [c.printed for c in t.checks] == ["12.5", "2.1", "0.25", "0.26", "0.51"]
+
+
+def _never(*a):  # a measurer that must not be called
+    raise AssertionError("no measurement expected")
+
+
+# ------------------------------------------------------------------------------------ joining rows
+def test_rows_map_to_registry_and_grids():
+    lite18 = next(r for r in rows_of("lite", "T3") if r["model"] == "Lite-HRNet-18")
+    assert target_for(lite18).model == "litehrnet_18"
+    mbv2 = next(r for r in rows_of("lite", "T3") if r["model"].startswith("MobileNetV2"))
+    assert target_for(mbv2) is None
+    grid = get_grid("dite-table5")
+    row = next(r for r in rows_of("dite", "T5") if "G=4211 N=1244" in r["model"])
+    cell = match_cell(row["model"], grid.cells)
+    assert cell is not None and tuple(cell.overrides["groups"]) == (4, 2, 1, 1)
+    assert tuple(cell.overrides["kernels"]) == (1, 2, 4, 4)
+    # every printed row of every grid's table finds exactly its cell
+    for name in ("dite-table5", "dpn-table2", "dpn-table3", "dpn-table4", "dpn-table5"):
+        g = get_grid(name)
+        rows = rows_of(g.source, g.table)
+        assert {id(match_cell(r["model"], g.cells)) for r in rows} == {id(c) for c in g.cells}, name
+
+
+# ------------------------------------------------------------------------------------ fake measurers
+def _published_measurer(table_id: str, wrong: dict[tuple[str, str], float] | None = None):
+    """A measurer returning exactly each printed figure of ``table_id`` (params, FLOPs), except
+    the (model, input) pairs in ``wrong`` whose MFLOPs are replaced."""
+    table: dict[tuple[str, str], Measurement] = {}
+    spec = get_spec(table_id)
+    for source, tid in spec.parts:
+        for row in rows_of(source, tid):
+            target = target_for(row)
+            if target is None or not row["input"]:
+                continue
+            mflops = float(row["gflops"]) * 1024 if row["gflops"] else float(row["mflops"] or 0)
+            params = int(float(row["params_M"] or 0) * 1e6)
+            table[(target.model, row["input"])] = Measurement(params, mflops, 123_000_000)
+    for key, value in (wrong or {}).items():
+        m = table[key]
+        table[key] = Measurement(m.params, value, m.macs)
+
+    def measurer(model, overrides, input_hw, k):
+        return table[(model, f"{input_hw[0]}x{input_hw[1]}")]
+
+    return measurer
+
+
+def _hash_measurer(model, overrides, input_hw, k):
+    h = zlib.crc32(f"{model}{sorted(overrides.items())}{input_hw}{k}".encode())
+    return Measurement(1_000_000 + h % 500_000, 200 + (h % 1000) / 10, 200_000_000 + h % 10_000)
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+# ------------------------------------------------------------------------------------ determinism
+def test_render_twice_gives_identical_bytes(tmp_path):
+    ids = ("lite-T2", "lite-T3", "lite-T5", "dite-T5", "dpn-T3", "dpn-T4")
+    a = generate_reports(tmp_path / "a", runs_dir=None, latex=True, measurer=_hash_measurer, table_ids=ids)
+    b = generate_reports(tmp_path / "b", runs_dir=None, latex=True, measurer=_hash_measurer, table_ids=ids)
+    ta, tb = _tree(tmp_path / "a"), _tree(tmp_path / "b")
+    assert ta.keys() == tb.keys()
+    assert {k for k in ta if k.endswith(".png")} >= {"plots/coco-256x192-ap-vs-gflops.png", "plots/dite-T5-heatmaps.png",
+                                                     "plots/dpn-T3-dilation.png", "plots/dpn-T4-resolution.png"}
+    assert {k for k in ta if k.endswith(".tex")} == {f"tables/{i}.tex" for i in ids}
+    for k in ta:
+        assert ta[k] == tb[k], k
+    assert a.counts == b.counts
+    svg = ta["plots/dpn-T4-resolution.svg"].decode()
+    assert "<dc:date>" not in svg and "Matplotlib v" not in svg
+    # a stale file from an earlier run is removed, the machine-dependent bench/ folder is kept
+    (tmp_path / "a" / "tables" / "old.md").write_text("stale")
+    (tmp_path / "a" / "bench").mkdir()
+    (tmp_path / "a" / "bench" / "latency.md").write_text("kept")
+    generate_reports(tmp_path / "a", runs_dir=None, measurer=_hash_measurer, table_ids=ids)
+    assert not (tmp_path / "a" / "tables" / "old.md").exists()
+    assert (tmp_path / "a" / "bench" / "latency.md").exists()
+    assert not (tmp_path / "a" / "tables" / "lite-T3.tex").exists()  # no --latex this time
+
+
+# ------------------------------------------------------------------------------------ counts and flags
+def test_index_counts_and_disagreeing_cell_is_flagged(tmp_path):
+    good = generate_reports(tmp_path / "good", runs_dir=None, measurer=_published_measurer("lite-T5"),
+                            table_ids=("lite-T5",))
+    # Lite-HRNet-18, -30 and Small HRNet-W16 are held: 3 rows x (params, GFLOPs)
+    assert good.counts["cells"] == 6 and good.counts["agree"] == 6 and good.counts["disagree"] == 0
+    index = (tmp_path / "good" / "README.md").read_text()
+    assert "**6 of 6**" in index and "Every measurable cell agrees." in index
+
+    bad = generate_reports(tmp_path / "bad", runs_dir=None, table_ids=("lite-T5",),
+                           measurer=_published_measurer("lite-T5", {("litehrnet_30", "256x256"): 500.0}))
+    assert bad.counts["cells"] == 6 and bad.counts["agree"] == 5 and bad.counts["disagree"] == 1
+    [d] = bad.disagreeing
+    assert (d.table, d.printed, d.quantity) == ("lite-T5", "0.42", "GFLOPs")
+    md = (tmp_path / "bad" / "tables" / "lite-T5.md").read_text()
+    assert "**0.4883 ✗**" in md and "0.2700 ✓" in md
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "bad" / "tables" / "lite-T5.csv").read_text())))
+    by_model = {r["model"]: r for r in rows}
+    assert by_model["Lite-HRNet-30"]["agree"] == "no" and by_model["Lite-HRNet-30"]["flops_agree"] == "no"
+    assert by_model["Lite-HRNet-30"]["params_agree"] == "yes"
+    assert by_model["Lite-HRNet-18"]["agree"] == "yes"
+    assert by_model["MobileNetV2 1x"]["hrbench_model"] == "not in hrbench"
+    assert by_model["MobileNetV2 1x"]["agree"] == ""
+    index = (tmp_path / "bad" / "README.md").read_text()
+    assert "**5 of 6**" in index and "| Lite-HRNet-30 [mpii 256x256] | GFLOPs | 0.42 | 0.4883 |" in index
+    assert "not in hrbench" in md
+
+
+# ------------------------------------------------------------------------------------ local runs
+def _write_run(root: Path, name: str, arch: str, inp, metric: float, overrides=None, status="finished",
+               dataset="coco", epochs=1) -> None:
+    d = root / name
+    d.mkdir(parents=True, exist_ok=True)
+    key = "PCKh" if dataset == "mpii" else "AP"
+    (d / "summary.json").write_text(json.dumps({
+        "format": "hrbench-run-v1", "name": name, "status": status, "arch": arch, "overrides": overrides or {},
+        "dataset": dataset, "input": list(inp), "epochs": epochs, "epochs_done": epochs, "metric": key,
+        "final": {key: metric - 1}, "best": {key: metric}}))
+
+
+def test_local_runs_fill_the_accuracy_column(tmp_path):
+    runs = tmp_path / "runs"
+    _write_run(runs, "a-run", "litehrnet_18", (256, 192), 12.34)
+    _write_run(runs, "b-unfinished", "litehrnet_30", (256, 192), 50.0, status="running")
+    _write_run(runs, "c-mpii", "litehrnet_18", (256, 256), 33.3, dataset="mpii")
+    loaded = load_runs(runs)
+    assert [r.run_id for r in loaded] == ["a-run", "c-mpii"]
+    assert loaded[0] == LocalRun("a-run", "litehrnet_18", "{}", "coco", "256x192", {"AP": 12.34}, 1)
+    t = build_table(get_spec("lite-T3"), Context(measurer=_hash_measurer, runs=loaded))
+    by = {(r.printed["model"], r.printed["input"]): r for r in t.rows}
+    assert by[("Lite-HRNet-18", "256x192")].local.run_id == "a-run"
+    assert by[("Lite-HRNet-30", "256x192")].local is None  # unfinished runs do not count
+    from hrbench.reports.render import local_text
+
+    assert local_text(by[("Lite-HRNet-18", "256x192")], "AP") == "12.3 (1 ep)"
+    assert local_text(by[("Lite-HRNet-18", "384x288")], "AP") == "12.3 (@256x192, 1 ep)"
+    t5 = build_table(get_spec("lite-T5"), Context(measurer=_hash_measurer, runs=loaded))
+    lite18 = next(r for r in t5.rows if r.printed["model"] == "Lite-HRNet-18")
+    assert lite18.local.metrics == {"PCKh": 33.3}
+
+
+# ------------------------------------------------------------------------------------ ablate
+def test_ablate_complexity_and_resume(tmp_path, monkeypatch):
+    from hrbench import ablate
+
+    res = ablate.run_ablation("dpn-table5", measurer=_hash_measurer)
+    assert len(res["cells"]) == 8
+    first = res["cells"][0]
+    assert first["published"]["value"] == "50.6" and first["params"] is not None
+    assert {c["published"]["model"] for c in res["cells"]} == {r["model"] for r in rows_of("dpn", "T5")}
+
+    calls = []
+
+    def fake_train(arch, data, *, dataset, epochs, batch_size, input_hw, overrides, out, name, resume, **kw):
+        calls.append((name, resume))
+        _write_run(Path(out), name, arch, input_hw, 10.0 + len(calls), overrides=overrides, epochs=epochs)
+        return json.loads((Path(out) / name / "summary.json").read_text())
+
+    monkeypatch.setattr("hrbench.engine.train", fake_train)
+    out = tmp_path / "runs"
+    # one cell was interrupted earlier: its folder has a checkpoint but no finished summary
+    grid = get_grid("dpn-table5")
+    stale = ablate.run_name(grid, 3, grid.cells[3], (64, 48), 1)
+    (out / stale / "checkpoints").mkdir(parents=True)
+    (out / stale / "checkpoints" / "last.pt").write_bytes(b"x")
+    res1 = ablate.run_ablation("dpn-table5", train=True, epochs=1, data=tmp_path, out=out, input_hw=(64, 48),
+                               measurer=_hash_measurer)
+    assert len(calls) == 8 and dict(calls)[stale] is True
+    assert [c["state"] for c in res1["cells"]].count("resumed") == 1
+    assert all(c["value"] is not None for c in res1["cells"])
+    state = json.loads((out / "ablate-dpn-table5.json").read_text())
+    assert len(state["cells"]) == 8
+    res2 = ablate.run_ablation("dpn-table5", train=True, epochs=1, data=tmp_path, out=out, input_hw=(64, 48),
+                               measurer=_hash_measurer)
+    assert len(calls) == 8  # nothing retrained
+    assert [c["state"] for c in res2["cells"]] == ["skipped"] * 8
+    assert [c["value"] for c in res2["cells"]] == [c["value"] for c in res1["cells"]]
+    # the tables pick the runs up (at their own input)
+    t = build_table(get_spec("dpn-T5"), Context(measurer=_hash_measurer, runs=load_runs(out)))
+    assert all(r.local is not None and r.local.input == "64x48" for r in t.rows)
+
+
+def test_cli_errors_and_list(capsys):
+    assert main(["ablate", "--list"]) == 0
+    assert "dite-table5" in capsys.readouterr().out
+    assert main(["ablate", "no-such-grid"]) == 2
+    assert "unknown ablation grid" in capsys.readouterr().err
+    assert main(["ablate", "dite-table5", "--train"]) == 2
+    assert "--data" in capsys.readouterr().err
+    assert main(["ablate"]) == 2
+
+
+def test_cli_ablate_json_measures_real_models(capsys):
+    torch.set_num_threads(1)
+    assert main(["ablate", "dpn-table4", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    gflops = {c["published"]["model"]: (c["published"]["flops"], c["paper_mflops"] / 1024) for c in res["cells"]}
+    assert len(gflops) == 8
+    for printed, measured in gflops.values():  # conv MACs / 2^30, as the slides print them
+        assert agreement(printed, measured) == "yes"
+
+
+# ------------------------------------------------------------------------------------ end to end
+@pytest.mark.slow
+def test_ablate_dite_table5_trains_and_reports(tmp_path):
+    """16 Dite-HRNet-18 cells trained 1 epoch on a tiny synthetic set, then the Table 5 report."""
+    from hrbench.data.synth import generate
+
+    torch.set_num_threads(1)
+    data = tmp_path / "data"
+    generate("coco", data, n_train=4, n_val=2, seed=0, image_hw=(96, 72))
+    runs = tmp_path / "runs"
+    argv = ["ablate", "dite-table5", "--train", "--epochs", "1", "--data", str(data), "--out", str(runs),
+            "--input", "64x64", "--batch", "4", "--device", "cpu", "--json"]
+    assert main(argv) == 0
+    res = generate_reports(tmp_path / "reports", runs_dir=runs, table_ids=("dite-T5",))
+    [t5] = res.tables
+    assert sum(r.local is not None and "AP" in r.local.metrics for r in t5.rows) == 16
+    md = (tmp_path / "reports" / "tables" / "dite-T5.md").read_text()
+    assert md.count("(@64x64, 1 ep)") >= 32  # the row table and the G x N block
+    assert parse_hw("64x64") == (64, 64)
