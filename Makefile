@@ -20,8 +20,10 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(HRBENCH) flops dite18 --input 256x192
 	$(HRBENCH) flops --all
-	$(HRBENCH) data synth --dataset coco --out $(DEMO)/data --train 200 --val 40 --seed 0
-	$(HRBENCH) train lite18 --data $(DEMO)/data --epochs 2 --batch 16 --input 128x96 --out $(DEMO) --name lite18 --workers 1
+	rm -rf $(DEMO)
+	$(HRBENCH) data synth --dataset coco --out $(DEMO)/data --train 300 --val 40 --seed 0
+	$(HRBENCH) train lite18 --data $(DEMO)/data --input 128x96 --epochs 4 --batch 16 --lr 2e-3 \
+		--workers 1 --out $(DEMO) --name lite18 --validate-first
 	$(HRBENCH) eval lite18 --checkpoint $(DEMO)/lite18/checkpoints/best.pt --data $(DEMO)/data --input 128x96
 
 test: setup

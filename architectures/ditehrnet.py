@@ -70,10 +70,10 @@ def ditehrnet_30() -> DiteHRNetConfig:
 
 
 _T6_NOTE = """
-Dite-HRNet Table 6 ablation (Section 4.4); not in the official code. Reading: the official
+Dite-HRNet Table 6 ablation (Section 4.3); not in the official code. Reading: the official
 Lite-HRNet-18 (its stem, transitions, fusion with out-of-place ReLU, head) with {what}.
 Measured (/2^20): {coco} at 256x192 (K=17, published {pc}), {mpii} at 256x256 (K=16, published
-{pm}); {params} params (K=17, published {pp}M, truncated). All three ablations come out 0.6-1.0%
+{pm}); {params} params (K=17, published {pp}M, truncated). All three ablations come out 0.6% to 1.01%
 below the printed MFLOPs, and the printed ones are not additive (ACM +5.4, DSC +5.8, both
 +10.3 over Lite-HRNet-18's 205.2) while the released modules are (+4.10, +4.04, +8.15); no
 substitution of the released modules found reproduces them, so the ablations were probably

@@ -59,8 +59,9 @@ def run_name(grid: Grid, index: int, cell: GridCell, input_hw: tuple[int, int] |
 def published_for_cell(grid: Grid, cell: GridCell) -> dict[str, str]:
     """The printed row of ``cell`` (same dataset and input), as printed strings; {} if none."""
     want = f"{cell.input_hw[0]}x{cell.input_hw[1]}"
+    same = tuple(c for c in grid.cells if c.dataset == cell.dataset and tuple(c.input_hw) == tuple(cell.input_hw))
     for row in rows_of(grid.source, grid.table):
-        if row["dataset"] == cell.dataset and row["input"] == want and match_cell(row["model"], grid.cells) is cell:
+        if row["dataset"] == cell.dataset and row["input"] == want and match_cell(row["model"], same) is cell:
             flops, unit = printed_flops(row)
             metric = "PCKh" if cell.dataset == "mpii" else "AP"
             return {"model": row["model"], "params_M": row["params_M"], "flops": flops, "flops_unit": unit,

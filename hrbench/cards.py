@@ -60,7 +60,8 @@ def published_complexity(name: str, input_hw: tuple[int, int], dataset: str | No
     return {}
 
 
-def model_card(name: str) -> dict[str, Any]:
+def model_card(name: str, **overrides: Any) -> dict[str, Any]:
+    """The card of ``name``; ``overrides`` (validated) show the configuration they produce."""
     entry = get_entry(name)
     return {
         "name": entry.name,
@@ -68,6 +69,6 @@ def model_card(name: str) -> dict[str, Any]:
         "paper": entry.paper,
         "convention": entry.convention,
         "notes": entry.notes,
-        "config": entry.config().to_dict(),
+        "config": entry.config(**overrides).to_dict(),
         "reported": reported_for(name),
     }

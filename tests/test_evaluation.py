@@ -269,6 +269,8 @@ def test_predict_shapes_flip_and_shard_merge(coco_val):
     assert np.allclose(merged["keypoints"], p["keypoints"], atol=1e-5)
     m = evaluate(coco_val, p, flip=True)
     assert set(METRICS) <= m.keys() and all(0 <= m[k] <= 100 for k in METRICS)
+    amp = predict(model, coco_val, batch_size=8, amp=True, post_process="dark", device="cpu")
+    assert amp["keypoints"].shape == (n, 17, 3) and np.isfinite(amp["keypoints"]).all()
 
 
 def test_worker_error_line():

@@ -71,6 +71,12 @@ def test_rows_map_to_registry_and_grids():
         g = get_grid(name)
         rows = rows_of(g.source, g.table)
         assert {id(match_cell(r["model"], g.cells)) for r in rows} == {id(c) for c in g.cells}, name
+    from hrbench.ablate import published_for_cell
+    from hrbench.registry import list_grids
+
+    for name in list_grids():  # and every cell of every grid finds its printed row
+        g = get_grid(name)
+        assert all(published_for_cell(g, c) for c in g.cells), name
 
 
 # ------------------------------------------------------------------------------------ fake measurers
@@ -113,8 +119,9 @@ def test_render_twice_gives_identical_bytes(tmp_path):
     b = generate_reports(tmp_path / "b", runs_dir=None, latex=True, measurer=_hash_measurer, table_ids=ids)
     ta, tb = _tree(tmp_path / "a"), _tree(tmp_path / "b")
     assert ta.keys() == tb.keys()
-    assert {k for k in ta if k.endswith(".png")} >= {"plots/coco-256x192-ap-vs-gflops.png", "plots/dite-T5-heatmaps.png",
-                                                     "plots/dpn-T3-dilation.png", "plots/dpn-T4-resolution.png"}
+    pngs = {"plots/coco-256x192-ap-vs-gflops.png", "plots/dite-T5-heatmaps.png", "plots/dpn-T3-dilation.png",
+            "plots/dpn-T4-resolution.png"}
+    assert {k for k in ta if k.endswith(".png")} >= pngs
     assert {k for k in ta if k.endswith(".tex")} == {f"tables/{i}.tex" for i in ids}
     for k in ta:
         assert ta[k] == tb[k], k
@@ -272,3 +279,16 @@ def test_ablate_dite_table5_trains_and_reports(tmp_path):
     md = (tmp_path / "reports" / "tables" / "dite-T5.md").read_text()
     assert md.count("(@64x64, 1 ep)") >= 32  # the row table and the G x N block
     assert parse_hw("64x64") == (64, 64)
+
+
+def test_latency_report_writes_its_files(tmp_path):
+    from hrbench.reports.bench import run_bench
+
+    torch.set_num_threads(1)
+    res = run_bench(tmp_path / "bench", device="cpu", batch=2, models=["dpn1_32"], repeats=2)
+    [row] = res["rows"]
+    assert row["model"] == "dpn1_32" and row["latency_ms"] > 0 and row["throughput"] > 0
+    assert row["ap"] == "50.6" and 0.1 < row["params_M"] < 1.0
+    for name in ("latency.md", "latency.csv", "ap-vs-latency.png", "ap-vs-latency.svg"):
+        assert (tmp_path / "bench" / name).exists(), name
+    assert "| dpn1_32 | dpn |" in (tmp_path / "bench" / "latency.md").read_text()

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
 
 from hrbench.errors import HrbenchError
+
+try:  # typer >= 0.16 vendors click as typer._click; older typer uses click itself
+    from typer._click import exceptions as click_exc
+except ImportError:  # pragma: no cover
+    from click import exceptions as click_exc
 
 app = typer.Typer(
     name="hrbench",
@@ -22,6 +26,8 @@ app = typer.Typer(
 )
 
 # Sub-command modules register themselves on ``app`` when imported.
+from hrbench.cli import bench as _bench  # noqa: E402,F401
+from hrbench.cli import bench_data as _bench_data  # noqa: E402,F401
 from hrbench.cli import data as _data  # noqa: E402,F401
 from hrbench.cli import flops as _flops  # noqa: E402,F401
 from hrbench.cli import models as _models  # noqa: E402,F401
@@ -32,24 +38,21 @@ from hrbench.cli import train as _train  # noqa: E402,F401
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, turning user errors into one line on stderr and exit code 2."""
     try:
-        app(args=argv, prog_name="hrbench", standalone_mode=False)
+        result = app(args=argv, prog_name="hrbench", standalone_mode=False)
     except HrbenchError as e:
         print(f"hrbench: error: {e}", file=sys.stderr)
         return e.exit_code
-    except click.exceptions.NoArgsIsHelpError:
+    except click_exc.NoArgsIsHelpError:
         return 0
-    except click.ClickException as e:
+    except click_exc.ClickException as e:
         print(f"hrbench: error: {e.format_message()}", file=sys.stderr)
         return 2
-    except click.exceptions.Abort:
-        print("hrbench: aborted", file=sys.stderr)
-        return 130
-    except click.exceptions.Exit as e:
-        return e.exit_code
     except KeyboardInterrupt:
         print("hrbench: interrupted", file=sys.stderr)
         return 130
-    return 0
+    except BrokenPipeError:  # output piped into e.g. `head`
+        return 0
+    return result if isinstance(result, int) else 0
 
 
 def run() -> None:  # pragma: no cover - console script shim

@@ -36,7 +36,8 @@ def _engines(text: str | None) -> tuple[str, ...]:
     chosen = tuple(e.strip() for e in text.split(",") if e.strip())
     bad = [e for e in chosen if e not in ENGINES]
     if bad or not chosen:
-        raise HrbenchError(f"unknown --engines {', '.join(bad) or text!r}: choose from {', '.join(ENGINES)}")
+        shown = ", ".join(repr(b) for b in bad) or repr(text)
+        raise HrbenchError(f"unknown --engines {shown}: choose from {', '.join(ENGINES)}")
     return chosen
 
 
@@ -56,6 +57,29 @@ def skip_summary(skipped: dict[str, Any], limit: int = 3) -> str:
         elif isinstance(value, list) and value:
             parts.append(f"{key}: {len(value)} ({', '.join(value[:limit])}{' …' if len(value) > limit else ''})")
     return "; ".join(parts) or "nothing"
+
+
+def _short(name: str) -> str:
+    for prefix in ("torch.nn.functional.", "torch.Tensor.", "torch."):
+        if name.startswith(prefix):
+            return name[len(prefix):]
+    return name
+
+
+def compact_skips(paper: dict[str, Any]) -> str:
+    """One-cell summary of what the card's convention left out on a model."""
+    parts = []
+    mods = paper.get("zero_count_modules") or {}
+    if mods:
+        parts.append(", ".join(f"{k}×{n}" for k, n in mods.items()))
+    funcs = paper.get("uncounted_functions") or {}
+    if funcs:
+        top = ", ".join(f"{_short(k)}×{n}" for k, n in list(funcs.items())[:2])
+        parts.append(top + (f" +{len(funcs) - 2} fns" if len(funcs) > 2 else ""))
+    reused = paper.get("repeated_calls_not_counted") or {}
+    if reused:
+        parts.append(f"{sum(reused.values())} repeat calls")
+    return "; ".join(parts) or "-"
 
 
 def _value(c: Complexity, engine: str) -> float | None:
@@ -106,7 +130,7 @@ def print_one(c: Complexity, show_modules: bool) -> None:
         t = Table(title="per module (each engine in its own unit)")
         engines = [e for e in ENGINES if e in d["by_module"][0]]
         for col in ("module", "type", *engines):
-            t.add_column(col)
+            t.add_column(col, overflow="fold")
         for row in d["by_module"]:
             t.add_row(row["module"], row["type"], *[_fmt(row.get(e), 3) for e in engines])
         console.print(t)
@@ -114,13 +138,15 @@ def print_one(c: Complexity, show_modules: bool) -> None:
 
 def print_block_types(d: dict[str, Any]) -> None:
     """Per block type (innermost model-defined module class): the card's count vs true MACs."""
-    t = Table(title="gap between the published convention and true MACs, per block type (decimal M)")
+    t = Table(title="gap between the published convention and true MACs, per block type (decimal M; a row "
+                "counts everything inside that module class, so rows nest)")
     for col in ("block type", "paper count", "paper /2^20", "true MACs", "MACs - paper", "fvcore", "ptflops"):
-        t.add_column(col)
+        t.add_column(col, overflow="fold")
     for cls, v in d["by_block_type"].items():
         p, m = v.get("paper"), v.get("macs")
-        t.add_row(cls, _fmt(p, 3), _fmt(None if p is None else p * 1e6 / 2**20, 3), _fmt(m, 3),
-                  _fmt(None if p is None or m is None else m - p, 3), _fmt(v.get("fvcore"), 3), _fmt(v.get("ptflops"), 3))
+        gap = None if p is None or m is None else m - p
+        t.add_row(cls, _fmt(p, 3), _fmt(None if p is None else p * 1e6 / 2**20, 3), _fmt(m, 3), _fmt(gap, 3),
+                  _fmt(v.get("fvcore"), 3), _fmt(v.get("ptflops"), 3))
     console.print(t)
 
 
@@ -138,7 +164,7 @@ def print_all(rows: list[Complexity | dict[str, str]]) -> None:
         t.add_row(d["arch"], d["input"], f"{d['params']:,}", _fmt(d["paper_mflops"]),
                   {True: "✓", False: "✗", None: "-"}[d["analytic_matches"]], _fmt(d["fvcore"]), _fmt(d["ptflops"]),
                   _fmt(d["macs"]), _fmt(pub.get("mflops"), 1), _fmt(pub.get("delta")),
-                  skip_summary(d["skipped"].get("paper", {}), 2))
+                  compact_skips(d["skipped"].get("paper", {})))
     console.print(t)
     console.print("units: " + "; ".join(f"{k} = {v}" for k, v in SHORT_UNITS.items()))
 

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from hrbench.cards import model_card
 from hrbench.cli import app
+from hrbench.cli.options import parse_overrides
 from hrbench.registry import get_entry, list_models
 
 console = Console()
@@ -38,17 +39,19 @@ def list_cmd(
 @app.command("info")
 def info_cmd(
     arch: str = typer.Argument(..., help="architecture name or alias"),
+    overrides: list[str] = typer.Option(None, "--set", help="KEY=VALUE hyper-parameter override"),
     as_json: bool = typer.Option(False, "--json", help="print the model card as JSON"),
 ) -> None:
     """Show a model card: configuration, counting convention, notes and published numbers."""
-    card = model_card(arch)
+    over = parse_overrides(overrides)
+    card = model_card(arch, **over)
     if as_json:
         print(json.dumps(card, indent=1, default=str))
         return
     console.print(f"[bold]{card['name']}[/bold]  aliases: {', '.join(card['aliases']) or '-'}  "
                   f"paper: {card['paper']}  FLOPs convention: {card['convention']}")
     console.print(f"config: {card['config']}")
-    describe = getattr(get_entry(arch).config(), "describe", None)
+    describe = getattr(get_entry(arch).config(**over), "describe", None)
     if callable(describe):
         for label, text in describe():
             console.print(f"  {label}: {text}", markup=False, highlight=False)

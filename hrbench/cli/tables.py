@@ -70,7 +70,8 @@ def tables_cmd(
     summary = {"out": str(out), "files": len(result.files), "cells": c["cells"], "agree": c["agree"],
                "agree_truncated": c["agree_truncated"], "disagree": c["disagree"], "errors": c["errors"],
                "disagreeing": [f"{d.table}: {d.row} {d.quantity} published {d.printed}, hrbench "
-                               f"{'error' if d.measured is None else round(d.measured, 4)}" for d in result.disagreeing],
+                               f"{'error' if d.measured is None else round(d.measured, 4)}"
+                               for d in result.disagreeing],
                "seconds": round(time.perf_counter() - t0, 1)}
     if as_json:
         print(json.dumps(summary, indent=1))

@@ -52,6 +52,7 @@ def train_cmd(
     lr: float = typer.Option(None, "--lr", help="base learning rate as used (no linear scaling)"),
     amp: str = typer.Option(None, "--amp", help="mixed precision: bf16 | fp16 (fp16 needs CUDA)"),
     channels_last: bool = typer.Option(False, "--channels-last", help="channels-last memory format"),
+    gpu_aug: bool = typer.Option(False, "--gpu-aug", help="affine warp + heatmap targets on the training device"),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
     workers: int = typer.Option(2, "--workers", help="data-loader worker processes"),
     out: Path = typer.Option(Path("runs"), "--out", help="folder holding run folders"),
@@ -72,16 +73,17 @@ def train_cmd(
     model_overrides, train_overrides = split_overrides(sets)
     if print_config:
         cfg = resolve_config(arch, data, dataset, epochs, batch, hw, model_overrides, out, name, seed, amp,
-                             channels_last, workers, val_interval, lr, train_overrides, not no_val_flip)
+                             channels_last, workers, val_interval, lr, train_overrides, not no_val_flip,
+                             gpu_aug=gpu_aug)
         print(json.dumps(cfg, indent=1, default=str))
         return
-    if data is None:
+    if data is None and not resume:
         raise HrbenchError("missing --data DIR (the dataset root)")
     summary = train(arch, data, dataset=dataset, epochs=epochs, batch_size=batch, input_hw=hw,
                     overrides=model_overrides, out=out, name=name, device=device, seed=seed, amp=amp,
                     channels_last=channels_last, workers=workers, val_interval=val_interval, resume=resume,
                     progress=not no_progress and not as_json, lr=lr, train_overrides=train_overrides,
-                    val_flip=not no_val_flip, validate_first=validate_first)
+                    val_flip=not no_val_flip, validate_first=validate_first, gpu_aug=gpu_aug)
     if as_json:
         print(json.dumps(summary, indent=1, default=str))
         return

@@ -48,7 +48,7 @@ def _quiet():
             warnings.simplefilter("ignore")
             yield out
     finally:
-        for lg, lv in zip(loggers, levels):
+        for lg, lv in zip(loggers, levels, strict=True):
             lg.setLevel(lv)
 
 
@@ -65,8 +65,9 @@ def fvcore_count(model: nn.Module, input_hw: tuple[int, int]) -> LibCount:
     """fvcore's total with ``unsupported_ops()`` (what it warns about), the ops it ignores by
     default that do arithmetic (e.g. ``aten::relu``), and ``uncalled_modules()``."""
     try:
-        from fvcore.nn import FlopCountAnalysis
-        from fvcore.nn.jit_analysis import _IGNORED_OPS
+        with _quiet():
+            from fvcore.nn import FlopCountAnalysis
+            from fvcore.nn.jit_analysis import _IGNORED_OPS
     except Exception as e:  # pragma: no cover - fvcore is a dependency
         return LibCount(error=f"fvcore unavailable: {_error(e)}")
     was_training = model.training
@@ -88,9 +89,8 @@ def fvcore_count(model: nn.Module, input_hw: tuple[int, int]) -> LibCount:
     finally:
         model.train(was_training)
     unsupported = Counter({k: v for k, v in all_skipped.items() if k not in _IGNORED_OPS})
-    ignored = Counter({k: v for k, v in all_skipped.items()
-                       if k in _IGNORED_OPS and k.split("::")[-1].rstrip("_") not in _DATA_OPS
-                       and k.split("::")[-1] not in _DATA_OPS and k not in _FVCORE_META})
+    # ops fvcore ignores by default that do arithmetic (relu, clamp, floor_divide, ...), not views/copies
+    ignored = Counter({k: v for k, v in all_skipped.items() if k in _IGNORED_OPS and not _fvcore_data_op(k)})
     return LibCount(
         total=total,
         by_module=_exclusive(dict(by_mod), model),
@@ -99,9 +99,15 @@ def fvcore_count(model: nn.Module, input_hw: tuple[int, int]) -> LibCount:
     )
 
 
-_FVCORE_META = {"aten::Int", "aten::ScalarImplicit", "aten::size", "aten::to", "aten::type_as", "aten::new_empty",
-                "aten::new_full", "aten::new_zeros", "aten::arange", "aten::zeros_like", "aten::full_like",
-                "aten::unsqueeze_", "aten::index_put_", "aten::nonzero"}
+_FVCORE_META = {"Int", "ScalarImplicit", "size", "to", "type_as", "arange", "nonzero", "index_put", "masked_fill",
+                "new_empty", "new_full", "new_zeros", "zeros", "zeros_like", "ones", "full", "full_like", "empty",
+                "dropout"}
+
+
+def _fvcore_data_op(kind: str) -> bool:
+    """An ATen op of fvcore's ignore list that only allocates, views or moves data."""
+    name = kind.split("::")[-1].rstrip("_")
+    return name in _DATA_OPS or name in _FVCORE_META
 
 
 def _exclusive(inclusive: dict[str, int], model: nn.Module) -> dict[str, int]:
@@ -121,9 +127,10 @@ def ptflops_count(model: nn.Module, input_hw: tuple[int, int], probe: Probe | No
     the ``torch`` functions it did not count (from ``probe``'s census) and the ones it counted
     twice (a patched function called inside a module it already hooks, e.g. ``F.relu`` in ReLU)."""
     try:
-        from ptflops import get_model_complexity_info
-        from ptflops import pytorch_engine as engine
-        from ptflops.pytorch_ops import FUNCTIONAL_MAPPING, MODULES_MAPPING, TENSOR_OPS_MAPPING
+        with _quiet():
+            from ptflops import get_model_complexity_info
+            from ptflops import pytorch_engine as engine
+            from ptflops.pytorch_ops import FUNCTIONAL_MAPPING, MODULES_MAPPING, TENSOR_OPS_MAPPING
     except Exception as e:  # pragma: no cover - ptflops is a dependency
         return LibCount(error=f"ptflops unavailable: {_error(e)}")
 

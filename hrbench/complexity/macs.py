@@ -16,7 +16,6 @@ import contextlib
 import dataclasses
 import math
 from collections import Counter
-from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -203,23 +202,34 @@ class MacCounter(TorchDispatchMode):
         super().__init__()
         self.stack = stack
         self.result = MacsResult()
+        self._depth = 0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
+        kwargs = kwargs or {}
         packet = func.overloadpacket
         rule = MAC_OPS.get(packet)
-        if rule is not None:
-            macs = int(rule(args, out))
-            r = self.result
-            r.total += macs
-            r.by_op[packet.__name__] += macs
-            name = self.stack.current if self.stack else ""
-            r.by_module[name] = r.by_module.get(name, 0) + macs
-            block = self.stack.owner_block() if self.stack else None
-            cls = type(block).__name__ if block is not None else "(top level)"
-            r.by_class[cls] = r.by_class.get(cls, 0) + macs
-        elif packet.__name__ not in _DATA_OPS:
-            self.result.other_ops[packet.__name__] += 1
+        if rule is None:
+            # A composite op (e.g. einsum under inference_mode) reaches the mode undecomposed:
+            # run its decomposition under the mode so that the products inside are seen.
+            if self._depth == 0 and packet.__name__ not in _DATA_OPS:
+                self.result.other_ops[packet.__name__] += 1
+            self._depth += 1
+            try:
+                with self:
+                    out = func.decompose(*args, **kwargs)
+            finally:
+                self._depth -= 1
+            return func(*args, **kwargs) if out is NotImplemented else out
+        out = func(*args, **kwargs)
+        macs = int(rule(args, out))
+        r = self.result
+        r.total += macs
+        r.by_op[packet.__name__] += macs
+        name = self.stack.current if self.stack else ""
+        r.by_module[name] = r.by_module.get(name, 0) + macs
+        block = self.stack.owner_block() if self.stack else None
+        cls = type(block).__name__ if block is not None else "(top level)"
+        r.by_class[cls] = r.by_class.get(cls, 0) + macs
         return out
 
 
@@ -268,7 +278,8 @@ def run_probe(model: nn.Module, input_hw: tuple[int, int], convention: Conventio
             out = model(example_input(input_hw))
     finally:
         model.train(was_training)
-    shape = tuple((out[0] if isinstance(out, (tuple, list)) else out).shape)
+    first = next((t for t in torch.utils._pytree.tree_leaves(out) if isinstance(t, torch.Tensor)), None)
+    shape = tuple(first.shape) if first is not None else ()
     return Probe(stack, counter.result, census, paper.counts if convention is not None else None, shape)
 
 

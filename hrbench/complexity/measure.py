@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import gc
 import multiprocessing
 import time
 import warnings
@@ -160,6 +161,17 @@ def measure_model(
 ) -> Complexity:
     """Count an already-built ``model`` (any nn.Module taking one (1, 3, H, W) tensor)."""
     engines = tuple(engines)
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # the JIT trace allocates ~1e5 small objects; collections only cost time here
+    try:
+        return _measure_model(model, input_hw, convention, engines, by_module, arch, by_module_depth)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _measure_model(model: nn.Module, input_hw: tuple[int, int], convention: str | Convention,
+                   engines: tuple[str, ...], by_module: bool, arch: str | None, by_module_depth: int) -> Complexity:
     unknown = [e for e in engines if e not in ENGINES]
     if unknown:
         raise HrbenchError(f"unknown engine(s) {', '.join(unknown)}: choose from {', '.join(ENGINES)}")
@@ -177,6 +189,8 @@ def measure_model(
         t = time.perf_counter()
         try:
             probe = run_probe(model, (h, w), conv if "paper" in engines else None)
+        except HrbenchError as e:
+            raise HrbenchError(f"{res.arch}: {e}") from e
         except Exception as e:  # a model that cannot run at this input is a user error
             raise HrbenchError(f"{res.arch} cannot run on a {h}x{w} input: {type(e).__name__}: "
                                f"{str(e).splitlines()[0] if str(e) else ''}") from e
@@ -224,7 +238,7 @@ def convention_skips(model: nn.Module, conv: Convention, probe: Probe) -> dict[s
     beyond the first of modules called several times."""
     mods = dict(model.named_modules())
     zero_types: dict[str, int] = {}
-    for name, n in probe.stack.calls.items():
+    for name in probe.stack.calls:
         m = mods.get(name)
         if m is None or next(m.children(), None) is not None or conv.rule_for(m) is not None:
             continue
@@ -277,27 +291,31 @@ def module_rows(model: nn.Module, exclusive: dict[str, dict[str, int]], depth: i
 
 
 def block_type_rows(model: nn.Module, exclusive: dict[str, dict[str, int]]) -> dict[str, dict[str, float]]:
-    """Counts per block type: each module's own count goes to the innermost model-defined
-    module class containing it (a partition of every engine's total; raw decimal millions)."""
+    """Counts per block type, in decimal millions of each engine's raw count: for every
+    model-defined module class, the count of everything executed inside its instances
+    (inclusive, so rows nest: a DSC block's row includes its dynamic convolutions' row)."""
     mods = dict(model.named_modules())
+    root = mods[""]
 
-    def owner(name: str) -> str:
+    def classes(name: str) -> set[str]:
         if name not in mods:
-            return name
+            return {name}  # e.g. ptflops' "(patched functions)"
         parts = name.split(".") if name else []
-        for i in range(len(parts), -1, -1):
-            m = mods.get(".".join(parts[:i]))
-            if m is not None and is_user_module(m):
-                return type(m).__name__
-        return "(top level)"
+        found = {type(mods[".".join(parts[:i])]).__name__ for i in range(1, len(parts) + 1)
+                 if is_user_module(mods[".".join(parts[:i])])}
+        return found or {type(root).__name__}
 
-    out: dict[str, dict[str, float]] = {}
+    out: dict[str, dict[str, int]] = {}
     for engine, counts in exclusive.items():
         for name, value in counts.items():
-            cls = owner(name)
-            out.setdefault(cls, {})
-            out[cls][engine] = out[cls].get(engine, 0) + value
-    return {cls: {e: round(v / 1e6, 6) for e, v in sorted(d.items())} for cls, d in sorted(out.items())}
+            for cls in classes(name):
+                out.setdefault(cls, {})
+                out[cls][engine] = out[cls].get(engine, 0) + value
+
+    def key(item):
+        return (-item[1].get("macs", item[1].get("paper", 0)), item[0])
+
+    return {cls: {e: round(v / 1e6, 6) for e, v in sorted(d.items())} for cls, d in sorted(out.items(), key=key)}
 
 
 def _measure_or_error(name: str, kwargs: dict[str, Any]) -> Complexity | dict[str, str]:
@@ -305,6 +323,8 @@ def _measure_or_error(name: str, kwargs: dict[str, Any]) -> Complexity | dict[st
         return measure(name, **kwargs)
     except HrbenchError as e:
         return {"arch": name, "error": str(e)}
+    except Exception as e:  # one broken model must not stop the others
+        return {"arch": name, "error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
 
 
 def _worker_init() -> None:

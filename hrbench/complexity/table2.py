@@ -57,10 +57,10 @@ def closed_form(example: tuple[tuple[int, int, int], ...] = EXAMPLE) -> dict[str
     """Table 2's theory-complexity formulas evaluated on ``example`` [(H, W, C), ...]."""
     n = [h * w for h, w, _ in example]
     c = [ch for _, _, ch in example]
-    nc = sum(a * b for a, b in zip(n, c))
+    nc = sum(a * b for a, b in zip(n, c, strict=True))
     c2 = sum(x * x for x in c)
     return {
-        "1x1 convolution": sum(a * b * b for a, b in zip(n, c)),
+        "1x1 convolution": sum(a * b * b for a, b in zip(n, c, strict=True)),
         "3x3 depthwise convolution": 9 * nc,
         "CCW w/ spatial weights": 2 * c2 + nc,
         "CCW w/ multi-resolution weights": 2 * sum(c) ** 2 + nc,

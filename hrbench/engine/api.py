@@ -40,7 +40,7 @@ def resolve_config(arch: str, data: str | Path | None = None, dataset: str = "co
                    overrides: dict[str, Any] | None = None, out: str | Path | None = "runs", name: str | None = None,
                    seed: int = 0, amp: str | None = None, channels_last: bool = False, workers: int = 2,
                    val_interval: int = 1, lr: float | None = None, train_overrides: dict[str, Any] | None = None,
-                   val_flip: bool = True, world_size: int | None = None) -> dict[str, Any]:
+                   val_flip: bool = True, world_size: int | None = None, gpu_aug: bool = False) -> dict[str, Any]:
     """The fully resolved configuration of a training run (recipe + overrides); builds nothing.
 
     Raises :class:`ConfigError` (one line) for an unknown architecture/dataset, an unknown model
@@ -90,6 +90,7 @@ def resolve_config(arch: str, data: str | Path | None = None, dataset: str = "co
         "val_flip": val_flip,
         "amp": amp,
         "channels_last": bool(channels_last),
+        "gpu_aug": bool(gpu_aug),
         "workers": workers,
         "name": run_name,
         "run_dir": None if out is None else str(Path(out) / run_name),
@@ -133,7 +134,10 @@ def make_evaluator(out_dir: str | Path | None = None, flip: bool = True, dark: b
             preds = merge_predictions(D.all_gather_objects(preds))
         if not info.is_main:
             return {}
-        return dict(evaluate(val_set, preds, out_dir, flip=flip, box_source=box_source))
+        metrics = dict(evaluate(val_set, preds, out_dir, flip=flip, box_source=box_source))
+        if "PCKh" not in metrics and "Mean" in metrics:  # MPII: the papers' "PCKh" is the PCKh@0.5 mean
+            metrics["PCKh"] = metrics["Mean"]
+        return metrics
 
     return evaluator
 
@@ -147,12 +151,13 @@ def _stamp(m: dict[str, Any] | None, cfg: dict[str, Any]) -> dict[str, Any] | No
     return {"box_source": "gt", "flip": cfg["val_flip"], "input": f"{h}x{w}", **m}
 
 
-def build_summary(trainer: Trainer, cfg: dict[str, Any], run: RunDir, status: str, created: str) -> dict[str, Any]:
-    """The ``summary.json`` content (schema: :mod:`hrbench.engine.runs`)."""
+def build_summary(trainer: Trainer, cfg: dict[str, Any], run: RunDir | None, status: str,
+                  created: str) -> dict[str, Any]:
+    """The ``summary.json`` content (schema: :mod:`hrbench.engine.runs`); ``run`` None: no folder."""
     return {
         "format": SUMMARY_FORMAT,
         "name": cfg["name"],
-        "run_dir": str(run.path),
+        "run_dir": None if run is None else str(run.path),
         "status": status,
         "arch": cfg["arch"],
         "overrides": cfg["overrides"],
@@ -172,7 +177,8 @@ def build_summary(trainer: Trainer, cfg: dict[str, Any], run: RunDir, status: st
         "initial": _stamp(trainer.initial, cfg),
         "final": _stamp(trainer.final, cfg),
         "best": _stamp(trainer.best, cfg),
-        "checkpoints": {"last": str(run.last), "best": str(run.best) if run.best.exists() else None},
+        "checkpoints": {"last": str(run.last) if run is not None and run.last.exists() else None,
+                        "best": str(run.best) if run is not None and run.best.exists() else None},
         "train_time_s": trainer.train_time,
         "created": created,
         "updated": now_iso(),
@@ -201,14 +207,13 @@ def train(arch: str, data: str | Path | None, dataset: str = "coco", epochs: int
           workers: int = 2, val_interval: int = 1, resume: bool | str | Path = False, progress: bool = True,
           lr: float | None = None, train_overrides: dict[str, Any] | None = None, val_flip: bool = True,
           validate_first: bool = False, stop_after: int | None = None, log_interval: int = 50,
-          console=None) -> dict[str, Any]:
+          console=None, gpu_aug: bool = False) -> dict[str, Any]:
     """Train ``arch`` top-down on ``data`` and return the run summary (``summary.json``).
 
     ``out``/``name``: run folder ``<out>/<name>``. ``resume``: True (continue ``<out>/<name>``), or
     a run folder / checkpoint path. ``validate_first``: also validate the untrained model (summary
     key ``initial``). ``stop_after``: train at most this many epochs in this call (resume later).
     """
-    was_initialized = D.active()
     info, dev = D.setup(device)
     run: RunDir | None = None
     try:
@@ -238,7 +243,7 @@ def train(arch: str, data: str | Path | None, dataset: str = "coco", epochs: int
         else:
             cfg = resolve_config(arch, data, dataset, epochs, batch_size, input_hw, overrides, out, name, seed, amp,
                                  channels_last, workers, val_interval, lr, train_overrides, val_flip,
-                                 world_size=info.world_size)
+                                 world_size=info.world_size, gpu_aug=gpu_aug)
             cfg = D.broadcast_object(cfg)  # one run name (time stamp) for every rank
             if cfg["run_dir"] is not None:
                 run = RunDir(cfg["run_dir"])
@@ -294,7 +299,7 @@ def train(arch: str, data: str | Path | None, dataset: str = "coco", epochs: int
         t0 = time.perf_counter()
         trainer.fit(stop_after=stop_after, validate_first=validate_first, on_checkpoint=on_checkpoint)
         done = trainer.epoch >= cfg["train"]["epochs"]
-        summary = build_summary(trainer, cfg, run or RunDir("."), "finished" if done else "running", created)
+        summary = build_summary(trainer, cfg, run, "finished" if done else "running", created)
         if run is not None and info.is_main:
             if run.path.exists():
                 write_json_atomic(run.summary_path, summary)
@@ -306,9 +311,6 @@ def train(arch: str, data: str | Path | None, dataset: str = "coco", epochs: int
         if run is not None and info.is_main:
             run.discard_if_new()
         raise
-    finally:
-        if not was_initialized:
-            D.teardown()
 
 
 def _read_created(run: RunDir) -> str | None:
@@ -369,22 +371,17 @@ def evaluate_checkpoint(arch: str, checkpoint: str | Path | dict[str, Any], data
         else DATASET_KEYPOINTS[dataset]
     if k != DATASET_KEYPOINTS[dataset]:
         raise CheckpointError(f"checkpoint {source} predicts {k} keypoints; {dataset} has {DATASET_KEYPOINTS[dataset]}")
-    was_initialized = D.active()
     info, dev = D.setup(device)
-    try:
-        model = create_model(canonical, num_keypoints=k, **ovr)
-        load_checkpoint(model, ckpt, strict=True)
-        model.to(dev).eval()
-        val_set = build_split(dataset, root, "val", hw, train=False, det_file=det_file, det_score_thr=det_thr)
-        box_source = str(getattr(val_set, "box_source", "detections" if det_file is not None else "gt"))
-        evaluator = make_evaluator(out_dir, flip=flip, dark=dark, box_source=box_source, batch_size=batch_size,
-                                   workers=workers)
-        t = time.perf_counter()
-        metrics = evaluator(model, val_set, info, dev)
-        metrics = D.broadcast_object(metrics if info.is_main else None)
-        return {"box_source": box_source, "flip": flip, "input": f"{hw[0]}x{hw[1]}", **metrics, "arch": canonical,
-                "checkpoint": source, "dataset": dataset, "dark": dark, "samples": len(val_set),
-                "eval_time_s": time.perf_counter() - t}
-    finally:
-        if not was_initialized:
-            D.teardown()
+    model = create_model(canonical, num_keypoints=k, **ovr)
+    load_checkpoint(model, ckpt, strict=True)
+    model.to(dev).eval()
+    val_set = build_split(dataset, root, "val", hw, train=False, det_file=det_file, det_score_thr=det_thr)
+    box_source = str(getattr(val_set, "box_source", "detections" if det_file is not None else "gt"))
+    evaluator = make_evaluator(out_dir, flip=flip, dark=dark, box_source=box_source, batch_size=batch_size,
+                               workers=workers)
+    t = time.perf_counter()
+    metrics = evaluator(model, val_set, info, dev)
+    metrics = D.broadcast_object(metrics if info.is_main else None)
+    return {"box_source": box_source, "flip": flip, "input": f"{hw[0]}x{hw[1]}", **metrics, "arch": canonical,
+            "checkpoint": source, "dataset": dataset, "dark": dark, "samples": len(val_set),
+            "eval_time_s": time.perf_counter() - t}

@@ -6,6 +6,7 @@ CPU; every helper here degrades to a no-op in a single process.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import os
 from typing import Any
@@ -66,6 +67,9 @@ def setup(device: str) -> tuple[DistInfo, torch.device]:
         torch.cuda.set_device(dev)
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
+        # one group per process, kept for every later train/evaluate call and closed at exit
+        # (re-creating a group in the same torchrun job can hang)
+        atexit.register(teardown)
     return info, dev
 
 

@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import math
-import os
 import random
 import time
 from collections.abc import Callable
@@ -83,12 +82,8 @@ class SeededSamples(Dataset):
         s = sample_seed(self.seed, self.epoch, int(index))
         seed_everything(s)
         reseed = getattr(self.base, "reseed", None)
-        if callable(reseed):
+        if callable(reseed):  # hrbench datasets: the augmentation draw becomes a function of s
             reseed(s)
-        elif hasattr(self.base, "_rng") and hasattr(self.base, "_rng_pid"):
-            # hrbench.data.TopDownDataset keeps one augmentation generator per process; make it per sample
-            self.base._rng = np.random.default_rng(s)
-            self.base._rng_pid = os.getpid()
         return self.base[index]
 
 
@@ -146,7 +141,9 @@ def model_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def _fmt_metrics(m: dict[str, Any]) -> str:
-    return "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in m.items())
+    """The headline validation numbers on one line."""
+    keys = ("val_loss", "AP", "AP50", "AR", "PCKh", "val_time_s")
+    return "  ".join(f"{k} {m[k]:.4g}" for k in keys if isinstance(m.get(k), (int, float)))
 
 
 class Trainer:
@@ -180,9 +177,13 @@ class Trainer:
         self.channels_last = bool(cfg.get("channels_last"))
         self.metric = cfg.get("metric", "val_loss")
 
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick the fastest kernels
         self.raw_model = model.to(device)
-        if self.channels_last:
-            self.raw_model = self.raw_model.to(memory_format=torch.channels_last)
+        if self.channels_last:  # rank-4 tensors only: Module.to(memory_format=...) rejects Dite-HRNet's rank-5 kernels
+            from hrbench.speed import to_channels_last
+
+            self.raw_model = to_channels_last(self.raw_model)
         self.model: nn.Module = self.raw_model
         if self.info.distributed:
             self.model = nn.parallel.DistributedDataParallel(
@@ -192,14 +193,22 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=amp == "fp16")
 
         self.train_view = SeededSamples(train_set, cfg["seed"])
+        self.device_aug = None  # --gpu-aug: workers decode + draw the augmentation, the device warps + draws targets
+        if cfg.get("gpu_aug"):
+            from hrbench.speed.gpu_pipeline import DeviceTopDown, RawTopDownDataset
+
+            raw = RawTopDownDataset(train_set)
+            self.train_view = SeededSamples(raw, cfg["seed"])
+            self.device_aug = DeviceTopDown(raw.input_hw, device, raw.sigma)
         self.val_set = val_set
         b = self.tcfg["batch_per_process"]
         self.sampler = DistributedSampler(self.train_view, num_replicas=self.info.world_size, rank=self.info.rank,
                                           shuffle=True, seed=cfg["seed"], drop_last=True)
         collate = collate or getattr(train_set, "collate", None) or collate_samples
         self.collate = collate
+        train_collate = self.train_view.base.collate if self.device_aug is not None else collate
         self.loader = DataLoader(self.train_view, batch_size=b, sampler=self.sampler, num_workers=cfg["workers"],
-                                 collate_fn=collate, drop_last=True, pin_memory=device.type == "cuda",
+                                 collate_fn=train_collate, drop_last=True, pin_memory=device.type == "cuda",
                                  worker_init_fn=_worker_init)
         self.steps_per_epoch = len(self.loader)
         if self.steps_per_epoch == 0:
@@ -255,6 +264,8 @@ class Trainer:
     # ------------------------------------------------------------------ helpers
     def _to(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+        if self.device_aug is not None and "raw" in batch:
+            batch = self.device_aug(batch)
         img = batch["image"].to(self.device, non_blocking=True).contiguous(memory_format=fmt)
         tgt = batch["target"].to(self.device, non_blocking=True)
         tw = batch["target_weight"].to(self.device, non_blocking=True)
@@ -367,6 +378,8 @@ class Trainer:
         """Train from the current epoch to ``cfg['train']['epochs']`` (or ``stop_after`` more epochs),
         validating every ``val_interval`` epochs and at the end, checkpointing every epoch."""
         epochs = self.tcfg["epochs"]
+        if stop_after is not None and (not isinstance(stop_after, int) or stop_after < 1):
+            raise ConfigError(f"invalid stop_after {stop_after!r}: must be an integer >= 1")
         end = epochs if stop_after is None else min(epochs, self.epoch + stop_after)
         if validate_first and self.epoch == 0 and self.val_set is not None and self.initial is None:
             self.initial = self.validate()

@@ -19,7 +19,7 @@ from typing import Any
 TABLE_PLOTS = {
     "lite-T3": ("coco-256x192-ap-vs-gflops", "coco-384x288-ap-vs-gflops"),
     "lite-T5": ("mpii-256x256-pckh-vs-gflops",),
-    "lite-F4": ("coco-256x192-ap-vs-gflops", "mpii-256x256-pckh-vs-gflops"),
+    "lite-F4": ("lite-F4",),
     "dite-T2": ("coco-256x192-ap-vs-gflops", "coco-384x288-ap-vs-gflops"),
     "dite-T4": ("mpii-256x256-pckh-vs-gflops",),
     "dite-T5": ("dite-T5-heatmaps",),

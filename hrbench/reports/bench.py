@@ -2,8 +2,8 @@
 this machine beside its FLOPs and published accuracy. Machine-dependent, so it lives in
 ``reports/bench/`` and is not part of ``make tables``.
 
-Timing uses :func:`hrbench.bench.latency` when that module exists; otherwise a plain loop here:
-eval mode, ``torch.no_grad``, warm-up calls, then the median wall time of several calls.
+Timing uses :func:`hrbench.bench.latency.benchmark_model` (eager fp32 mode: warm-up calls, then
+the median of timed calls, CUDA-synchronised on a GPU); without that module, a plain loop here.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from hrbench.cards import reported_for
-from hrbench.registry import create_model, get_entry, list_models
+from hrbench.registry import create_model, get_entry
 from hrbench.reports.render import fmt, markdown_table, to_csv, write_text
 from hrbench.reports.tables import default_measurer
 
@@ -42,14 +42,20 @@ def _sync(dev: torch.device) -> None:
 
 def time_model(model: torch.nn.Module, input_hw: tuple[int, int], dev: torch.device, batch: int = 1,
                warmup: int = 3, repeats: int = 10) -> float:
-    """Median seconds of one forward pass of a ``batch`` x 3 x H x W input."""
+    """Median seconds of one forward pass of a ``batch`` x 3 x H x W input (eager fp32)."""
     try:
-        from hrbench.bench import latency  # helper module, when present
+        from hrbench.bench.latency import benchmark_model
+    except ImportError:
+        benchmark_model = None
+    if benchmark_model is not None:
+        res = benchmark_model(model, input_hw, batch=batch, device=str(dev), modes=("eager",), iters=repeats,
+                              warmup=warmup)
+        row = res.rows[0]
+        if row.error or row.median_ms is None:
+            from hrbench.errors import HrbenchError
 
-        result = latency(model, input_hw, batch=batch, device=dev, warmup=warmup, repeats=repeats)
-        return float(result["median_s"] if isinstance(result, dict) else result)
-    except (ImportError, TypeError, KeyError):
-        pass
+            raise HrbenchError(f"timing failed: {row.error}")
+        return row.median_ms / 1e3
     model = model.to(dev).eval()
     x = torch.randn(batch, 3, *input_hw, device=dev)
     times = []
@@ -74,22 +80,39 @@ def published_accuracy(name: str, dataset: str, inp: str) -> str:
     return ""
 
 
-def run_bench(out_dir: str | Path = "reports/bench", device: str = "cpu", batch: int = 8, console=None,
-              models: list[str] | None = None, repeats: int = 10) -> dict[str, Any]:
-    """Time every registered model; write ``latency.md``, ``latency.csv`` and the AP-vs-latency plot."""
+#: The comparison tables whose models are timed by default (the papers' main results).
+BENCH_TABLES = (("lite", "T3"), ("lite", "T5"), ("dite", "T2"), ("dite", "T4"), ("dpn", "T6"), ("dpn", "T7"))
+
+
+def default_models() -> list[str]:
+    """Registry entries printed in the papers' main comparison tables (not every ablation variant)."""
+    from hrbench.reports.tables import rows_of, target_for
+
+    names = {t.model for src, tab in BENCH_TABLES for r in rows_of(src, tab)
+             if (t := target_for(r)) is not None and not t.overrides}
+    return sorted(names)
+
+
+def run_bench(out_dir: str | Path = "reports/bench", device: str = "cpu", batch: int | None = None, console=None,
+              models: list[str] | None = None, repeats: int = 5) -> dict[str, Any]:
+    """Time the papers' main models (or ``models``); write ``latency.md``, ``latency.csv`` and the
+    AP-vs-latency plot. Throughput is measured at ``batch`` (default 32 on CUDA; on CPU batch 1,
+    i.e. the latency run itself)."""
     dev = _device(device)
+    batch = batch or (32 if dev.type == "cuda" else 1)
     dataset, hw = BENCH_INPUT
     inp = f"{hw[0]}x{hw[1]}"
     rows = []
-    names = models or list_models()
+    names = models or default_models()
     for i, name in enumerate(names):
         if console is not None:
             console.print(f"[{i + 1}/{len(names)}] timing {name} at {inp} on {dev}")
         torch.manual_seed(0)
         model = create_model(name, num_keypoints=17)
         m = default_measurer(name, {}, hw, 17)
-        lat = time_model(model, hw, dev, batch=1, repeats=repeats)
-        thr = batch / time_model(model, hw, dev, batch=batch, warmup=1, repeats=max(2, repeats // 3))
+        lat = time_model(model, hw, dev, batch=1, warmup=2, repeats=repeats)
+        thr = 1 / lat if batch == 1 else batch / time_model(model, hw, dev, batch=batch, warmup=1,
+                                                              repeats=max(2, repeats // 2))
         rows.append({"model": name, "paper": get_entry(name).paper, "params_M": m.params / 1e6,
                      "paper_gflops": m.paper_mflops / 1024, "macs_G": (m.macs or 0) / 1e9,
                      "latency_ms": lat * 1e3, "throughput": thr, "ap": published_accuracy(name, dataset, inp)})

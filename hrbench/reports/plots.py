@@ -177,11 +177,37 @@ def accuracy_plot(points: list[tuple[str, str, BuiltRow]], metric: str, title: s
     ax.set_title(title, fontsize=10)
     handles = [plt.Line2D([], [], marker="o", ls="", color=COLORS[p], label=lbl) for p, lbl in
                (("lite", "Lite-HRNet paper row (in hrbench)"), ("dite", "Dite-HRNet paper row (in hrbench)"),
-                ("dpn", "DPN slides row (in hrbench)"))]
-    handles.append(plt.Line2D([], [], marker="s", ls="", color=COLORS["other"], label="not in hrbench"))
+                ("dpn", "DPN slides row (in hrbench)")) if COLORS[p] in cols]
+    if COLORS["other"] in cols:
+        handles.append(plt.Line2D([], [], marker="s", ls="", color=COLORS["other"], label="not in hrbench"))
     ax.legend(handles=handles, fontsize=7, loc="lower right", frameon=False)
     fig.tight_layout()
     place_labels(ax, xs, ys, labels, colors=cols)
+    return fig
+
+
+def lite_f4_plot(t: BuiltTable) -> plt.Figure:
+    """Lite-HRNet Figure 4 redrawn from its points: (a) COCO val 256x192 AP, (b) MPII val PCKh,
+    against the printed GFLOPs, with the figure's own short labels."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
+    for ax, dataset, metric, title in ((axes[0], "coco", "AP", "(a) COCO val, 256x192"),
+                                       (axes[1], "mpii", "PCKh", "(b) MPII val, 256x256")):
+        rows = [r for r in t.rows if r.printed["dataset"] == dataset and r.printed.get(metric)]
+        xs = [_gflops(r.printed) for r in rows]
+        ys = [float(r.printed[metric]) for r in rows]
+        cols = [COLORS["lite"] if r.target is not None else COLORS["other"] for r in rows]
+        ax.scatter(xs, ys, s=40, color=cols, zorder=3)
+        ax.set_xlim(0, max(xs) * 1.25 if xs else 1)
+        if ys:
+            ax.set_ylim(min(ys) - 2, max(ys) + 2.5)
+        ax.set_xlabel("GFLOPs (as printed)")
+        ax.set_ylabel(f"{metric} (published)")
+        ax.set_title(title, fontsize=10)
+        fig.tight_layout()
+        place_labels(ax, xs, ys, [f"{r.printed['point']} ({r.printed.get('gflops')})" for r in rows], colors=cols,
+                     fontsize=8)
+    fig.suptitle("Lite-HRNet Figure 4: complexity vs accuracy (blue: in hrbench)", fontsize=11)
+    fig.tight_layout()
     return fig
 
 
@@ -257,26 +283,30 @@ def _series(t: BuiltTable) -> dict[str, list[tuple[int, float, BuiltRow]]]:
 
 
 def dpn_count_plot(t: BuiltTable, title: str) -> plt.Figure:
-    """AP against the number of DPMs, one line per variant (Tables II and V)."""
+    """AP against the number of DPMs, one line per variant (Tables II and V); at each x the
+    higher value is labelled above its point, the lower one below."""
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    xs, ys, labels, cols = [], [], [], []
     palette = ["#0072B2", "#D55E00", "#009E73", "#CC79A7"]
-    for k, (name, pts) in enumerate(_series(t).items()):
-        pts = sorted(pts, key=lambda p: p[0])
+    series = {name: sorted(pts, key=lambda p: p[0]) for name, pts in _series(t).items()}
+    for k, (name, pts) in enumerate(series.items()):
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", color=palette[k % 4], label=name)
-        for n, ap, _ in pts:
-            xs.append(n)
-            ys.append(ap)
-            labels.append(f"{ap:.1f}")
-            cols.append(palette[k % 4])
+    for n in sorted({p[0] for pts in series.values() for p in pts}):
+        here = [(ap, k) for k, pts in enumerate(series.values()) for x, ap, _ in pts if x == n]
+        top = max(ap for ap, _ in here)
+        for ap, k in here:
+            above = ap == top
+            ax.annotate(f"{ap:.1f}", (n, ap), xytext=(0, 7 if above else -14), textcoords="offset points",
+                        ha="center", fontsize=8, color=palette[k % 4])
     ax.set_xticks([1, 2, 3, 4])
-    ax.set_xlim(0.6, 4.6)
+    ax.set_xlim(0.6, 4.4)
+    lo = min(p[1] for pts in series.values() for p in pts) if series else 0
+    hi = max(p[1] for pts in series.values() for p in pts) if series else 1
+    ax.set_ylim(lo - 2, hi + 1.5)
     ax.set_xlabel("number of DPMs (DPNn)")
     ax.set_ylabel("AP, COCO val2017 (published)")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, frameon=False, loc="lower right")
     fig.tight_layout()
-    place_labels(ax, xs, ys, labels, colors=cols)
     return fig
 
 
@@ -369,6 +399,9 @@ def make_plots(tables: dict[str, BuiltTable], out_dir: Path) -> list[tuple[str, 
         save(accuracy_plot([p for p in pts if p[2].macs_G is not None], "PCKh", title, x="macs"), out_dir,
              "mpii-256x256-pckh-vs-macs")
         made.append(("mpii-256x256-pckh-vs-macs", title))
+        if "lite-F4" in tables:
+            save(lite_f4_plot(tables["lite-F4"]), out_dir, "lite-F4")
+            made.append(("lite-F4", "Lite-HRNet Figure 4 redrawn (COCO AP, MPII PCKh vs GFLOPs)"))
         if "dite-T5" in tables:
             fig = dite_t5_heatmaps(tables["dite-T5"])
             if fig is not None:

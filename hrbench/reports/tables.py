@@ -263,7 +263,9 @@ def _grids_for(source: str, table: str) -> list[Grid]:
 def target_for(row: dict[str, str]) -> Target | None:
     """Registry entry or grid cell of a printed row; None when hrbench does not hold that model."""
     for grid in _grids_for(row["source"], row["table"]):
-        cell = match_cell(row["model"], grid.cells)
+        same = tuple(c for c in grid.cells if c.dataset == row["dataset"]
+                     and f"{c.input_hw[0]}x{c.input_hw[1]}" == row["input"])
+        cell = match_cell(row["model"], same) or match_cell(row["model"], grid.cells)
         if cell is not None:
             return Target(cell.model, tuple(sorted(cell.overrides.items())), f"grid:{grid.name}")
     index = _entry_index()
@@ -288,6 +290,7 @@ class TableSpec:
     kind: str = "results"
     parts: tuple[tuple[str, str], ...] = ()  # (source, table) of reported.csv
     truncates: bool = False  # the source truncates its complexity figures (checked on its other rows)
+    giga: int = 1024  # printed "GFLOPs" = paper-convention MFLOPs / giga (Dite Table 5 divides by 1000)
     models: tuple[tuple[str, str], ...] = ()  # architecture tables: (source, printed name)
     arch_input: str = ""
     arch_dataset: str = ""
@@ -339,9 +342,11 @@ TABLES: tuple[TableSpec, ...] = (
     TableSpec("dite-T4", "dite", "Dite-HRNet Table 4: MPII val", parts=(("dite", "T4"),), truncates=True,
               note="GFLOPs truncated to one decimal by the paper (MobileNetV2 1.97 -> 1.9)."),
     TableSpec("dite-T5", "dite", "Dite-HRNet Table 5: groups G x kernels N in DSC (Dite-HRNet-18, COCO 256x192)",
-              parts=(("dite", "T5"),), truncates=True,
-              note="G and N listed from the highest- to the lowest-resolution branch; "
-                   "GFLOPs = torchstat count / 2^30."),
+              parts=(("dite", "T5"),), truncates=True, giga=1000,
+              note="G and N listed from the highest- to the lowest-resolution branch; the printed GFLOPs are "
+                   "the paper-convention MFLOPs / 1000, truncated to two decimals (G=4211, N=1244: 240.30 -> "
+                   "0.24, where / 1024 would give 0.23). Printed params are rounded inconsistently: "
+                   "G=1124, N=4444 prints 1.2 for 1.306M."),
     TableSpec("dite-T6", "dite", "Dite-HRNet Table 6: ACM and DSC ablation", parts=(("dite", "T6"),), truncates=True,
               note="The Dite-HRNet sources truncate their figures (1,186,933 parameters print as 1.1)."),
     TableSpec("dite-readme", "dite", "Dite-HRNet official README: COCO val2017 and MPII val",
@@ -388,6 +393,7 @@ class BuiltRow:
     target: Target | None
     measurement: Measurement | None
     flops_unit: str  # 'G' or 'M' (as printed)
+    giga: int = 1024  # MFLOPs per printed GFLOP
     params_status: str = ""
     flops_status: str = ""
     local: LocalRun | None = None
@@ -403,7 +409,7 @@ class BuiltRow:
         m = self.measurement
         if not m or m.error:
             return None
-        return m.paper_mflops / 1024 if self.flops_unit == "G" else m.paper_mflops
+        return m.paper_mflops / self.giga if self.flops_unit == "G" else m.paper_mflops
 
     @property
     def macs_G(self) -> float | None:
@@ -448,7 +454,7 @@ def build_results(spec: TableSpec, ctx: Context) -> BuiltTable:
             if not any(r["gflops"] for r in rows_of(source, table)) and any(
                     r["mflops"] for r in rows_of(source, table)):
                 unit = "M"
-            built = BuiltRow(row, target, None, unit)
+            built = BuiltRow(row, target, None, unit, spec.giga)
             hw = parse_hw(row["input"])
             if target is not None and hw is not None:
                 k = DATASET_KEYPOINTS.get(row["dataset"], 17)

@@ -1,0 +1,272 @@
+"""Forward latency of a pose model under several execution modes, measured the careful way.
+
+Modes (each on its own copy of the model, eval mode, ``torch.inference_mode``):
+
+* ``eager``          — fp32, contiguous NCHW;
+* ``channels_last``  — fp32, NHWC weights (rank-4 tensors only) and input;
+* ``amp``            — bf16 autocast (CPU or CUDA), output compared in fp32;
+* ``compile``        — ``torch.compile`` of the eager model (first call timed as compile time);
+* ``fused``          — BatchNorms folded into the convolutions + channels-last
+  (:func:`hrbench.speed.prepare_for_inference`);
+* ``traced``         — ``fused``, then ``torch.jit.trace`` + ``torch.jit.freeze`` (no Python overhead per layer);
+* ``cudagraph``      — ``fused``, then the whole forward replayed as one CUDA graph (CUDA only).
+
+Timing: ``warmup`` untimed calls, then ``iters`` timed calls. On CUDA each call is bracketed by
+CUDA events and the device is synchronized before reading them (and before/after the loop); on
+CPU ``time.perf_counter`` around each call. Reported: median and spread (IQR, p10, p90) in ms,
+throughput (images/s = batch / median), CUDA peak memory (``max_memory_allocated`` over the
+timed loop; n/a on CPU), each mode's median relative to the first mode's, and the largest
+deviation of its output from eager's on the same input.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from hrbench.errors import HrbenchError
+
+MODES = ("eager", "channels_last", "amp", "compile", "fused", "traced", "cudagraph")
+
+#: Output agreement with eager, as max |out - eager| / max |eager|.
+TOLERANCE = {"eager": 0.0, "channels_last": 1e-4, "compile": 1e-4, "amp": 5e-2, "fused": 1e-4, "traced": 1e-4,
+             "cudagraph": 1e-4}
+TOLERANCE_NOTE = ("fp32 modes (channels_last, compile, fused, traced, cudagraph) must match eager within 1e-4 "
+                  "(max |out - eager| / max |eager|); "
+                  "bf16 autocast (amp) within 5e-2: bf16 keeps 8 significant bits, ~0.4% per rounding")
+
+
+@dataclasses.dataclass
+class ModeResult:
+    """One row of the benchmark (times in milliseconds)."""
+
+    mode: str
+    median_ms: float | None = None
+    iqr_ms: float | None = None
+    p10_ms: float | None = None
+    p90_ms: float | None = None
+    throughput: float | None = None  # images per second
+    peak_mem_mb: float | None = None  # CUDA only
+    compile_s: float | None = None
+    ratio: float | None = None  # median / first mode's median
+    max_rel_diff: float | None = None
+    tolerance: float | None = None
+    ok: bool | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class BenchResult:
+    arch: str
+    device: str
+    batch: int
+    input_hw: tuple[int, int]
+    iters: int
+    warmup: int
+    threads: int
+    rows: list[ModeResult]
+    torch_version: str = torch.__version__
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "arch": self.arch,
+            "device": self.device,
+            "batch": self.batch,
+            "input": f"{self.input_hw[0]}x{self.input_hw[1]}",
+            "iters": self.iters,
+            "warmup": self.warmup,
+            "threads": self.threads,
+            "torch": self.torch_version,
+            "peak_memory": "CUDA max_memory_allocated over the timed loop" if self.device == "cuda"
+            else "n/a on CPU",
+            "tolerance": TOLERANCE_NOTE,
+            "rows": [r.to_dict() for r in self.rows],
+        }
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear-interpolation percentile (q in [0, 100]) of ``values``."""
+    s = sorted(values)
+    if len(s) == 1:
+        return s[0]
+    pos = (len(s) - 1) * q / 100.0
+    lo = int(pos)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+
+
+def summarize(times_ms: Sequence[float], batch: int) -> dict[str, float]:
+    med = statistics.median(times_ms)
+    return {"median_ms": med, "iqr_ms": percentile(times_ms, 75) - percentile(times_ms, 25),
+            "p10_ms": percentile(times_ms, 10), "p90_ms": percentile(times_ms, 90),
+            "throughput": batch / (med / 1000.0) if med > 0 else float("inf")}
+
+
+def check_device(device: str) -> torch.device:
+    """``cpu`` or ``cuda`` (one-line error when CUDA is asked for but unavailable)."""
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise HrbenchError(f"unknown --device {device!r}: expected cpu or cuda")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise HrbenchError(f"--device {device}: CUDA is not available here (torch {torch.__version__}, "
+                           f"{'built without CUDA' if torch.version.cuda is None else 'no visible GPU'})")
+    return torch.device(device)
+
+
+def _channels_last(model: nn.Module) -> nn.Module:
+    try:
+        from hrbench.speed import to_channels_last
+    except Exception:  # pragma: no cover - fallback if the speed package is unavailable
+        return model.to(memory_format=torch.channels_last)
+    return to_channels_last(model)
+
+
+def _to_float(out: Any) -> torch.Tensor:
+    t = out[0] if isinstance(out, (tuple, list)) else out
+    return t.detach().float()
+
+
+def prepare(mode: str, model: nn.Module, x: torch.Tensor, device: torch.device,
+            compile_kwargs: dict[str, Any] | None = None) -> tuple[Callable[[], Any], float | None]:
+    """A zero-argument callable running one forward in ``mode``, and the compile time (s) of
+    the ``compile`` mode (its first call, synchronized), else None."""
+    m = copy.deepcopy(model).to(device).eval()
+    inp = x.to(device)
+    if mode == "eager":
+        return (lambda: m(inp)), None
+    if mode == "channels_last":
+        m = _channels_last(m)
+        inp_cl = inp.contiguous(memory_format=torch.channels_last)
+        return (lambda: m(inp_cl)), None
+    if mode == "amp":
+        def run_amp():
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16):
+                return m(inp)
+
+        return run_amp, None
+    if mode == "compile":
+        compiled = torch.compile(m, **(compile_kwargs or {}))
+        _sync(device)
+        t = time.perf_counter()
+        compiled(inp)
+        _sync(device)
+        return (lambda: compiled(inp)), time.perf_counter() - t
+    if mode in ("fused", "traced", "cudagraph"):
+        from hrbench.speed import CudaGraphForward, prepare_for_inference
+
+        inp_cl = inp.contiguous(memory_format=torch.channels_last)
+        if mode == "cudagraph" and device.type != "cuda":
+            raise ValueError("the cudagraph mode needs --device cuda")
+        f = prepare_for_inference(m, inplace=True, trace_input=inp_cl if mode == "traced" else None)
+        if mode == "cudagraph":
+            f = CudaGraphForward(f, inp_cl)
+        return (lambda: f(inp_cl)), None
+    raise HrbenchError(f"unknown mode {mode!r}: choose from {', '.join(MODES)}")
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_calls(fn: Callable[[], Any], iters: int, warmup: int, device: torch.device) -> list[float]:
+    """Milliseconds of ``iters`` calls of ``fn`` after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times: list[float] = []
+    if device.type == "cuda":
+        events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(iters)]
+        for start, end in events:
+            start.record()
+            fn()
+            end.record()
+        torch.cuda.synchronize(device)
+        times = [start.elapsed_time(end) for start, end in events]
+    else:
+        for _ in range(iters):
+            t = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - t) * 1000.0)
+    return times
+
+
+def benchmark_model(
+    model: nn.Module,
+    input_hw: tuple[int, int] = (256, 192),
+    batch: int = 1,
+    device: str = "cpu",
+    modes: Sequence[str] = ("eager",),
+    iters: int = 20,
+    warmup: int = 5,
+    arch: str = "",
+    compile_kwargs: dict[str, Any] | None = None,
+) -> BenchResult:
+    """Time ``model`` in each of ``modes`` (see the module docstring); a mode that fails gets
+    an ``error`` in its row instead of stopping the others."""
+    if batch < 1:
+        raise HrbenchError(f"invalid --batch {batch}: must be a positive integer")
+    if iters < 1:
+        raise HrbenchError(f"invalid --iters {iters}: must be a positive integer")
+    if warmup < 0:
+        raise HrbenchError(f"invalid --warmup {warmup}: must be zero or more")
+    bad = [m for m in modes if m not in MODES]
+    if bad or not modes:
+        raise HrbenchError(f"unknown mode(s) {', '.join(bad) or '(none)'}: choose from {', '.join(MODES)}")
+    dev = check_device(device)
+    x = torch.randn(batch, 3, *input_hw, generator=torch.Generator().manual_seed(0))
+    rows: list[ModeResult] = []
+    reference: torch.Tensor | None = None
+    with torch.inference_mode():
+        if "eager" not in modes or modes[0] != "eager":
+            fn, _ = prepare("eager", model, x, dev)
+            reference = _to_float(fn())
+        for mode in modes:
+            row = ModeResult(mode, tolerance=TOLERANCE[mode])
+            fn = None
+            try:
+                fn, row.compile_s = prepare(mode, model, x, dev, compile_kwargs)
+                out = _to_float(fn())
+                if reference is None:
+                    reference = out
+                scale = float(reference.abs().max()) or 1.0
+                row.max_rel_diff = float((out - reference).abs().max()) / scale
+                row.ok = row.max_rel_diff <= row.tolerance
+                if dev.type == "cuda":
+                    torch.cuda.reset_peak_memory_stats(dev)
+                times = time_calls(fn, iters, warmup, dev)
+                if dev.type == "cuda":
+                    row.peak_mem_mb = torch.cuda.max_memory_allocated(dev) / 2**20
+                for k, v in summarize(times, batch).items():
+                    setattr(row, k, v)
+            except HrbenchError:
+                raise
+            except Exception as e:
+                row.error = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            rows.append(row)
+            del fn  # free this mode's model copy before the next one
+    first = next((r.median_ms for r in rows if r.median_ms), None)
+    for r in rows:
+        if r.median_ms is not None and first:
+            r.ratio = r.median_ms / first
+    return BenchResult(arch or getattr(model, "arch", "") or type(model).__name__, dev.type, batch,
+                       (int(input_hw[0]), int(input_hw[1])), iters, warmup, torch.get_num_threads(), rows)
+
+
+def benchmark(arch: str, input_hw: tuple[int, int] = (256, 192), num_keypoints: int = 17,
+              overrides: dict[str, Any] | None = None, **kwargs: Any) -> BenchResult:
+    """:func:`benchmark_model` on a freshly built registered model ``arch``."""
+    from hrbench.registry import create_model, resolve
+
+    name = resolve(arch)
+    model = create_model(name, num_keypoints=num_keypoints, **(overrides or {}))
+    return benchmark_model(model, input_hw, arch=name, **kwargs)
