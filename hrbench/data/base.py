@@ -119,17 +119,7 @@ class TopDownDataset(Dataset):
                             upper_ids=self.spec.upper_body_ids, aug=self.aug,
                             rng=self._generator() if self.train else None)
         target, weight = gaussian_targets(crop.joints, crop.vis, self.input_hw, self.aug.sigma)
-        meta = {
-            "image_id": int(r["image_id"]),
-            "image_file": str(r["image_file"]),
-            "center": crop.center.astype(np.float32),
-            "scale": crop.scale.astype(np.float32),
-            "rotation": float(crop.rotation),
-            "score": float(r["score"]),
-            "bbox_id": int(r["bbox_id"]),
-            "flipped": bool(crop.flipped),
-            "flip_pairs": self.flip_pairs,
-        }
+        meta = sample_meta(r, crop, self.flip_pairs)
         return {"image": to_tensor(crop.image), "target": torch.from_numpy(target),
                 "target_weight": torch.from_numpy(weight), "meta": meta}
 
@@ -149,3 +139,18 @@ def collate(batch: list[dict]) -> dict:
             meta[key] = np.stack([np.asarray(v) for v in vals])
     out["meta"] = meta
     return out
+
+
+def sample_meta(record: dict, crop, flip_pairs) -> dict:
+    """The ``meta`` of one top-down sample: what decoding and evaluation need to map back."""
+    return {
+        "image_id": int(record["image_id"]),
+        "image_file": str(record["image_file"]),
+        "center": crop.center.astype(np.float32),
+        "scale": crop.scale.astype(np.float32),
+        "rotation": float(crop.rotation),
+        "score": float(record["score"]),
+        "bbox_id": int(record["bbox_id"]),
+        "flipped": bool(crop.flipped),
+        "flip_pairs": flip_pairs,
+    }

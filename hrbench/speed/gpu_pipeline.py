@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from hrbench.data.base import TopDownDataset, load_image
+from hrbench.data.base import TopDownDataset, load_image, sample_meta
 from hrbench.data.targets import HEATMAP_STRIDE, heatmap_size
 from hrbench.data.transforms import (
     IMAGENET_MEAN,
@@ -98,17 +98,7 @@ class RawTopDownDataset(Dataset):
                             upper_ids=base.spec.upper_body_ids, aug=base.aug,
                             rng=base._generator() if base.train else None)
         matrix = crop_matrix(crop.center, crop.scale, crop.rotation, crop.flipped, image.width, base.input_hw)
-        meta = {
-            "image_id": int(r["image_id"]),
-            "image_file": str(r["image_file"]),
-            "center": crop.center.astype(np.float32),
-            "scale": crop.scale.astype(np.float32),
-            "rotation": float(crop.rotation),
-            "score": float(r["score"]),
-            "bbox_id": int(r["bbox_id"]),
-            "flipped": bool(crop.flipped),
-            "flip_pairs": base.flip_pairs,
-        }
+        meta = sample_meta(r, crop, base.flip_pairs)
         return {"raw": np.asarray(image, dtype=np.uint8), "matrix": matrix, "joints": crop.joints,
                 "vis": crop.vis, "meta": meta}
 
