@@ -22,7 +22,7 @@ demo: setup
 	$(HRBENCH) flops --all
 	rm -rf $(DEMO)
 	$(HRBENCH) data synth --dataset coco --out $(DEMO)/data --train 300 --val 40 --seed 0
-	$(HRBENCH) train lite18 --data $(DEMO)/data --input 128x96 --epochs 4 --batch 16 --lr 2e-3 \
+	$(HRBENCH) train lite18 --data $(DEMO)/data --input 128x96 --epochs 8 --batch 16 --lr 2e-3 \
 		--workers 1 --out $(DEMO) --name lite18 --validate-first
 	$(HRBENCH) eval lite18 --checkpoint $(DEMO)/lite18/checkpoints/best.pt --data $(DEMO)/data --input 128x96
 

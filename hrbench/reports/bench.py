@@ -150,8 +150,12 @@ def _plot(rows: list[dict[str, Any]], out: Path) -> None:
             ax.scatter(xs, ys, s=36, color=cols, zorder=3)
             if xs:
                 ax.set_xscale("log")
-                ax.set_xlim(min(xs) / 1.8, max(xs) * 2.6)
+                lo, hi = min(xs) / 1.8, max(xs) * 2.6
+                ax.set_xlim(lo, hi)
                 ax.set_ylim(min(ys) - 2, max(ys) + 3)
+                ticks = [m * 10.0 ** e for e in range(-2, 6) for m in (1, 2, 5) if lo <= m * 10.0 ** e <= hi]
+                ax.set_xticks(ticks, [f"{v:g}" for v in ticks])
+                ax.minorticks_off()
             ax.set_xlabel(label)
             ax.set_ylabel("AP, COCO val 256x192 (published)")
         axes[0].set_title("AP vs GFLOPs", fontsize=10)
