@@ -163,19 +163,21 @@ def _preview(keys: list[str], n: int = 3) -> str:
     return ", ".join(keys[:n]) + (", ..." if len(keys) > n else "")
 
 
-def load_checkpoint(model: nn.Module, path_or_dict: str | Path | Mapping[str, Any], strict: bool = True) -> LoadReport:
+def load_checkpoint(model: nn.Module, path_or_dict: str | Path | Mapping[str, Any], strict: bool = True,
+                    source: str | None = None) -> LoadReport:
     """Load hrbench / mmpose-0.x / mmpose-1.x / bare-state_dict weights into ``model``.
 
     With ``strict`` any missing, unexpected or shape-mismatched key raises a one-line
     :class:`CheckpointError` and the model is left untouched; otherwise the fitting tensors
     are loaded and the :class:`LoadReport` lists the rest. BatchNorm ``num_batches_tracked``
-    counters absent from a checkpoint are not counted as missing.
+    counters absent from a checkpoint are not counted as missing. ``source`` names an already
+    read checkpoint in error messages (its file path).
     """
     if isinstance(path_or_dict, (str, Path)):
         source = str(path_or_dict)
         obj = read_checkpoint(path_or_dict)
     else:
-        source = "<in-memory checkpoint>"
+        source = source or "<in-memory checkpoint>"
         obj = path_or_dict
     fmt, raw, rest = split_payload(obj, source)
     if fmt == "hrbench":
@@ -277,5 +279,5 @@ def load_model(path: str | Path, strict: bool = True):
         raise
     except HrbenchError as exc:
         raise CheckpointError(f"checkpoint {path}: {exc}") from None
-    load_checkpoint(model, obj, strict=strict)
+    load_checkpoint(model, obj, strict=strict, source=str(path))
     return model

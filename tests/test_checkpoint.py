@@ -175,6 +175,13 @@ def test_other_architecture_hrbench_checkpoint(tmp_path: Path) -> None:
     assert "naive_litehrnet_18" in msg and "litehrnet_18" in msg
 
 
+def test_already_read_checkpoint_errors_name_their_file() -> None:
+    payload = {"state_dict": create_model("naive18").state_dict()}
+    with pytest.raises(CheckpointError) as exc:
+        load_checkpoint(create_model("lite18"), payload, source="runs/x/best.pt")
+    assert "checkpoint runs/x/best.pt does not fit litehrnet_18" in _one_line(exc)
+
+
 def test_non_strict_reports_mismatches(lite18) -> None:
     sixteen = create_model("lite18", num_keypoints=16)
     with pytest.raises(CheckpointError, match="shape-mismatched"):

@@ -101,6 +101,7 @@ def eval_cmd(
     data: Path = typer.Option(..., "--data", help="dataset root"),
     dataset: str = typer.Option(None, "--dataset", help="coco | mpii (default: the checkpoint's, else coco)"),
     input_size: str = typer.Option(None, "--input", help="network input HxW (default: the checkpoint's)"),
+    sets: list[str] = typer.Option(None, "--set", help="KEY=VALUE model hyper-parameter (default: the checkpoint's)"),
     no_flip: bool = typer.Option(False, "--no-flip", help="no flip test"),
     dark: bool = typer.Option(False, "--dark", help="DARK (distribution-aware) keypoint decoding"),
     det_file: Path = typer.Option(None, "--det-file", help="COCO person detections json (default: GT boxes)"),
@@ -121,7 +122,7 @@ def eval_cmd(
     hw = parse_input(input_size) if input_size else None
     metrics = evaluate_checkpoint(arch, checkpoint, data, dataset=dataset, input_hw=hw, flip=not no_flip, dark=dark,
                                   det_file=det_file, det_thr=det_thr or 0.0, device=device, batch_size=batch,
-                                  workers=workers, out_dir=out)
+                                  workers=workers, out_dir=out, overrides=parse_overrides(sets) or None)
     if as_json:
         print(json.dumps(metrics, indent=1, default=str))
         return

@@ -373,7 +373,7 @@ def evaluate_checkpoint(arch: str, checkpoint: str | Path | dict[str, Any], data
         raise CheckpointError(f"checkpoint {source} predicts {k} keypoints; {dataset} has {DATASET_KEYPOINTS[dataset]}")
     info, dev = D.setup(device)
     model = create_model(canonical, num_keypoints=k, **ovr)
-    load_checkpoint(model, ckpt, strict=True)
+    load_checkpoint(model, ckpt, strict=True, source=str(checkpoint))
     model.to(dev).eval()
     val_set = build_split(dataset, root, "val", hw, train=False, det_file=det_file, det_score_thr=det_thr)
     box_source = str(getattr(val_set, "box_source", "detections" if det_file is not None else "gt"))
