@@ -6,28 +6,22 @@ import json
 
 import torch
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from hrbench.bench.latency import MODES, TOLERANCE_NOTE, benchmark, check_device
 from hrbench.cli import app
-from hrbench.cli.options import DATASET_INPUT, parse_input, parse_overrides, resolve_keypoints
+from hrbench.cli.options import (
+    DATASET_INPUT,
+    fmt_number,
+    make_console,
+    parse_choices,
+    parse_input,
+    parse_overrides,
+    resolve_keypoints,
+)
 from hrbench.errors import HrbenchError
 
-console = Console()
-
-
-def _modes(text: str) -> tuple[str, ...]:
-    chosen = tuple(m.strip() for m in text.split(",") if m.strip())
-    bad = [m for m in chosen if m not in MODES]
-    if bad or not chosen:
-        shown = ", ".join(repr(b) for b in bad) or repr(text)
-        raise HrbenchError(f"unknown --modes {shown}: choose from {', '.join(MODES)}")
-    return chosen
-
-
-def _f(v: float | None, digits: int = 2) -> str:
-    return "-" if v is None else f"{v:,.{digits}f}"
+console = make_console()
 
 
 @app.command("bench")
@@ -47,7 +41,7 @@ def bench_cmd(
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
     """Forward latency (median, IQR, p10/p90), throughput and peak memory per execution mode."""
-    chosen = _modes(modes)
+    chosen = parse_choices(modes, MODES, "--modes")
     hw = parse_input(input_size) if input_size is not None else DATASET_INPUT[dataset or "coco"]
     k = resolve_keypoints(None, dataset)
     sets = parse_overrides(overrides)
@@ -70,9 +64,10 @@ def bench_cmd(
         if r["error"]:
             t.add_row(r["mode"], "error", *[""] * 8, r["error"])
             continue
-        t.add_row(r["mode"], _f(r["median_ms"]), _f(r["iqr_ms"]), _f(r["p10_ms"]), _f(r["p90_ms"]),
-                  _f(r["throughput"], 1), "n/a" if r["peak_mem_mb"] is None else _f(r["peak_mem_mb"], 1),
-                  _f(r["ratio"], 3), _f(r["compile_s"], 1), f"{r['max_rel_diff']:.1e}",
+        t.add_row(r["mode"], *[fmt_number(r[k]) for k in ("median_ms", "iqr_ms", "p10_ms", "p90_ms")],
+                  fmt_number(r["throughput"], 1),
+                  "n/a" if r["peak_mem_mb"] is None else fmt_number(r["peak_mem_mb"], 1),
+                  fmt_number(r["ratio"], 3), fmt_number(r["compile_s"], 1), f"{r['max_rel_diff']:.1e}",
                   "yes" if r["ok"] else "[red]NO[/red]")
     console.print(t)
     console.print(f"peak memory: {d['peak_memory']}; agreement: {TOLERANCE_NOTE}")

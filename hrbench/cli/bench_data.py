@@ -6,14 +6,13 @@ import json
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from hrbench.cli import app
-from hrbench.cli.options import DATASET_INPUT, parse_input
+from hrbench.cli.options import DATASET_INPUT, make_console, parse_input
 from hrbench.errors import HrbenchError
 
-console = Console()
+console = make_console()
 
 
 def _int_list(text: str, option: str) -> tuple[int, ...]:

@@ -8,11 +8,18 @@ import time
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from hrbench.cli import app
-from hrbench.cli.options import DATASET_INPUT, parse_input, parse_overrides, resolve_keypoints
+from hrbench.cli.options import (
+    DATASET_INPUT,
+    fmt_number,
+    make_console,
+    parse_choices,
+    parse_input,
+    parse_overrides,
+    resolve_keypoints,
+)
 from hrbench.complexity.measure import (
     ENGINES,
     UNITS,
@@ -24,25 +31,14 @@ from hrbench.complexity.measure import (
 from hrbench.errors import HrbenchError
 from hrbench.registry import get_entry, list_models, resolve
 
-console = Console()
+console = make_console()
 
 SHORT_UNITS = {"paper": "MFLOPs /2^20", "analytic": "MFLOPs /2^20", "fvcore": "M flops /1e6",
                "ptflops": "MMac /1e6", "macs": "M MACs /1e6"}
 
 
 def _engines(text: str | None) -> tuple[str, ...]:
-    if not text:
-        return ENGINES
-    chosen = tuple(e.strip() for e in text.split(",") if e.strip())
-    bad = [e for e in chosen if e not in ENGINES]
-    if bad or not chosen:
-        shown = ", ".join(repr(b) for b in bad) or repr(text)
-        raise HrbenchError(f"unknown --engines {shown}: choose from {', '.join(ENGINES)}")
-    return chosen
-
-
-def _fmt(v: float | None, digits: int = 2) -> str:
-    return "-" if v is None else f"{v:,.{digits}f}"
+    return parse_choices(text, ENGINES, "--engines") if text else ENGINES
 
 
 def skip_summary(skipped: dict[str, Any], limit: int = 3) -> str:
@@ -101,7 +97,7 @@ def print_one(c: Complexity, show_modules: bool) -> None:
         if d["counts"][e] is None:
             continue
         left = d["convention_skips"] if e == "analytic" else skip_summary(d["skipped"].get(e, {}))
-        t.add_row(e, _fmt(_value(c, e)), SHORT_UNITS[e], f"{d['counts'][e]:,}", left)
+        t.add_row(e, fmt_number(_value(c, e)), SHORT_UNITS[e], f"{d['counts'][e]:,}", left)
     console.print(t)
     for e in ENGINES:
         if d["counts"][e] is not None:
@@ -132,7 +128,7 @@ def print_one(c: Complexity, show_modules: bool) -> None:
         for col in ("module", "type", *engines):
             t.add_column(col, overflow="fold")
         for row in d["by_module"]:
-            t.add_row(row["module"], row["type"], *[_fmt(row.get(e), 3) for e in engines])
+            t.add_row(row["module"], row["type"], *[fmt_number(row.get(e), 3) for e in engines])
         console.print(t)
 
 
@@ -145,8 +141,8 @@ def print_block_types(d: dict[str, Any]) -> None:
     for cls, v in d["by_block_type"].items():
         p, m = v.get("paper"), v.get("macs")
         gap = None if p is None or m is None else m - p
-        t.add_row(cls, _fmt(p, 3), _fmt(None if p is None else p * 1e6 / 2**20, 3), _fmt(m, 3), _fmt(gap, 3),
-                  _fmt(v.get("fvcore"), 3), _fmt(v.get("ptflops"), 3))
+        binary = None if p is None else p * 1e6 / 2**20
+        t.add_row(cls, *[fmt_number(x, 3) for x in (p, binary, m, gap, v.get("fvcore"), v.get("ptflops"))])
     console.print(t)
 
 
@@ -161,9 +157,10 @@ def print_all(rows: list[Complexity | dict[str, str]]) -> None:
             continue
         d = c.to_dict()
         pub = d["published"]
-        t.add_row(d["arch"], d["input"], f"{d['params']:,}", _fmt(d["paper_mflops"]),
-                  {True: "✓", False: "✗", None: "-"}[d["analytic_matches"]], _fmt(d["fvcore"]), _fmt(d["ptflops"]),
-                  _fmt(d["macs"]), _fmt(pub.get("mflops"), 1), _fmt(pub.get("delta")),
+        t.add_row(d["arch"], d["input"], f"{d['params']:,}", fmt_number(d["paper_mflops"]),
+                  {True: "✓", False: "✗", None: "-"}[d["analytic_matches"]],
+                  fmt_number(d["fvcore"]), fmt_number(d["ptflops"]),
+                  fmt_number(d["macs"]), fmt_number(pub.get("mflops"), 1), fmt_number(pub.get("delta")),
                   compact_skips(d["skipped"].get("paper", {})))
     console.print(t)
     console.print("units: " + "; ".join(f"{k} = {v}" for k, v in SHORT_UNITS.items()))

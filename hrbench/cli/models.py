@@ -5,15 +5,14 @@ from __future__ import annotations
 import json
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from hrbench.cards import model_card
 from hrbench.cli import app
-from hrbench.cli.options import parse_overrides
+from hrbench.cli.options import make_console, parse_overrides
 from hrbench.registry import get_entry, list_models
 
-console = Console()
+console = make_console()
 
 
 @app.command("list")

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 from typing import Any
+
+from rich.console import Console
 
 from hrbench.errors import HrbenchError
 
@@ -63,3 +67,24 @@ def resolve_keypoints(keypoints: int | None, dataset: str | None) -> int:
             raise HrbenchError(f"invalid --keypoints {keypoints}: must be a positive integer")
         return keypoints
     return DATASET_KEYPOINTS[dataset or "coco"]
+
+
+def parse_choices(text: str, allowed: tuple[str, ...], option: str) -> tuple[str, ...]:
+    """A comma list of choices (``"eager,amp"``); one-line error naming ``option`` otherwise."""
+    chosen = tuple(c.strip() for c in text.split(",") if c.strip())
+    bad = [c for c in chosen if c not in allowed]
+    if bad or not chosen:
+        shown = ", ".join(repr(b) for b in bad) or repr(text)
+        raise HrbenchError(f"unknown {option} {shown}: choose from {', '.join(allowed)}")
+    return chosen
+
+
+def fmt_number(v: float | None, digits: int = 2) -> str:
+    """``1,234.57``-style, ``-`` for a missing value."""
+    return "-" if v is None else f"{v:,.{digits}f}"
+
+
+def make_console() -> Console:
+    """A rich console; when the output is not a terminal (a pipe, a log file) tables get 160
+    columns instead of rich's default 80, so wide tables are not cut."""
+    return Console() if sys.stdout.isatty() or os.environ.get("COLUMNS") else Console(width=160)

@@ -14,10 +14,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from hrbench.cli import app
-from hrbench.cli.options import parse_input
+from hrbench.cli.options import make_console, parse_input
 from hrbench.errors import HrbenchError
 
-console = Console()
+console = make_console()
 err_console = Console(stderr=True)
 
 

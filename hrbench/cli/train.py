@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hrbench.cli import app
-from hrbench.cli.options import parse_input, parse_overrides
+from hrbench.cli.options import make_console, parse_input, parse_overrides
 from hrbench.errors import HrbenchError
 
 
@@ -87,7 +87,7 @@ def train_cmd(
     if as_json:
         print(json.dumps(summary, indent=1, default=str))
         return
-    console = Console()
+    console = make_console()
     console.print(f"run folder: {summary['run_dir']}  ({summary['epochs_done']}/{summary['epochs']} epochs, "
                   f"{summary['train_time_s']:.1f}s)")
     if summary.get("best"):
@@ -126,4 +126,5 @@ def eval_cmd(
     if as_json:
         print(json.dumps(metrics, indent=1, default=str))
         return
-    _print_metrics(Console(), f"{metrics['arch']} on {metrics['dataset']} val ({metrics['box_source']} boxes)", metrics)
+    title = f"{metrics['arch']} on {metrics['dataset']} val ({metrics['box_source']} boxes)"
+    _print_metrics(make_console(), title, metrics)

@@ -128,6 +128,13 @@ def collate(batch: list[dict]) -> dict:
     """Stack samples: tensors -> batched tensors; meta -> dict of numpy arrays (numbers) / lists
     (strings); ``flip_pairs`` is the same for every sample and is kept once."""
     out: dict[str, Any] = {k: torch.stack([b[k] for b in batch]) for k in ("image", "target", "target_weight")}
+    out["meta"] = collate_meta(batch)
+    return out
+
+
+def collate_meta(batch: list[dict]) -> dict:
+    """The samples' ``meta`` as one dict: numbers stacked into numpy arrays, strings as lists,
+    ``flip_pairs`` (the same for every sample) kept once."""
     meta: dict[str, Any] = {}
     for key in batch[0]["meta"]:
         vals = [b["meta"][key] for b in batch]
@@ -137,8 +144,7 @@ def collate(batch: list[dict]) -> dict:
             meta[key] = vals
         else:
             meta[key] = np.stack([np.asarray(v) for v in vals])
-    out["meta"] = meta
-    return out
+    return meta
 
 
 def sample_meta(record: dict, crop, flip_pairs) -> dict:

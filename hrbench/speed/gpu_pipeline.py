@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from hrbench.data.base import TopDownDataset, load_image, sample_meta
+from hrbench.data.base import TopDownDataset, collate_meta, load_image, sample_meta
 from hrbench.data.targets import HEATMAP_STRIDE, heatmap_size
 from hrbench.data.transforms import (
     IMAGENET_MEAN,
@@ -128,15 +128,7 @@ def collate_raw(batch: list[dict]) -> dict:
     ``sizes`` (B, 2), ``matrix`` (B, 2, 3) float64, ``joints`` (B, K, 2), ``vis`` (B, K), ``meta``
     as :func:`hrbench.data.collate` has it."""
     raw, sizes = pad_images([b["raw"] for b in batch])
-    meta: dict[str, Any] = {}
-    for key in batch[0]["meta"]:
-        vals = [b["meta"][key] for b in batch]
-        if key == "flip_pairs":
-            meta[key] = vals[0]
-        elif isinstance(vals[0], str):
-            meta[key] = vals
-        else:
-            meta[key] = np.stack([np.asarray(v) for v in vals])
+    meta = collate_meta(batch)
     return {"raw": raw, "sizes": sizes,
             "matrix": torch.from_numpy(np.stack([b["matrix"] for b in batch]).astype(np.float64)),
             "joints": torch.from_numpy(np.stack([b["joints"] for b in batch]).astype(np.float32)),
