@@ -29,15 +29,6 @@ class NotTensors:
         self.value = 3
 
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Small models run fastest (and do not fight the other tests for cores) on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 @pytest.fixture(scope="module")
 def lite18() -> torch.nn.Module:
     torch.manual_seed(0)

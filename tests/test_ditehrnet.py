@@ -27,16 +27,6 @@ from hrbench.registry import create_model, get_entry, get_grid, list_models
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small batch-1 convolutions run fastest (and steadiest on a shared 2-core box) on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 

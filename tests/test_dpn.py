@@ -15,8 +15,6 @@ from hrbench.errors import ConfigError
 from hrbench.models.dpn import DilationPyramid, dilation_schedule, pyramid_receptive_field
 from hrbench.registry import create_config, create_model, get_grid, list_models
 
-torch.set_num_threads(1)
-
 SUMMARY = get_convention("hrnet-summary")
 
 

@@ -256,7 +256,6 @@ class TinyPose(nn.Module):
 
 
 def test_predict_shapes_flip_and_shard_merge(coco_val):
-    torch.set_num_threads(1)
     model = TinyPose(17).train()
     p = predict(model, coco_val, batch_size=4, flip_test=True)
     assert model.training  # mode restored

@@ -14,8 +14,6 @@ from hrbench.errors import ConfigError
 from hrbench.models.hrnet import HRModule
 from hrbench.registry import create_config, create_model, get_entry
 
-torch.set_num_threads(1)
-
 HRNETS = ("small_hrnet_w16", "hrnet_w32", "hrnet_w48")
 
 

@@ -50,15 +50,6 @@ PARAMS = {
 }
 
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Small models run fastest (and do not fight the other tests for cores) on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 @pytest.fixture(scope="module")
 def measured() -> dict[tuple[str, int], tuple[dict, dict, int]]:
     """(model, input index) -> (hook counts, analytic counts, #params); one forward each."""

@@ -10,7 +10,6 @@ import zlib
 from pathlib import Path
 
 import pytest
-import torch
 
 from hrbench.cli import main
 from hrbench.registry import get_grid
@@ -251,7 +250,6 @@ def test_cli_errors_and_list(capsys):
 
 
 def test_cli_ablate_json_measures_real_models(capsys):
-    torch.set_num_threads(1)
     assert main(["ablate", "dpn-table4", "--json"]) == 0
     res = json.loads(capsys.readouterr().out)
     gflops = {c["published"]["model"]: (c["published"]["flops"], c["paper_mflops"] / 1024) for c in res["cells"]}
@@ -266,7 +264,6 @@ def test_ablate_dite_table5_trains_and_reports(tmp_path):
     """16 Dite-HRNet-18 cells trained 1 epoch on a tiny synthetic set, then the Table 5 report."""
     from hrbench.data.synth import generate
 
-    torch.set_num_threads(1)
     data = tmp_path / "data"
     generate("coco", data, n_train=4, n_val=2, seed=0, image_hw=(96, 72))
     runs = tmp_path / "runs"
@@ -284,7 +281,6 @@ def test_ablate_dite_table5_trains_and_reports(tmp_path):
 def test_latency_report_writes_its_files(tmp_path):
     from hrbench.reports.bench import run_bench
 
-    torch.set_num_threads(1)
     res = run_bench(tmp_path / "bench", device="cpu", batch=2, models=["dpn1_32"], repeats=2)
     [row] = res["rows"]
     assert row["model"] == "dpn1_32" and row["latency_ms"] > 0 and row["throughput"] > 0

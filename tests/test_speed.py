@@ -20,14 +20,6 @@ FOLD_MODELS = ("lite18", "dite18", "naive18", "small_hrnet_w16")
 X_HW = (64, 64)  # a multiple of 32: every branch of the four-branch networks halves exactly
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def randomized(model: nn.Module, seed: int = 0) -> nn.Module:
     """Non-trivial BatchNorm statistics/affines and fan-in-scaled kernels (so every fold matters),
     then the head rescaled so that the heatmaps' largest magnitude on the test input is 1."""
