@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import official_fixture
 
 from hrbench.checkpoint import (
     FORMAT,
@@ -18,8 +19,6 @@ from hrbench.checkpoint import (
 )
 from hrbench.errors import CheckpointError
 from hrbench.registry import create_model
-
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 
 
 class NotTensors:
@@ -91,9 +90,7 @@ def test_missing_num_batches_tracked_is_tolerated(lite18) -> None:
 
 
 def test_fixture_loads_through_importer() -> None:
-    path = FIXTURES / "litehrnet_18_256x192.pt"
-    if not path.exists():
-        pytest.skip(f"official fixture {path} is absent (shared/ not beside the checkout)")
+    path = official_fixture("litehrnet_18_256x192.pt")
     report = load_checkpoint(create_model("litehrnet_18"), path)
     assert report.format == "mmpose" and report.ok and len(report.loaded) > 1000
 

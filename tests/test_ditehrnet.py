@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import official_fixture
 
 from hrbench.cards import reported_rows
 from hrbench.complexity.conventions import TORCHSTAT_DITE
@@ -23,8 +23,6 @@ from hrbench.models.dynamic import (
     per_sample_reference,
 )
 from hrbench.registry import create_model, get_entry, get_grid, list_models
-
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 
 
 def params(model: torch.nn.Module) -> int:
@@ -164,9 +162,7 @@ def test_dcm_shapes_and_dead_mask_conv():
 def test_official_fixture_reproduces_output():
     from hrbench.checkpoint import load_checkpoint
 
-    path = FIXTURES / "ditehrnet_18_256x192.pt"
-    if not path.exists():
-        pytest.skip(f"fixture {path} not present")
+    path = official_fixture("ditehrnet_18_256x192.pt")
     fx = torch.load(path, weights_only=True)
     model = create_model("ditehrnet_18", num_keypoints=fx["meta"]["keypoints"])
     load_checkpoint(model, path)

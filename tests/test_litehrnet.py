@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import official_fixture
 from torch import nn
 
 from hrbench.complexity.conventions import TORCHSTAT
@@ -16,7 +17,6 @@ from hrbench.errors import ConfigError, HrbenchError
 from hrbench.models.hr_modules import MultiResolutionFusion, channel_shuffle
 from hrbench.registry import create_config, create_model, get_entry, get_grid, list_models, resolve
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 REPORTED = Path(__file__).resolve().parents[1] / "hrbench" / "reference" / "reported.csv"
 
 LITE_MODELS = (
@@ -204,9 +204,7 @@ def test_channel_shuffle_interleaves() -> None:
 
 
 def test_official_fixture_reproduces_output() -> None:
-    path = FIXTURES / "litehrnet_18_256x192.pt"
-    if not path.exists():
-        pytest.skip(f"official fixture {path} is absent (shared/ not beside the checkout)")
+    path = official_fixture("litehrnet_18_256x192.pt")
     data = torch.load(path, map_location="cpu", weights_only=True)
     model = create_model("litehrnet_18", num_keypoints=data["meta"]["keypoints"], checkpoint=path).eval()
     with torch.no_grad():
