@@ -19,8 +19,6 @@ any of them is a :class:`~hrbench.errors.CheckpointError` (one line).
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -29,6 +27,7 @@ import torch
 from torch import nn
 
 from hrbench.errors import CheckpointError, HrbenchError
+from hrbench.fsutil import atomic_write
 
 FORMAT = "hrbench-checkpoint-v1"
 
@@ -75,15 +74,26 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types (UnpicklingError, RuntimeError, EOFError...)
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
-            reason = "holds pickled objects other than tensors and plain data (refused by weights_only loading)"
-        else:
-            reason = f"unreadable or corrupt ({type(exc).__name__}: {first[:160]})"
+        reason = _load_failure(p, exc)
         raise CheckpointError(f"checkpoint {p}: {reason}") from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"checkpoint {p}: expected a dict, found {type(obj).__name__}")
     return obj
+
+
+def _load_failure(path: Path, exc: BaseException) -> str:
+    """Why ``torch.load`` refused ``path``, in words: not a PyTorch file at all, a truncated/corrupt
+    one, or one holding pickled objects that weights-only loading refuses."""
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if head != b"PK\x03\x04" and head[:1] != b"\x80":  # torch.save's zip archive, or a legacy pickle
+        return "not a PyTorch checkpoint (neither a torch.save zip archive nor a pickle)"
+    text = str(exc)
+    if "Unsupported global" in text or "GLOBAL" in text:
+        return "holds pickled objects other than tensors and plain data (refused by weights_only loading)"
+    first = next((ln.strip() for ln in text.splitlines() if ln.strip() and "weights_only" not in ln), "")
+    first = first.split(". ")[0][:160]  # torch appends paragraphs of advice after the first sentence
+    return f"truncated or corrupt ({type(exc).__name__}{': ' + first if first else ''})"
 
 
 def _is_state_dict(obj: Any) -> bool:
@@ -233,33 +243,11 @@ def hrbench_payload(model: nn.Module, **extra: Any) -> dict[str, Any]:
 
 
 def save_checkpoint(path: str | Path, payload: Mapping[str, Any]) -> Path:
-    """Write ``payload`` with ``torch.save`` atomically: a temporary file in the same directory,
-    flushed and fsync'ed, then ``os.replace`` d over ``path`` (a killed run never leaves a
-    half-written checkpoint). Returns the path."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(dict(payload), fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:  # make the rename itself durable (best effort; not every filesystem allows it)
-        dfd = os.open(p.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
-    return p
+    """Write ``payload`` with ``torch.save`` atomically (:func:`hrbench.fsutil.atomic_write`: a
+    killed run never leaves a half-written checkpoint). Returns the path."""
+    with atomic_write(path, binary=True) as fh:
+        torch.save(dict(payload), fh)
+    return Path(path)
 
 
 def load_model(path: str | Path, strict: bool = True):

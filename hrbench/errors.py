@@ -19,3 +19,26 @@ class DataError(HrbenchError):
 
 class CheckpointError(HrbenchError):
     """A corrupt, foreign or mismatched checkpoint; the message names the file."""
+
+
+class DivergedError(HrbenchError):
+    """A training run whose loss or validation metric became non-finite (a too-high ``--lr``, say).
+
+    Raised on every rank together (the value is all-reduced first), so only rank 0 prints it; the
+    last good checkpoint and ``best.pt`` are left as they were. Exit code 3.
+    """
+
+    exit_code = 3
+    all_ranks = True
+
+
+def one_line(err: BaseException) -> str:
+    """The message of ``err`` as one line. A DataLoader worker re-raises an error with the whole
+    worker traceback in its message ("Caught DataError in DataLoader worker process 0. Original
+    Traceback ..."); the original one-line message is its last line, after ``module.Class: ``."""
+    text = str(err).strip()
+    if "Original Traceback" not in text:
+        return text.splitlines()[0] if text else type(err).__name__
+    last = [ln for ln in text.splitlines() if ln.strip()][-1].strip()
+    head, sep, rest = last.partition(": ")
+    return rest if sep and head.replace(".", "").replace("_", "").isalnum() else last

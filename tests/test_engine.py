@@ -16,8 +16,9 @@ from hrbench.config import ModelConfig, require
 from hrbench.engine import dist as D
 from hrbench.engine.recipes import get_recipe, lr_at, resolve_training, scale_steps
 from hrbench.engine.runs import RunDir, list_runs, read_metrics
-from hrbench.engine.trainer import SeededSamples, Trainer, joints_mse_loss
-from hrbench.errors import ConfigError
+from hrbench.engine.samples import SeededSamples
+from hrbench.engine.trainer import Trainer, joints_mse_loss
+from hrbench.errors import ConfigError, DivergedError
 from hrbench.models.pose import PoseModel
 
 # ------------------------------------------------------------------------------------------- recipes
@@ -101,12 +102,17 @@ def test_joints_mse_loss_matches_reference_definition():
     w = torch.tensor([[1.0], [0.0], [1.0], [1.0], [0.5]]).expand(3, 5, 1).clone()
     w[1, 2] = 0.0
     ref = 0.0
-    for k in range(5):  # 0.5 x MSE of the weighted heatmaps of joint k, averaged over joints
-        ref += 0.5 * torch.mean((pred[:, k] * w[:, k, :, None] - gt[:, k] * w[:, k, :, None]) ** 2)
+    for k in range(5):  # mmpose 0.x JointsMSELoss: MSE of the weighted heatmaps of joint k, averaged over joints
+        ref += torch.mean((pred[:, k] * w[:, k, :, None] - gt[:, k] * w[:, k, :, None]) ** 2)
     ref /= 5
     assert joints_mse_loss(pred, gt, w).item() == pytest.approx(ref.item(), rel=1e-6)
     assert joints_mse_loss(pred, gt, w, reduction="none").mean().item() == pytest.approx(ref.item(), rel=1e-6)
     assert joints_mse_loss(gt, gt, w).item() == 0.0
+    # the reproduction: prediction ones(1, 1, 2, 2), target zeros, weight 1 -> the reference gives 1.0
+    assert joints_mse_loss(torch.ones(1, 1, 2, 2), torch.zeros(1, 1, 2, 2), torch.ones(1, 1, 1)).item() == 1.0
+    # two joints, one weighted 0: (1 + 0) / 2
+    two = joints_mse_loss(torch.ones(1, 2, 2, 2), torch.zeros(1, 2, 2, 2), torch.tensor([[[1.0], [0.0]]]))
+    assert two.item() == 0.5
 
 
 def test_shard_unshard_roundtrip():
@@ -271,7 +277,7 @@ def test_nan_loss_is_reported():
         group["lr"] = math.inf
     tr.tcfg = {**tr.tcfg, "lr": 1e30, "warmup_iters": 0}
     tr.log_interval = 1
-    with pytest.raises(FloatingPointError):
+    with pytest.raises(DivergedError, match="training diverged: the loss became"):
         for _ in range(3):
             tr.train_epoch()
 
@@ -333,7 +339,7 @@ def test_api_resume_is_identical_and_run_folder_complete(tiny_arch, synth, tmp_p
     assert resumed["final"]["AP"] == straight["final"]["AP"]
     assert resumed["final"]["val_loss"] == straight["final"]["val_loss"]
     run = tmp_path / "split"
-    assert {p.name for p in run.iterdir()} == {"config.json", "metrics.jsonl", "log.txt", "summary.json",
+    assert {p.name for p in run.iterdir()} == {".lock", "config.json", "metrics.jsonl", "log.txt", "summary.json",
                                               "checkpoints"}
     assert {p.name for p in (run / "checkpoints").iterdir()} <= {"last.pt", "best.pt"}
     events = [e["event"] for e in read_metrics(run)]

@@ -6,11 +6,12 @@ exit with code 2; there is never a traceback for them.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
 
-from hrbench.errors import HrbenchError
+from hrbench.errors import HrbenchError, one_line
 
 try:  # typer >= 0.16 vendors click as typer._click; older typer uses click itself
     from typer._click import exceptions as click_exc
@@ -25,33 +26,59 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+def _version(value: bool) -> None:
+    if value:
+        import torch
+
+        from hrbench import __version__
+
+        print(f"hrbench {__version__} (torch {torch.__version__})")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="print the version and exit")) -> None:
+    """Lightweight pose HRNets: registry, exact complexity, COCO/MPII train/eval, paper tables."""
+
 # Sub-command modules register themselves on ``app`` when imported.
 from hrbench.cli import bench as _bench  # noqa: E402,F401
 from hrbench.cli import bench_data as _bench_data  # noqa: E402,F401
 from hrbench.cli import data as _data  # noqa: E402,F401
 from hrbench.cli import flops as _flops  # noqa: E402,F401
 from hrbench.cli import models as _models  # noqa: E402,F401
+from hrbench.cli import predict as _predict  # noqa: E402,F401
 from hrbench.cli import tables as _tables  # noqa: E402,F401
 from hrbench.cli import train as _train  # noqa: E402,F401
 
 
+def _rank() -> int:
+    return int(os.environ.get("RANK", "0") or 0)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the app, turning user errors into one line on stderr and exit code 2."""
+    """Entry point: run the app, turning user errors into one line on stderr and exit code 2 (a
+    diverged run: 3; Ctrl-C: 130). Under torchrun an error every rank raised together is printed
+    by rank 0 only."""
     try:
         result = app(args=argv, prog_name="hrbench", standalone_mode=False)
     except HrbenchError as e:
-        print(f"hrbench: error: {e}", file=sys.stderr)
+        if _rank() == 0 or not getattr(e, "all_ranks", False):
+            prefix = f"[rank {_rank()}] " if _rank() else ""
+            print(f"hrbench: error: {prefix}{one_line(e)}", file=sys.stderr)
         return e.exit_code
     except click_exc.NoArgsIsHelpError:
         return 0
     except click_exc.ClickException as e:
         print(f"hrbench: error: {e.format_message()}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("hrbench: interrupted", file=sys.stderr)
-        return 130
+    except (KeyboardInterrupt, typer.Abort):
+        result = 130
     except BrokenPipeError:  # output piped into e.g. `head`
         return 0
+    if result == 130:  # typer turns Ctrl-C into a silent exit code 130
+        print("hrbench: interrupted", file=sys.stderr)
     return result if isinstance(result, int) else 0
 
 

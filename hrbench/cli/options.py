@@ -9,11 +9,11 @@ from typing import Any
 
 from rich.console import Console
 
+from hrbench.datasets import DATASET_INPUT, DATASET_KEYPOINTS
 from hrbench.errors import HrbenchError
 
-DATASET_KEYPOINTS = {"coco": 17, "mpii": 16}
-#: Default network input per dataset (H, W), as in the papers.
-DATASET_INPUT = {"coco": (256, 192), "mpii": (256, 256)}
+__all__ = ["DATASET_INPUT", "DATASET_KEYPOINTS", "fmt_number", "make_console", "parse_choices", "parse_input",
+           "parse_overrides", "parse_value", "resolve_keypoints"]
 
 
 def parse_input(text: str) -> tuple[int, int]:

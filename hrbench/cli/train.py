@@ -1,7 +1,7 @@
 """``hrbench train`` and ``hrbench eval``: the shared top-down engine (:mod:`hrbench.engine`) on the CLI.
 
 Several processes: ``torchrun --nproc_per_node N -m hrbench.engine train ARCH --data DIR ...``
-(``--batch`` is per process; the recipe's lr is scaled to the total batch).
+(``--batch`` is per process everywhere in hrbench; the recipe's lr is scaled to the total batch).
 """
 
 from __future__ import annotations
@@ -43,38 +43,46 @@ def _print_metrics(console: Console, title: str, metrics: dict[str, Any]) -> Non
 def train_cmd(
     arch: str = typer.Argument(..., help="architecture name or alias (see `hrbench list`)"),
     data: Path = typer.Option(None, "--data", help="dataset root (COCO/MPII layout; `hrbench data synth` writes one)"),
-    dataset: str = typer.Option("coco", "--dataset", help="coco | mpii"),
-    epochs: int = typer.Option(None, "--epochs", help="epochs (default: the recipe's; schedule scaled to it)"),
-    batch: int = typer.Option(None, "--batch", help="samples per process (default: the recipe's per-GPU batch)"),
+    dataset: str = typer.Option(None, "--dataset", help="coco | mpii (default coco)"),
+    epochs: int = typer.Option(None, "--epochs", help="epochs (default: the recipe's; schedule scaled to it); "
+                               "with --resume: extend the run to this many epochs"),
+    batch: int = typer.Option(None, "--batch", help="samples per process (default: the recipe's per-GPU batch); "
+                              "the total batch is this x processes, and the recipe's lr is scaled to it"),
     input_size: str = typer.Option(None, "--input", help="network input HxW (default 256x192 COCO, 256x256 MPII)"),
     sets: list[str] = typer.Option(None, "--set", help="KEY=VALUE model hyper-parameter, or train.KEY=VALUE "
                                    "(lr, lr_steps, gamma, warmup_iters, warmup_ratio, weight_decay)"),
     lr: float = typer.Option(None, "--lr", help="base learning rate as used (no linear scaling)"),
-    amp: str = typer.Option(None, "--amp", help="mixed precision: bf16 | fp16 (fp16 needs CUDA)"),
-    channels_last: bool = typer.Option(False, "--channels-last", help="channels-last memory format"),
-    gpu_aug: bool = typer.Option(False, "--gpu-aug", help="affine warp + heatmap targets on the training device"),
+    amp: str = typer.Option(None, "--amp", help="precision: fp32 (default) | bf16 | fp16 (with loss scaling)"),
+    channels_last: bool = typer.Option(None, "--channels-last/--no-channels-last",
+                                       help="channels-last memory format (default off)"),
+    gpu_aug: bool = typer.Option(None, "--gpu-aug/--no-gpu-aug",
+                                 help="affine warp + heatmap targets on the training device (default off)"),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
-    workers: int = typer.Option(2, "--workers", help="data-loader worker processes"),
+    workers: int = typer.Option(2, "--workers", help="data-loader worker processes (train and validation)"),
+    threads: str = typer.Option("auto", "--threads", help="intra-op CPU threads: N, or auto (OMP_NUM_THREADS, "
+                                "else the free CPUs)"),
     out: Path = typer.Option(Path("runs"), "--out", help="folder holding run folders"),
     name: str = typer.Option(None, "--name", help="run folder name (default <arch>-<dataset>-<HxW>-<time>)"),
-    resume: bool = typer.Option(False, "--resume", help="continue the run <out>/<name> from checkpoints/last.pt"),
-    seed: int = typer.Option(0, "--seed", help="random seed"),
-    val_interval: int = typer.Option(1, "--val-interval", help="validate every N epochs (and after the last)"),
-    no_val_flip: bool = typer.Option(False, "--no-val-flip", help="validate without flip test"),
+    resume: bool = typer.Option(False, "--resume", help="continue the run <out>/<name> from checkpoints/last.pt "
+                                "with its own settings (options that differ are refused; --epochs may extend it)"),
+    seed: int = typer.Option(None, "--seed", help="random seed (default 0)"),
+    val_interval: int = typer.Option(None, "--val-interval", help="validate every N epochs and after the last "
+                                     "(default 1)"),
+    val_flip: bool = typer.Option(None, "--val-flip/--no-val-flip", help="validate with flip test (default on)"),
     validate_first: bool = typer.Option(False, "--validate-first", help="also validate the untrained model"),
     print_config: bool = typer.Option(False, "--print-config", help="print the resolved configuration and exit"),
     no_progress: bool = typer.Option(False, "--no-progress", help="no progress bar"),
     as_json: bool = typer.Option(False, "--json", help="print the run summary as JSON"),
 ) -> None:
-    """Train ARCH top-down on COCO/MPII with its paper's recipe; writes runs/<name>/ (config, metrics, checkpoints)."""
+    """Train ARCH top-down on COCO/MPII with its paper's recipe; writes runs/<name>/ (config, metrics, checkpoints).
+    Several processes: torchrun --nproc_per_node N -m hrbench.engine train ..."""
     from hrbench.engine import resolve_config, train
 
     hw = parse_input(input_size) if input_size else None
     model_overrides, train_overrides = split_overrides(sets)
     if print_config:
         cfg = resolve_config(arch, data, dataset, epochs, batch, hw, model_overrides, out, name, seed, amp,
-                             channels_last, workers, val_interval, lr, train_overrides, not no_val_flip,
-                             gpu_aug=gpu_aug)
+                             channels_last, workers, val_interval, lr, train_overrides, val_flip, gpu_aug=gpu_aug)
         print(json.dumps(cfg, indent=1, default=str))
         return
     if data is None and not resume:
@@ -83,7 +91,7 @@ def train_cmd(
                     overrides=model_overrides, out=out, name=name, device=device, seed=seed, amp=amp,
                     channels_last=channels_last, workers=workers, val_interval=val_interval, resume=resume,
                     progress=not no_progress and not as_json, lr=lr, train_overrides=train_overrides,
-                    val_flip=not no_val_flip, validate_first=validate_first, gpu_aug=gpu_aug)
+                    val_flip=val_flip, validate_first=validate_first, gpu_aug=gpu_aug, threads=threads)
     if as_json:
         print(json.dumps(summary, indent=1, default=str))
         return
@@ -106,9 +114,12 @@ def eval_cmd(
     dark: bool = typer.Option(False, "--dark", help="DARK (distribution-aware) keypoint decoding"),
     det_file: Path = typer.Option(None, "--det-file", help="COCO person detections json (default: GT boxes)"),
     det_thr: float = typer.Option(None, "--det-thr", help="keep detections with score >= T (with --det-file)"),
-    batch: int = typer.Option(32, "--batch", help="samples per forward pass"),
+    batch: int = typer.Option(32, "--batch", help="samples per forward pass, per process"),
+    amp: str = typer.Option(None, "--amp", help="precision: fp32 | bf16 | fp16 (default: the run's, else fp32)"),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
     workers: int = typer.Option(2, "--workers", help="data-loader worker processes"),
+    threads: str = typer.Option("auto", "--threads", help="intra-op CPU threads: N, or auto (OMP_NUM_THREADS, "
+                                "else the free CPUs)"),
     out: Path = typer.Option(None, "--out", help="folder for the keypoint results file"),
     as_json: bool = typer.Option(False, "--json", help="print the metrics as JSON"),
 ) -> None:
@@ -122,7 +133,8 @@ def eval_cmd(
     hw = parse_input(input_size) if input_size else None
     metrics = evaluate_checkpoint(arch, checkpoint, data, dataset=dataset, input_hw=hw, flip=not no_flip, dark=dark,
                                   det_file=det_file, det_thr=det_thr or 0.0, device=device, batch_size=batch,
-                                  workers=workers, out_dir=out, overrides=parse_overrides(sets) or None)
+                                  workers=workers, out_dir=out, overrides=parse_overrides(sets) or None, amp=amp,
+                                  threads=threads)
     if as_json:
         print(json.dumps(metrics, indent=1, default=str))
         return

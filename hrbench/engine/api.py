@@ -1,4 +1,4 @@
-"""The engine's Python API: :func:`resolve_config`, :func:`train`, :func:`evaluate_checkpoint`.
+"""The engine's Python API: :func:`train`, :func:`evaluate_checkpoint` (and :func:`resolve_config`).
 
 ``train`` runs in one process or, launched by ``torchrun --nproc_per_node N -m hrbench.engine
 train ...``, in ``N`` (gloo on CPU, NCCL on CUDA); only rank 0 writes the run folder.
@@ -6,9 +6,8 @@ train ...``, in ``N`` (gloo on CPU, NCCL on CUDA); only rank 0 writes the run fo
 
 from __future__ import annotations
 
-import dataclasses
-import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,85 +15,18 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from hrbench.datasets import DATASET_INPUT, DATASET_KEYPOINTS, check_dataset
 from hrbench.engine import dist as D
-from hrbench.engine.recipes import get_recipe, resolve_training
-from hrbench.engine.runs import SUMMARY_FORMAT, RunDir, default_run_name, now_iso, write_json_atomic
-from hrbench.engine.trainer import CHECKPOINT_FORMAT, Evaluator, Trainer, seed_everything
+from hrbench.engine.config import normalize_amp, resolve_config
+from hrbench.engine.resume import locate_run, resumed_config
+from hrbench.engine.runs import SUMMARY_FORMAT, RunDir, now_iso, write_json_atomic
+from hrbench.engine.samples import seed_everything
+from hrbench.engine.trainer import CHECKPOINT_FORMAT, Evaluator, Trainer
 from hrbench.errors import CheckpointError, ConfigError, DataError, HrbenchError
+from hrbench.fsutil import check_output_dir
+from hrbench.threads import configure_threads
 
-CONFIG_FORMAT = "hrbench-config-v1"
-DATASET_METRIC = {"coco": "AP", "mpii": "PCKh"}
-
-
-# ---------------------------------------------------------------------------------------------- config
-def _check_dataset(dataset: str) -> str:
-    from hrbench.cli.options import DATASET_KEYPOINTS
-
-    if dataset not in DATASET_KEYPOINTS:
-        raise ConfigError(f"unknown dataset {dataset!r}: expected coco or mpii")
-    return dataset
-
-
-def resolve_config(arch: str, data: str | Path | None = None, dataset: str = "coco", epochs: int | None = None,
-                   batch_size: int | None = None, input_hw: tuple[int, int] | None = None,
-                   overrides: dict[str, Any] | None = None, out: str | Path | None = "runs", name: str | None = None,
-                   seed: int = 0, amp: str | None = None, channels_last: bool = False, workers: int = 2,
-                   val_interval: int = 1, lr: float | None = None, train_overrides: dict[str, Any] | None = None,
-                   val_flip: bool = True, world_size: int | None = None, gpu_aug: bool = False) -> dict[str, Any]:
-    """The fully resolved configuration of a training run (recipe + overrides); builds nothing.
-
-    Raises :class:`ConfigError` (one line) for an unknown architecture/dataset, an unknown model
-    hyper-parameter or an out-of-range value.
-    """
-    from hrbench.cli.options import DATASET_INPUT, DATASET_KEYPOINTS
-    from hrbench.registry import create_config, get_entry
-
-    entry = get_entry(arch)
-    dataset = _check_dataset(dataset)
-    overrides = dict(overrides or {})
-    create_config(entry.name, **overrides)  # validates the model overrides
-    input_hw = tuple(input_hw) if input_hw is not None else DATASET_INPUT[dataset]
-    if len(input_hw) != 2 or any(not isinstance(v, int) or v < 1 for v in input_hw):
-        raise ConfigError(f"invalid input size {input_hw!r}: expected two positive integers (H, W)")
-    if input_hw[0] % 4 or input_hw[1] % 4:
-        raise ConfigError(f"invalid input size {input_hw[0]}x{input_hw[1]}: height and width must be multiples of 4")
-    if not isinstance(val_interval, int) or val_interval < 1:
-        raise ConfigError(f"invalid val interval {val_interval!r}: must be an integer >= 1")
-    if not isinstance(workers, int) or workers < 0:
-        raise ConfigError(f"invalid workers {workers!r}: must be an integer >= 0")
-    if not isinstance(seed, int) or seed < 0:
-        raise ConfigError(f"invalid seed {seed!r}: must be a non-negative integer")
-    if amp is not None and amp not in ("bf16", "fp16"):
-        raise ConfigError(f"invalid --amp {amp!r}: expected bf16 or fp16")
-    world = world_size if world_size is not None else int(os.environ.get("WORLD_SIZE", "1"))
-    recipe = get_recipe(entry.paper, dataset, input_hw)
-    training = resolve_training(recipe, epochs=epochs, batch_size=batch_size, world_size=world, lr=lr,
-                                train_overrides=train_overrides)
-    run_name = name or default_run_name(entry.name, dataset, input_hw)
-    if "/" in run_name or run_name in (".", ".."):
-        raise ConfigError(f"invalid run name {run_name!r}: must be a plain folder name")
-    return {
-        "format": CONFIG_FORMAT,
-        "arch": entry.name,
-        "paper": entry.paper,
-        "overrides": overrides,
-        "dataset": dataset,
-        "data": None if data is None else str(Path(data).resolve()),
-        "input": list(input_hw),
-        "keypoints": DATASET_KEYPOINTS[dataset],
-        "metric": DATASET_METRIC[dataset],
-        "seed": seed,
-        "recipe": dataclasses.asdict(recipe),
-        "train": training,
-        "val_interval": val_interval,
-        "val_flip": val_flip,
-        "amp": amp,
-        "channels_last": bool(channels_last),
-        "gpu_aug": bool(gpu_aug),
-        "workers": workers,
-        "name": run_name,
-        "run_dir": None if out is None else str(Path(out) / run_name),
-    }
+__all__ = ["build_summary", "evaluate_checkpoint", "make_evaluator", "resolve_config", "train"]
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -119,10 +51,11 @@ def build_split(dataset: str, data: str | Path, split: str, input_hw: tuple[int,
 
 def make_evaluator(out_dir: str | Path | None = None, flip: bool = True, dark: bool = False,
                    box_source: str | None = None, batch_size: int = 32, workers: int = 0,
-                   amp: bool = False) -> Evaluator:
+                   amp: str | None = None) -> Evaluator:
     """``evaluator(model, val_set, info, device)``: each rank predicts its shard (samples
     ``rank, rank + W, ...``), rank 0 merges the parts in dataset order (by ``bbox_id``) and scores them
-    with :func:`hrbench.evaluation.evaluate`; other ranks return ``{}``."""
+    with :func:`hrbench.evaluation.evaluate`; other ranks return ``{}``. ``amp``: the run's precision
+    (``bf16``/``fp16``/None), so a model is validated in the precision it was trained in."""
 
     def evaluator(model: nn.Module, val_set: Dataset, info: D.DistInfo, device: torch.device) -> dict[str, Any]:
         from hrbench.evaluation import evaluate, merge_predictions, predict
@@ -185,82 +118,123 @@ def build_summary(trainer: Trainer, cfg: dict[str, Any], run: RunDir | None, sta
     }
 
 
-def _locate_resume(resume: bool | str | Path, out: str | Path | None, name: str | None) -> Path:
-    """The run folder to resume: ``resume`` as a run folder / checkpoint path, or ``<out>/<name>``."""
-    if resume is True:
-        if not name:
-            raise ConfigError("--resume needs --name (the run folder under --out) to know which run to continue")
-        path = Path(out or "runs") / name
-    else:
-        path = Path(resume)
-        if path.is_file():
-            path = path.parent.parent if path.parent.name == "checkpoints" else path.parent
-    if not (path / "checkpoints" / "last.pt").exists():
-        raise CheckpointError(f"cannot resume {path}: no checkpoints/last.pt there")
-    return path
+def _requested(dataset, input_hw, batch_size, lr, seed, amp, channels_last, gpu_aug, val_interval, val_flip,
+               overrides, train_overrides) -> dict[str, Any]:
+    """The options the user gave (not None), keyed as :func:`hrbench.engine.resume.differences` reads them."""
+    given = {"dataset": dataset, "input": input_hw, "batch": batch_size, "lr": lr, "seed": seed, "amp": amp,
+             "channels_last": channels_last, "gpu_aug": gpu_aug, "val_interval": val_interval, "val_flip": val_flip,
+             "set": overrides or None, "train": train_overrides or None}
+    return {k: v for k, v in given.items() if v is not None}
 
 
-def train(arch: str, data: str | Path | None, dataset: str = "coco", epochs: int | None = None,
+def _open_resumed(resume, out, name, arch, epochs, data, workers, requested,
+                  info) -> tuple[dict, dict, RunDir, list[str]]:
+    """(config, checkpoint, locked run folder) of the run to continue (rank 0 checks, every rank agrees)."""
+    from hrbench.checkpoint import read_checkpoint
+    from hrbench.registry import resolve
+
+    run_path = locate_run(resume, out, name)
+    ckpt = read_checkpoint(run_path / "checkpoints" / "last.pt")
+    if ckpt.get("format") != CHECKPOINT_FORMAT or not isinstance(ckpt.get("config"), dict):
+        raise CheckpointError(f"cannot resume {run_path}: last.pt is not an hrbench training checkpoint")
+    cfg = resumed_config(ckpt["config"], requested, arch=resolve(arch), epochs=epochs,
+                         epochs_done=int(ckpt.get("epoch", 0)), world_size=info.world_size, data=data,
+                         workers=workers, run_path=run_path)
+    run = RunDir(run_path)
+    notes = D.on_main(run.claim_existing)
+    return cfg, ckpt, run, notes
+
+
+def _build_data(cfg: dict[str, Any]) -> tuple[Dataset, Dataset]:
+    """The train and val splits; every val image is checked to decode before any training."""
+    from hrbench.data.base import verify_images
+
+    _data_root(cfg["data"])
+    hw = tuple(cfg["input"])
+    train_set = build_split(cfg["dataset"], cfg["data"], "train", hw, train=True)
+    val_set = build_split(cfg["dataset"], cfg["data"], "val", hw, train=False)
+    _check_keypoints(train_set, cfg)
+    D.on_main(lambda: verify_images(val_set))
+    return train_set, val_set
+
+
+def _check_input(model: nn.Module, cfg: dict[str, Any]) -> None:
+    """Refuse an input size the network cannot take before anything runs (multi-branch nets need a
+    multiple of 4 x 2^(branches - 1))."""
+    check = getattr(model.backbone, "check_input_size", None)
+    if callable(check):
+        try:
+            check(*cfg["input"])
+        except HrbenchError as exc:
+            raise ConfigError(f"invalid --input {cfg['input'][0]}x{cfg['input'][1]} for {cfg['arch']}: {exc}") from None
+
+
+def _checkpointer(run: RunDir | None, cfg: dict[str, Any], created: str) -> Callable[[Trainer, bool], None]:
+    """``on_checkpoint`` of :meth:`Trainer.fit`: config (first time), last.pt, best.pt, summary."""
+    from hrbench.checkpoint import save_checkpoint
+
+    def on_checkpoint(tr: Trainer, improved: bool) -> None:
+        if run is None:
+            return
+        payload = tr.payload()
+        first = not run.config_path.exists()
+        run.materialize()
+        if first:
+            write_json_atomic(run.config_path, cfg)
+        save_checkpoint(run.last, payload)
+        if improved:
+            save_checkpoint(run.best, payload)
+        write_json_atomic(run.summary_path, build_summary(tr, cfg, run, "running", created))
+
+    return on_checkpoint
+
+
+def train(arch: str, data: str | Path | None, dataset: str | None = None, epochs: int | None = None,
           batch_size: int | None = None, input_hw: tuple[int, int] | None = None,
           overrides: dict[str, Any] | None = None, out: str | Path | None = "runs", name: str | None = None,
-          device: str = "auto", seed: int = 0, amp: str | None = None, channels_last: bool = False,
-          workers: int = 2, val_interval: int = 1, resume: bool | str | Path = False, progress: bool = True,
-          lr: float | None = None, train_overrides: dict[str, Any] | None = None, val_flip: bool = True,
-          validate_first: bool = False, stop_after: int | None = None, log_interval: int = 50,
-          console=None, gpu_aug: bool = False) -> dict[str, Any]:
+          device: str = "auto", seed: int | None = None, amp: str | None = None, channels_last: bool | None = None,
+          workers: int = 2, val_interval: int | None = None, resume: bool | str | Path = False,
+          progress: bool = True, lr: float | None = None, train_overrides: dict[str, Any] | None = None,
+          val_flip: bool | None = None, validate_first: bool = False, stop_after: int | None = None,
+          log_interval: int = 50, console=None, gpu_aug: bool | None = None,
+          threads: int | str | None = None) -> dict[str, Any]:
     """Train ``arch`` top-down on ``data`` and return the run summary (``summary.json``).
 
-    ``out``/``name``: run folder ``<out>/<name>``. ``resume``: True (continue ``<out>/<name>``), or
-    a run folder / checkpoint path. ``validate_first``: also validate the untrained model (summary
-    key ``initial``). ``stop_after``: train at most this many epochs in this call (resume later).
+    Options left ``None`` take the recipe's / the defaults of :func:`resolve_config`; on resume they
+    must be left out or equal the run's (:mod:`hrbench.engine.resume`). ``batch_size`` is per
+    process. ``out``/``name``: run folder ``<out>/<name>``, locked while the run uses it.
+    ``resume``: True (``<out>/<name>``) or a run folder / checkpoint path. ``validate_first``: also
+    validate the untrained model (summary key ``initial``). ``stop_after``: train at most this many
+    epochs in this call. ``threads``: intra-op CPU threads (:mod:`hrbench.threads`).
     """
+    n_threads, why = configure_threads(threads)
     info, dev = D.setup(device)
+    requested = _requested(dataset, input_hw, batch_size, lr, seed, amp, channels_last, gpu_aug, val_interval,
+                           val_flip, overrides, train_overrides)
     run: RunDir | None = None
     try:
-        ckpt = None
+        ckpt, notes = None, []
         if resume:
-            from hrbench.checkpoint import read_checkpoint
-            from hrbench.registry import resolve
-
-            run_path = _locate_resume(resume, out, name)
-            ckpt = read_checkpoint(run_path / "checkpoints" / "last.pt")
-            if ckpt.get("format") != CHECKPOINT_FORMAT or not isinstance(ckpt.get("config"), dict):
-                raise CheckpointError(f"cannot resume {run_path}: last.pt is not an hrbench training checkpoint")
-            cfg = dict(ckpt["config"])
-            if resolve(arch) != cfg["arch"]:
-                raise CheckpointError(f"cannot resume {run_path}: it trains {cfg['arch']}, not {resolve(arch)}")
-            if epochs is not None and epochs != cfg["train"]["epochs"]:
-                raise ConfigError(f"cannot change --epochs on resume: {run_path} was configured for "
-                                  f"{cfg['train']['epochs']} epochs")
-            if cfg["train"]["world_size"] != info.world_size:
-                raise ConfigError(f"cannot resume {run_path} with {info.world_size} process(es): it was trained "
-                                  f"with {cfg['train']['world_size']} (the total batch would change)")
-            cfg["workers"] = workers
-            if data is not None:
-                cfg["data"] = str(Path(data).resolve())
-            cfg["run_dir"] = str(run_path)
-            run = RunDir(run_path)
+            cfg, ckpt, run, notes = _open_resumed(resume, out, name, arch, epochs, data, workers, requested, info)
         else:
+            if out is not None:
+                check_output_dir(out)
             cfg = resolve_config(arch, data, dataset, epochs, batch_size, input_hw, overrides, out, name, seed, amp,
                                  channels_last, workers, val_interval, lr, train_overrides, val_flip,
                                  world_size=info.world_size, gpu_aug=gpu_aug)
             cfg = D.broadcast_object(cfg)  # one run name (time stamp) for every rank
+            _data_root(cfg["data"])
             if cfg["run_dir"] is not None:
                 run = RunDir(cfg["run_dir"])
-                if run.path.exists():
-                    raise ConfigError(f"run folder {run.path} already exists; pass --resume to continue it "
-                                      "or choose another --name")
-        _data_root(cfg["data"])
-        hw = tuple(cfg["input"])
+                notes = D.on_main(run.claim_new)  # atomic: a second run with this name is refused
         from hrbench.registry import create_model
 
         seed_everything(cfg["seed"])
         model = create_model(cfg["arch"], num_keypoints=cfg["keypoints"], **cfg["overrides"])
-        train_set = build_split(cfg["dataset"], cfg["data"], "train", hw, train=True)
-        val_set = build_split(cfg["dataset"], cfg["data"], "val", hw, train=False)
-        _check_keypoints(train_set, cfg)
+        _check_input(model, cfg)
+        train_set, val_set = _build_data(cfg)
         evaluator = make_evaluator(None, flip=cfg["val_flip"], batch_size=cfg["train"]["batch_per_process"],
-                                   workers=0, amp=cfg["amp"] is not None)
+                                   workers=cfg["workers"], amp=cfg["amp"])
         if console is None and info.is_main and progress:
             from rich.console import Console
 
@@ -269,56 +243,64 @@ def train(arch: str, data: str | Path | None, dataset: str = "coco", epochs: int
 
         trainer = Trainer(model, train_set, val_set, cfg, run, dev, info, evaluator=evaluator, progress=progress,
                           log_interval=log_interval, console=console, collate=collate)
+        for note in notes:
+            trainer._say(note)
         created = now_iso()
         if ckpt is not None:
             trainer.load_state(ckpt)
-            created = _read_created(run) or created
+            created = (_read_summary(run) or {}).get("created") or created
             trainer._event({"event": "resume", "epoch": trainer.epoch, "iter": trainer.iteration})
-            trainer._say(f"resumed {run.path} at epoch {trainer.epoch} (iteration {trainer.iteration})")
+            trainer._say(f"resumed {run.path} at epoch {trainer.epoch}/{cfg['train']['epochs']} "
+                         f"(iteration {trainer.iteration}); {n_threads} CPU thread(s) ({why})")
         else:
-            trainer._say(f"training {cfg['arch']} on {cfg['dataset']} {hw[0]}x{hw[1]}: {cfg['train']['epochs']} "
-                         f"epochs, batch {cfg['train']['total_batch']}, lr {cfg['train']['lr']:.3g}, "
-                         f"{len(train_set)} train / {len(val_set)} val samples, device {dev}"
-                         + (f" x {info.world_size}" if info.distributed else ""))
-
-        def on_checkpoint(tr: Trainer, improved: bool) -> None:
-            if run is None:
-                return
-            from hrbench.checkpoint import save_checkpoint
-
-            payload = tr.payload()
-            first = not run.path.exists()
-            run.materialize()
-            if first:
-                write_json_atomic(run.config_path, cfg)
-            save_checkpoint(run.last, payload)
-            if improved:
-                save_checkpoint(run.best, payload)
-            write_json_atomic(run.summary_path, build_summary(tr, cfg, run, "running", created))
-
-        t0 = time.perf_counter()
-        trainer.fit(stop_after=stop_after, validate_first=validate_first, on_checkpoint=on_checkpoint)
-        done = trainer.epoch >= cfg["train"]["epochs"]
-        summary = build_summary(trainer, cfg, run, "finished" if done else "running", created)
-        if run is not None and info.is_main:
-            if run.path.exists():
-                write_json_atomic(run.summary_path, summary)
-            trainer._say(f"{'finished' if done else 'stopped'} after epoch {trainer.epoch} "
-                         f"({time.perf_counter() - t0:.1f}s); best {cfg['metric']}: "
-                         f"{None if trainer.best is None else trainer.best.get(cfg['metric'])}")
-        return summary
+            trainer._say(f"training {cfg['arch']} on {cfg['dataset']} {cfg['input'][0]}x{cfg['input'][1]}: "
+                         f"{cfg['train']['epochs']} epochs, batch {cfg['train']['total_batch']}, lr "
+                         f"{cfg['train']['lr']:.3g}, {len(train_set)} train / {len(val_set)} val samples, device {dev}"
+                         + (f" x {info.world_size}" if info.distributed else "")
+                         + f", {n_threads} CPU thread(s) ({why})")
+        return _fit(trainer, cfg, run, info, created, stop_after, validate_first)
     except BaseException:
         if run is not None and info.is_main:
             run.discard_if_new()
         raise
+    finally:
+        if run is not None:
+            run.release()
 
 
-def _read_created(run: RunDir) -> str | None:
+def _fit(trainer: Trainer, cfg: dict[str, Any], run: RunDir | None, info: D.DistInfo, created: str,
+         stop_after: int | None, validate_first: bool) -> dict[str, Any]:
+    """Run the loop and write the final summary; Ctrl-C says what was kept."""
+    t0 = time.perf_counter()
     try:
-        return run.read_json(run.summary_path).get("created")
+        trainer.fit(stop_after=stop_after, validate_first=validate_first,
+                    on_checkpoint=_checkpointer(run, cfg, created))
+    except KeyboardInterrupt:
+        if run is not None and run.last.exists():
+            trainer._say(f"interrupted during epoch {trainer.epoch + 1}; {run.last} holds epoch "
+                         f"{_saved_epoch(run)}: continue with --resume")
+        raise
+    done = trainer.epoch >= cfg["train"]["epochs"]
+    summary = build_summary(trainer, cfg, run, "finished" if done else "running", created)
+    if run is not None and info.is_main:
+        if run.path.exists():
+            write_json_atomic(run.summary_path, summary)
+        best = None if trainer.best is None else trainer.best.get(cfg["metric"])
+        trainer._say(f"{'finished' if done else 'stopped'} after epoch {trainer.epoch} "
+                     f"({time.perf_counter() - t0:.1f}s); best {cfg['metric']}: {best}")
+    return summary
+
+
+def _saved_epoch(run: RunDir) -> int | str:
+    return (_read_summary(run) or {}).get("epochs_done", "?")
+
+
+def _read_summary(run: RunDir) -> dict[str, Any] | None:
+    """The run's ``summary.json``, or None when it is missing or torn (a run killed mid-write)."""
+    try:
+        return run.read_json(run.summary_path)
     except (OSError, ValueError):
         return None
-
 
 def _check_keypoints(ds: Dataset, cfg: dict[str, Any]) -> None:
     k = getattr(ds, "num_keypoints", None)
@@ -327,35 +309,28 @@ def _check_keypoints(ds: Dataset, cfg: dict[str, Any]) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- eval
-def evaluate_checkpoint(arch: str, checkpoint: str | Path | dict[str, Any], data: str | Path,
-                        dataset: str | None = None, input_hw: tuple[int, int] | None = None, flip: bool = True,
-                        dark: bool = False, det_file: str | Path | None = None, det_thr: float = 0.0,
-                        device: str = "auto", batch_size: int = 32, workers: int = 2,
-                        out_dir: str | Path | None = None,
-                        overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Evaluate an hrbench or official checkpoint of ``arch`` on the val split of ``data``.
+def _detections(det_file: str | Path | None, root: Path) -> Path | None:
+    """``--det-file`` as given, else relative to the data root (``annotations/dets.json``)."""
+    if det_file is None:
+        return None
+    given = Path(det_file)
+    for candidate in (given, root / given):
+        if candidate.is_file():
+            return candidate
+    raise DataError(f"detection file {det_file} does not exist (looked in the working folder and under {root})")
 
-    Dataset, input size and hyper-parameter overrides default to the checkpoint's own (hrbench
-    checkpoints) or to the dataset's defaults. Returns the metrics with their stamps
-    (``arch``, ``checkpoint``, ``dataset``, ``input``, ``flip``, ``dark``, ``box_source``).
-    """
-    from hrbench.checkpoint import load_checkpoint, read_checkpoint
-    from hrbench.cli.options import DATASET_INPUT, DATASET_KEYPOINTS
+
+def _checkpoint_model(canonical: str, ckpt: dict[str, Any], source: str, overrides: dict[str, Any] | None,
+                      dataset: str | None, input_hw: tuple[int, int] | None,
+                      amp: str | None) -> tuple[nn.Module, str, tuple[int, int], str | None]:
+    """(model with the weights, dataset, input, precision): the checkpoint's own settings unless given."""
+    from hrbench.checkpoint import load_checkpoint
     from hrbench.registry import create_model, resolve
 
-    canonical = resolve(arch)
-    if batch_size < 1:
-        raise ConfigError(f"invalid batch size {batch_size}: must be >= 1")
-    if det_thr < 0 or det_thr > 1:
-        raise ConfigError(f"invalid --det-thr {det_thr}: must be in [0, 1]")
-    if det_file is not None and not Path(det_file).is_file():
-        raise DataError(f"detection file {det_file} does not exist")
-    root = _data_root(data)
-    source = str(checkpoint) if not isinstance(checkpoint, dict) else "<in-memory checkpoint>"
-    ckpt = read_checkpoint(checkpoint) if not isinstance(checkpoint, dict) else checkpoint
     saved_cfg: dict[str, Any] = {}
     ovr = dict(overrides or {})
-    if ckpt.get("format") == CHECKPOINT_FORMAT:
+    ours = ckpt.get("format") == CHECKPOINT_FORMAT
+    if ours:
         if str(ckpt.get("arch")) != canonical:
             try:
                 other = resolve(str(ckpt.get("arch")))
@@ -365,23 +340,55 @@ def evaluate_checkpoint(arch: str, checkpoint: str | Path | dict[str, Any], data
                 raise CheckpointError(f"checkpoint {source} is for architecture {other}, not {canonical}")
         saved_cfg = ckpt.get("config") if isinstance(ckpt.get("config"), dict) else {}
         ovr = {**(ckpt.get("overrides") or {}), **ovr}
-    dataset = _check_dataset(dataset or saved_cfg.get("dataset") or "coco")
+    dataset = check_dataset(dataset or saved_cfg.get("dataset") or "coco")
     hw = tuple(input_hw or saved_cfg.get("input") or DATASET_INPUT[dataset])
-    k = int(ckpt.get("num_keypoints") or DATASET_KEYPOINTS[dataset]) if ckpt.get("format") == CHECKPOINT_FORMAT \
-        else DATASET_KEYPOINTS[dataset]
+    k = int(ckpt.get("num_keypoints") or DATASET_KEYPOINTS[dataset]) if ours else DATASET_KEYPOINTS[dataset]
     if k != DATASET_KEYPOINTS[dataset]:
         raise CheckpointError(f"checkpoint {source} predicts {k} keypoints; {dataset} has {DATASET_KEYPOINTS[dataset]}")
-    info, dev = D.setup(device)
     model = create_model(canonical, num_keypoints=k, **ovr)
-    load_checkpoint(model, ckpt, strict=True, source=str(checkpoint))
+    load_checkpoint(model, ckpt, strict=True, source=source)
+    precision = saved_cfg.get("amp") if amp is None else normalize_amp(amp)
+    return model, dataset, hw, precision
+
+
+def evaluate_checkpoint(arch: str, checkpoint: str | Path | dict[str, Any], data: str | Path,
+                        dataset: str | None = None, input_hw: tuple[int, int] | None = None, flip: bool = True,
+                        dark: bool = False, det_file: str | Path | None = None, det_thr: float = 0.0,
+                        device: str = "auto", batch_size: int = 32, workers: int = 2,
+                        out_dir: str | Path | None = None, overrides: dict[str, Any] | None = None,
+                        amp: str | None = None, threads: int | str | None = None) -> dict[str, Any]:
+    """Evaluate an hrbench or official checkpoint of ``arch`` on the val split of ``data``.
+
+    Dataset, input size, hyper-parameter overrides and precision (``amp``: ``fp32``/``bf16``/``fp16``)
+    default to the checkpoint's own (hrbench checkpoints) or to the dataset's defaults and fp32.
+    ``det_file`` may be given relative to ``data``. Returns the metrics with their stamps
+    (``arch``, ``checkpoint``, ``dataset``, ``input``, ``flip``, ``dark``, ``box_source``, ``amp``).
+    """
+    from hrbench.checkpoint import read_checkpoint
+    from hrbench.registry import resolve
+
+    canonical = resolve(arch)
+    if batch_size < 1:
+        raise ConfigError(f"invalid batch size {batch_size}: must be >= 1")
+    if det_thr < 0 or det_thr > 1:
+        raise ConfigError(f"invalid --det-thr {det_thr}: must be in [0, 1]")
+    root = _data_root(data)
+    det_file = _detections(det_file, root)
+    if out_dir is not None:
+        check_output_dir(out_dir)
+    configure_threads(threads)
+    source = str(checkpoint) if not isinstance(checkpoint, dict) else "<in-memory checkpoint>"
+    ckpt = read_checkpoint(checkpoint) if not isinstance(checkpoint, dict) else checkpoint
+    model, dataset, hw, precision = _checkpoint_model(canonical, ckpt, source, overrides, dataset, input_hw, amp)
+    info, dev = D.setup(device)
     model.to(dev).eval()
     val_set = build_split(dataset, root, "val", hw, train=False, det_file=det_file, det_score_thr=det_thr)
     box_source = str(getattr(val_set, "box_source", "detections" if det_file is not None else "gt"))
     evaluator = make_evaluator(out_dir, flip=flip, dark=dark, box_source=box_source, batch_size=batch_size,
-                               workers=workers)
+                               workers=workers, amp=precision)
     t = time.perf_counter()
     metrics = evaluator(model, val_set, info, dev)
     metrics = D.broadcast_object(metrics if info.is_main else None)
     return {"box_source": box_source, "flip": flip, "input": f"{hw[0]}x{hw[1]}", **metrics, "arch": canonical,
-            "checkpoint": source, "dataset": dataset, "dark": dark, "samples": len(val_set),
-            "eval_time_s": time.perf_counter() - t}
+            "checkpoint": source, "dataset": dataset, "dark": dark, "amp": precision or "fp32",
+            "samples": len(val_set), "eval_time_s": time.perf_counter() - t}

@@ -9,12 +9,13 @@ from __future__ import annotations
 import atexit
 import dataclasses
 import os
+from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.distributed as dist
 
-from hrbench.errors import ConfigError
+from hrbench.errors import ConfigError, HrbenchError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +95,37 @@ def broadcast_object(obj: Any, src: int = 0) -> Any:
     box = [obj]
     dist.broadcast_object_list(box, src=src)
     return box[0]
+
+
+def on_main(fn: Callable[[], Any]) -> Any:
+    """Run ``fn`` on rank 0 only and give every rank its result; when it fails, every rank raises
+    (rank 0 the original error, the others the same one-line error marked ``all_ranks`` so that only
+    rank 0 prints it) instead of the other ranks waiting forever in their next collective."""
+    if not active():
+        return fn()
+    result: Any = None
+    failure: BaseException | None = None
+    if dist.get_rank() == 0:
+        try:
+            result = fn()
+        except Exception as exc:  # noqa: BLE001 - every failure must reach the other ranks, then re-raised
+            failure = exc
+    shared = broadcast_object((result, _portable(failure)))
+    if failure is not None:
+        raise failure
+    if shared[1] is not None:
+        raise shared[1]
+    return shared[0]
+
+
+def _portable(exc: BaseException | None) -> HrbenchError | None:
+    """``exc`` as the one-line error other ranks raise (marked so that only rank 0 prints it)."""
+    if exc is None:
+        return None
+    err = exc if isinstance(exc, HrbenchError) else HrbenchError(f"rank 0 failed: {type(exc).__name__}: {exc}")
+    copy = type(err)(*err.args)
+    copy.all_ranks = True
+    return copy
 
 
 def all_gather_objects(obj: Any) -> list[Any]:

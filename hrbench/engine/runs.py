@@ -10,8 +10,12 @@ default name is ``<arch>-<dataset>-<H>x<W>-<YYYYmmdd-HHMMSS>``)::
     checkpoints/best.pt    the checkpoint with the best validation metric so far
     summary.json           the run's summary (schema below), rewritten after every epoch
 
-The folder is created only when the first checkpoint is written, so a run that fails earlier
-leaves nothing behind.
+The folder is claimed when the run starts: created atomically (a second run with the same name
+is refused) and locked (``.lock``, an ``flock`` the kernel drops when the process dies) for as long
+as a process trains in it. A run that fails before its first checkpoint removes it again (and
+any parent folder it created); one killed before then leaves a folder without ``last.pt`` that
+the next run with the same name clears. Resuming removes the partial ``.*.tmp`` files of a save
+that was killed.
 
 ``summary.json`` schema (``format: "hrbench-run-v1"``), read by :func:`list_runs`:
 
@@ -41,11 +45,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from hrbench.errors import ConfigError
+from hrbench.fsutil import FolderLock, atomic_write, remove_stale_temporaries
 
 SUMMARY_FORMAT = "hrbench-run-v1"
 
@@ -61,18 +66,10 @@ def default_run_name(arch: str, dataset: str, input_hw: tuple[int, int]) -> str:
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write JSON to a temporary file in the same folder, then rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1, default=str)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write JSON through :func:`hrbench.fsutil.atomic_write`; refuses NaN/infinity (invalid JSON)."""
+    with atomic_write(path) as f:
+        json.dump(obj, f, indent=1, default=str, allow_nan=False)
+        f.write("\n")
 
 
 class RunDir:
@@ -83,6 +80,47 @@ class RunDir:
         self.created_here = False
         self._pending: list[tuple[Path, str]] = []
         self._live = self.path.is_dir()
+        self._lock = FolderLock(self.path)
+        self._created_parents: list[Path] = []
+
+    def claim_new(self) -> list[str]:
+        """Take the folder for a new run: create it atomically and lock it. A folder that exists
+        is refused, unless it is what a run killed before its first checkpoint left (no
+        ``checkpoints/last.pt``, nobody holding it): that is cleared and taken. Returns notes."""
+        notes: list[str] = []
+        missing = [p for p in self.path.parents if not p.exists()]  # removed again by discard_if_new
+        try:
+            self.path.mkdir(parents=True)
+            self.created_here = True
+            self._created_parents = missing
+        except FileExistsError:
+            if not self.path.is_dir():
+                raise ConfigError(f"run folder {self.path} exists and is not a folder") from None
+            self._lock.acquire()  # refuses a folder another live process is using
+            if self.last.exists():
+                self._lock.release()
+                raise ConfigError(f"run folder {self.path} already exists; pass --resume to continue it "
+                                  "or choose another --name") from None
+            for child in self.path.iterdir():
+                if child.name != ".lock":
+                    shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+            notes.append(f"cleared {self.path}: a run killed before its first checkpoint left it")
+            self.created_here = True
+            return notes
+        self._lock.acquire()
+        return notes
+
+    def claim_existing(self) -> list[str]:
+        """Lock the folder of a run to resume and delete the temporary files a killed checkpoint
+        write left behind. Returns notes."""
+        self._lock.acquire()
+        self._live = True
+        stale = remove_stale_temporaries(self.path / "checkpoints") + remove_stale_temporaries(self.path)
+        return [f"removed {len(stale)} partial file(s) a killed save left ({', '.join(p.name for p in stale)})"] \
+            if stale else []
+
+    def release(self) -> None:
+        self._lock.release()
 
     @property
     def config_path(self) -> Path:
@@ -132,7 +170,10 @@ class RunDir:
     def discard_if_new(self) -> None:
         """Remove the folder if this process created it and it holds no checkpoint yet."""
         if self.created_here and self.path.exists() and not self.last.exists():
-            shutil.rmtree(self.path, ignore_errors=True)
+            shutil.rmtree(self.path)
+            for parent in self._created_parents:  # innermost first; only if still empty
+                if parent.exists() and not any(parent.iterdir()):
+                    parent.rmdir()
 
     def append_metrics(self, event: dict[str, Any]) -> None:
         """One line of ``metrics.jsonl`` (kept in memory until the folder exists)."""

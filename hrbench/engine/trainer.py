@@ -1,7 +1,11 @@
 """The top-down training loop shared by every registered model (CPU or CUDA, one or many processes).
 
-* Loss: the reference ``JointsMSELoss`` with target weights, ``0.5 x mean over joints of the
-  weighted heatmap MSE`` (:func:`joints_mse_loss`).
+* Loss: the reference ``JointsMSELoss(use_target_weight=True)`` of mmpose 0.13/0.16, the mean over
+  joints of the weighted heatmap MSE (:func:`joints_mse_loss`), so logged losses compare with the
+  published training logs.
+* Divergence: the training loss is all-reduced at every log point and at the end of every epoch,
+  and validation metrics are the same on every rank; a non-finite value stops every rank together
+  with :class:`~hrbench.errors.DivergedError` before anything is checkpointed.
 * Optimiser: Adam with the step/warm-up schedule of :mod:`hrbench.engine.recipes`, set per iteration.
 * Data order: a ``DistributedSampler`` (also with one process) seeded by ``seed`` and ``set_epoch``;
   with ``W`` processes of ``b`` samples each, step ``k`` uses exactly the samples that one process
@@ -15,12 +19,10 @@
 from __future__ import annotations
 
 import math
-import random
 import time
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
@@ -28,7 +30,15 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from hrbench.engine import dist as D
 from hrbench.engine.recipes import lr_at
 from hrbench.engine.runs import RunDir, now_iso
-from hrbench.errors import ConfigError, DataError
+from hrbench.engine.samples import (
+    SeededSamples,
+    capture_rng,
+    collate_samples,
+    model_state_dict,
+    restore_rng,
+    worker_init,
+)
+from hrbench.errors import ConfigError, DataError, DivergedError
 
 CHECKPOINT_FORMAT = "hrbench-checkpoint-v1"
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -39,7 +49,8 @@ Evaluator = Callable[[nn.Module, Dataset, D.DistInfo, torch.device], dict[str, A
 
 def joints_mse_loss(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
                     reduction: str = "mean") -> torch.Tensor:
-    """JointsMSELoss with target weights: ``0.5 x mean_k MSE(w_k * pred_k, w_k * target_k)``.
+    """JointsMSELoss with target weights: ``mean_k MSE(w_k * pred_k, w_k * target_k)`` (the reference
+    value: prediction ones(1, 1, 2, 2), target zeros, weight 1 gives 1.0).
 
     ``pred``/``target``: (B, K, h, w); ``weight``: (B, K, 1) or (B, K). ``reduction="none"``
     returns the per-sample loss (B,), whose mean is the batch loss.
@@ -47,97 +58,8 @@ def joints_mse_loss(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tens
     b, k = pred.shape[:2]
     w = weight.reshape(b, k, 1).to(pred.dtype)
     diff = (pred.reshape(b, k, -1) - target.reshape(b, k, -1).to(pred.dtype)) * w
-    per_sample = 0.5 * diff.pow(2).mean(dim=(1, 2))
+    per_sample = diff.pow(2).mean(dim=(1, 2))
     return per_sample if reduction == "none" else per_sample.mean()
-
-
-def sample_seed(seed: int, epoch: int, index: int) -> int:
-    """A well-mixed 32-bit seed for the augmentation of sample ``index`` in ``epoch``."""
-    return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1)[0])
-
-
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (CPU and CUDA)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-class SeededSamples(Dataset):
-    """A view of a dataset that re-seeds python/numpy/torch before each sample, so the random
-    augmentation of sample ``i`` in epoch ``e`` is the same in any process, worker or resumed run."""
-
-    def __init__(self, base: Dataset, seed: int) -> None:
-        self.base = base
-        self.seed = seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.base)
-
-    def __getitem__(self, index: int) -> Any:
-        s = sample_seed(self.seed, self.epoch, int(index))
-        seed_everything(s)
-        reseed = getattr(self.base, "reseed", None)
-        if callable(reseed):  # hrbench datasets: the augmentation draw becomes a function of s
-            reseed(s)
-        return self.base[index]
-
-
-def collate_samples(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Stack tensor/array fields of sample dicts; keep other fields (``meta``) as lists."""
-    out: dict[str, Any] = {}
-    for key in items[0]:
-        values = [it[key] for it in items]
-        if isinstance(values[0], torch.Tensor):
-            out[key] = torch.stack(values)
-        elif isinstance(values[0], np.ndarray):
-            out[key] = torch.from_numpy(np.stack(values))
-        else:
-            out[key] = values
-    return out
-
-
-def _worker_init(worker_id: int) -> None:
-    """Seed each loader worker's python/numpy from torch's per-worker seed."""
-    s = torch.initial_seed() % 2**32
-    random.seed(s)
-    np.random.seed(s)
-
-
-def capture_rng() -> dict[str, Any]:
-    """python, numpy, torch (and CUDA) RNG states as tensors / plain values."""
-    version, state, gauss = random.getstate()
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    out: dict[str, Any] = {
-        "python": {"version": version, "state": torch.tensor(state, dtype=torch.int64), "gauss": gauss},
-        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "cached": float(cached)},
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        out["cuda"] = torch.cuda.get_rng_state_all()
-    return out
-
-
-def restore_rng(state: dict[str, Any]) -> None:
-    """Inverse of :func:`capture_rng`."""
-    py = state["python"]
-    random.setstate((py["version"], tuple(int(v) for v in py["state"].tolist()), py["gauss"]))
-    nps = state["numpy"]
-    np.random.set_state((nps["kind"], nps["keys"].numpy().astype(np.uint32), nps["pos"], nps["has_gauss"],
-                         nps["cached"]))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def model_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """CPU copy of the (unwrapped) model's state_dict, contiguous (channels-last safe)."""
-    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
 
 
 def _fmt_metrics(m: dict[str, Any]) -> str:
@@ -171,8 +93,6 @@ class Trainer:
         amp = cfg.get("amp")
         if amp not in (None, "bf16", "fp16"):
             raise ConfigError(f"invalid --amp {amp!r}: expected bf16 or fp16")
-        if amp == "fp16" and device.type != "cuda":
-            raise ConfigError("invalid --amp fp16: float16 mixed precision needs a CUDA device (use bf16 on CPU)")
         self.amp_dtype = AMP_DTYPES.get(amp) if amp else None
         self.channels_last = bool(cfg.get("channels_last"))
         self.metric = cfg.get("metric", "val_loss")
@@ -190,7 +110,8 @@ class Trainer:
                 self.raw_model, device_ids=[device.index] if device.type == "cuda" else None)
         self.optimizer = torch.optim.Adam(self.raw_model.parameters(), lr=self.tcfg["lr"],
                                           weight_decay=self.tcfg["weight_decay"])
-        self.scaler = torch.amp.GradScaler("cuda", enabled=amp == "fp16")
+        # fp16 needs loss scaling (on CPU too: the same GradScaler logic as CUDA, tested there); bf16 does not
+        self.scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
 
         self.train_view = SeededSamples(train_set, cfg["seed"])
         self.device_aug = None  # --gpu-aug: workers decode + draw the augmentation, the device warps + draws targets
@@ -209,7 +130,7 @@ class Trainer:
         train_collate = self.train_view.base.collate if self.device_aug is not None else collate
         self.loader = DataLoader(self.train_view, batch_size=b, sampler=self.sampler, num_workers=cfg["workers"],
                                  collate_fn=train_collate, drop_last=True, pin_memory=device.type == "cuda",
-                                 worker_init_fn=_worker_init)
+                                 worker_init_fn=worker_init)
         self.steps_per_epoch = len(self.loader)
         if self.steps_per_epoch == 0:
             raise DataError(f"the training set has {len(train_set)} samples, fewer than one total batch of "
@@ -318,12 +239,11 @@ class Trainer:
             data_t += t1 - t0
             step_t += t2 - t1
             last = step + 1 == self.steps_per_epoch
-            if (self.iteration % self.log_interval == 0 or last) and self.info.is_main:
-                mean = window.item() / n_window
-                if not math.isfinite(mean):
-                    raise FloatingPointError(f"training loss became {mean} at iteration {self.iteration}")
-                self._event({"event": "train", "epoch": self.epoch + 1, "iter": self.iteration, "lr": lr,
-                             "loss": mean, "data_time": data_t / n_window, "step_time": step_t / n_window})
+            if self.iteration % self.log_interval == 0 or last:
+                mean = self._global_mean(window.item(), n_window)  # collective: every rank checks the same value
+                if self.info.is_main:
+                    self._event({"event": "train", "epoch": self.epoch + 1, "iter": self.iteration, "lr": lr,
+                                 "loss": mean, "data_time": data_t / n_window, "step_time": step_t / n_window})
                 if bar is not None:
                     bar.update(task, stats=f"loss {mean:.3e}  lr {lr:.2e}  data {data_t / n_window:.3f}s  "
                                            f"step {step_t / n_window:.3f}s")
@@ -332,8 +252,18 @@ class Trainer:
             if bar is not None:
                 bar.advance(task)
             t0 = time.perf_counter()
-        total = D.all_reduce_sum([loss_sum.item(), float(self.steps_per_epoch)], self.device)
-        return total[0] / total[1]
+        return self._global_mean(loss_sum.item(), self.steps_per_epoch)
+
+    def _global_mean(self, total: float, count: int) -> float:
+        """Mean training loss over every rank's last ``count`` steps; :class:`DivergedError` on every
+        rank when it is not finite (the all-reduce makes the ranks agree)."""
+        s, n = D.all_reduce_sum([total, float(count)], self.device)
+        mean = s / max(n, 1.0)
+        if not math.isfinite(mean):
+            raise DivergedError(f"training diverged: the loss became {mean} at epoch {self.epoch + 1}, iteration "
+                                f"{self.iteration} (lr {lr_at(self.tcfg, self.epoch, self.iteration - 1):.3g}); "
+                                "checkpoints were left as they were -- lower --lr")
+        return mean
 
     @torch.no_grad()
     def val_loss(self) -> float:
@@ -361,6 +291,11 @@ class Trainer:
             extra = self.evaluator(self.raw_model, self.val_set, self.info, self.device)
             metrics.update(D.broadcast_object(extra if self.info.is_main else None))
         metrics["val_time_s"] = time.perf_counter() - t
+        bad = [k for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)]
+        if bad:  # the same dict on every rank: every rank stops here
+            raise DivergedError(f"training diverged: validation after epoch {self.epoch} gave "
+                                f"{', '.join(f'{k} {metrics[k]}' for k in bad)}; checkpoints were left as they were "
+                                "-- lower --lr")
         self.model.train()
         return metrics
 

@@ -1,0 +1,77 @@
+"""Intra-op CPU threads that behave on a shared machine (``--threads`` of train / eval / bench).
+
+The cause of slow steps under load: a pose network is hundreds of small kernels, and each one
+is split over torch's intra-op threads, which meet at a barrier when it ends. With as many
+threads as cores and one other busy process, one of our threads is always waiting for a core,
+so every kernel waits a scheduler time slice for its slowest thread; a 1 s step becomes
+15-40 s. One thread fewer per busy core removes the wait.
+
+Default (``--threads auto``): ``OMP_NUM_THREADS`` when it is set (a launcher or the user chose);
+otherwise the CPUs this process may use (affinity mask and cgroup CPU quota) minus the CPUs other
+processes keep busy (the larger of the 1-minute load average and the processes running right
+now), at least 1.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import torch
+
+from hrbench.errors import ConfigError
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on: the affinity mask, capped by a cgroup v2 ``cpu.max`` quota."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    quota = Path("/sys/fs/cgroup/cpu.max")
+    if quota.exists():
+        limit, _, period = quota.read_text().strip().partition(" ")
+        if limit != "max" and period:
+            cpus = min(cpus, max(1, math.ceil(int(limit) / int(period))))
+    return max(1, cpus)
+
+
+def busy_cpus() -> float:
+    """CPUs other processes keep busy: max(1-minute load average, runnable processes now - 1)."""
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    running = 0
+    stat = Path("/proc/loadavg")
+    if stat.exists():
+        running = int(stat.read_text().split()[3].split("/")[0]) - 1  # minus this process
+    return max(load, float(running))
+
+
+def default_threads() -> tuple[int, str]:
+    """The ``auto`` thread count and why (module docstring)."""
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if env:
+        if not env.isdigit() or int(env) < 1:
+            raise ConfigError(f"invalid OMP_NUM_THREADS {env!r}: must be a positive integer")
+        return int(env), "OMP_NUM_THREADS"
+    cpus, busy = usable_cpus(), busy_cpus()
+    n = max(1, min(cpus, cpus - math.floor(busy + 0.5)))
+    return n, f"{cpus} CPU(s), {busy:.1f} busy"
+
+
+def parse_threads(value: str | int | None) -> int | None:
+    """``--threads``: a positive integer, or ``auto``/None (:func:`default_threads`)."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
+        return None
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"invalid --threads {value!r}: expected a positive integer or auto") from None
+    if n < 1:
+        raise ConfigError(f"invalid --threads {value!r}: expected a positive integer or auto")
+    return n
+
+
+def configure_threads(value: str | int | None) -> tuple[int, str]:
+    """Set torch's intra-op threads from ``--threads``; returns (threads, reason) for the banner."""
+    n = parse_threads(value)
+    n, why = (n, "--threads") if n is not None else default_threads()
+    torch.set_num_threads(n)
+    return n, why
