@@ -10,10 +10,9 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from hrbench.cli import main
-from hrbench.data import build_dataset, collate
+from hrbench.data import build_dataset, collate, load_image
 from hrbench.data.synth import generate, rle_counts
 from hrbench.data.targets import gaussian_targets
 from hrbench.data.transforms import (
@@ -185,7 +184,7 @@ def test_affine_matrix_maps_center_and_rotates_counter_clockwise():
 
 def test_warp_uses_integer_pixel_centres():
     a = np.arange(64 * 48 * 3, dtype=np.uint32).reshape(64, 48, 3) % 251
-    img = Image.fromarray(a.astype(np.uint8))
+    img = a.astype(np.uint8)
     shifted = np.asarray(warp_image(img, np.array([[1.0, 0, -3], [0, 1, -2]]), (40, 50)))
     assert np.array_equal(shifted, a[2:52, 3:43].astype(np.uint8))
     doubled = np.asarray(warp_image(img, np.array([[2.0, 0, 0], [0, 2, 0]]), (40, 40))).astype(int)
@@ -195,7 +194,7 @@ def test_warp_uses_integer_pixel_centres():
 def test_flip_is_mirror_with_one_pixel_shift(coco_root):
     ds = build_dataset("coco", coco_root, "val")
     r = ds.records[0]
-    img = Image.open(r["image_file"]).convert("RGB")
+    img = load_image(r["image_file"])
     plain = topdown_crop(img, r["joints"][:, :2], r["joints"][:, 2], r["center"], r["scale"], (256, 192),
                          train=False, flip_pairs=ds.spec.flip_pairs)
     aug = AugmentConfig(flip_prob=1.0, half_body_prob=0.0, scale_factor=0.0, rot_factor=0.0)
@@ -275,7 +274,7 @@ def test_malformed_json_and_wrong_schema(coco_root, tmp_path):
         build_dataset("coco", root, "val")
     bad = dict(good, annotations=[dict(good["annotations"][0], keypoints=[0, 0, 0])])
     ann.write_text(json.dumps(bad))
-    with pytest.raises(DataError, match=r"keypoints must hold 51"):
+    with pytest.raises(DataError, match=r"annotations\[0\] \(id \d+\)\.keypoints must be 51 numbers"):
         build_dataset("coco", root, "val")
 
 

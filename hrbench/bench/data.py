@@ -2,7 +2,7 @@
 pipeline's loader with 0..N workers, for
 
 * ``cpu``: the reference pipeline (:class:`hrbench.data.TopDownDataset`): decode, augmentation,
-  Pillow warp, numpy targets, all in the loader workers;
+  ``cv2.warpAffine`` warp, numpy targets, all in the loader workers;
 * ``tensor``: the workers' part of the device-side pipeline
   (:class:`hrbench.speed.gpu_pipeline.RawTopDownDataset`: decode + augmentation draws + padding
   collate); the warp and targets then run batched on the device (:class:`DeviceTopDown`), whose

@@ -70,7 +70,7 @@ def bench_data_cmd(
     for r in d["rows"]:
         t.add_row(r["pipeline"], str(r["workers"]), f"{r['samples_per_s']:,.1f}", f"{r['per_worker']:,.1f}")
     console.print(t)
-    console.print("cpu: decode + augmentation + Pillow warp + numpy targets in the workers; tensor: decode + "
+    console.print("cpu: decode + augmentation + cv2 warp + numpy targets in the workers; tensor: decode + "
                   "augmentation draws in the workers, warp + targets batched on the device")
     if d["device_step_samples_per_s"] is not None:
         console.print(f"tensor pipeline device step (warp + targets) on {d['device']} ({d['threads']} threads): "

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
-from hrbench.data.base import KeypointSpec, TopDownDataset, collate
+from hrbench.data.base import KeypointSpec, TopDownDataset, collate, load_image, verify_images
 from hrbench.data.coco import COCO_SPEC, CocoPoseDataset
 from hrbench.data.mpii import MPII_SPEC, MpiiPoseDataset
 from hrbench.errors import DataError
@@ -39,4 +39,4 @@ def build_dataset(dataset: str, root: str | Path, split: str, input_hw=(256, 192
 
 
 __all__ = ["build_dataset", "collate", "DATASETS", "KeypointSpec", "TopDownDataset", "CocoPoseDataset",
-           "MpiiPoseDataset", "COCO_SPEC", "MPII_SPEC"]
+           "MpiiPoseDataset", "COCO_SPEC", "MPII_SPEC", "load_image", "verify_images"]

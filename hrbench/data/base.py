@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
@@ -52,15 +54,70 @@ def load_json(path: Path, what: str = "annotation file") -> Any:
         raise DataError(f"{path}: cannot read {what} ({e})") from None
 
 
-def load_image(path: str | Path) -> Image.Image:
-    """Open an image as RGB; missing or corrupt file -> one-line :class:`DataError`."""
+def is_number(value: Any) -> bool:
+    """A JSON number (int or float; bools count, as Python arithmetic takes them)."""
+    return isinstance(value, (int, float))
+
+
+def check_numbers(value: Any, n: int | None, where: str, what: str) -> None:
+    """``value`` must be a list of ``n`` numbers (``n`` None: at least 1); else one-line DataError
+    ``"{where} must be {what}, got ..."`` (``where`` names the file, record and field)."""
+    ok = isinstance(value, list) and (len(value) == n if n is not None else len(value) > 0)
+    if not ok or not all(is_number(v) for v in value):
+        shown = repr(value)
+        raise DataError(f"{where} must be {what}, got {shown if len(shown) <= 60 else shown[:57] + '...'}")
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """Decode an image as the reference does (``mmcv.imread(path, 'color', 'rgb')``: ``cv2.imread``
+    with ``IMREAD_COLOR``, which applies the EXIF orientation, then BGR -> RGB): uint8 (H, W, 3).
+
+    A missing file, or one OpenCV cannot decode, -> one-line :class:`DataError` naming it. Like the
+    reference, a JPEG cut short mid-scan still decodes (libjpeg fills the rest grey); catch those
+    before training with :func:`verify_images`."""
+    path = str(path)
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: image file not found")
+    img = cv2.imread(path, cv2.IMREAD_COLOR)
+    if img is None:
+        raise DataError(f"{path}: corrupt or unreadable image (OpenCV cannot decode it)")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def _decode_error(path: str) -> str | None:
+    """Why ``path`` is not a complete, decodable image (None if it is). A strict decode with Pillow
+    (JPEGs at 1/8 scale: every entropy-coded byte is still read, so truncation is caught)."""
+    if not os.path.isfile(path):
+        return "image file not found"
     try:
         with Image.open(path) as im:
-            return im.convert("RGB")
-    except FileNotFoundError:
-        raise DataError(f"{path}: image file not found") from None
+            if im.format == "JPEG":
+                im.draft("RGB", (max(1, im.width // 8), max(1, im.height // 8)))
+            im.load()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise DataError(f"{path}: corrupt or unreadable image ({type(e).__name__}: {e})") from None
+        return f"corrupt or unreadable image ({type(e).__name__}: {e})"
+    return None
+
+
+def verify_images(dataset: Any) -> None:
+    """Check that every image of a split exists and decodes completely, before training starts.
+
+    ``dataset``: a :class:`TopDownDataset` (or anything with ``records`` holding ``image_file``, or
+    an iterable of image paths). Each distinct file is fully decoded once (Pillow; JPEGs at 1/8 scale);
+    missing, unidentifiable, truncated and checksum-damaged files fail. Raises one :class:`DataError`
+    naming the first bad file (in sorted order), the reason, and how many of the files are bad."""
+    records = getattr(dataset, "records", None)
+    files: Iterable = (r["image_file"] for r in records) if records is not None else dataset
+    paths = sorted({str(f) for f in files})
+    bad: list[tuple[str, str]] = []
+    for f in paths:
+        why = _decode_error(f)
+        if why is not None:
+            bad.append((f, why))
+    if bad:
+        source = getattr(dataset, "ann_file", None)
+        of = f" referenced by {source}" if source is not None else ""
+        raise DataError(f"{bad[0][0]}: {bad[0][1]}; {len(bad)} of {len(paths)} image files{of} are bad")
 
 
 def check_images_exist(files, ann_file: Path) -> None:

@@ -18,7 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
-from hrbench.data.base import KeypointSpec, TopDownDataset, check_images_exist, load_json
+from hrbench.data.base import (
+    KeypointSpec,
+    TopDownDataset,
+    check_images_exist,
+    check_numbers,
+    is_number,
+    load_json,
+)
 from hrbench.data.transforms import AugmentConfig, box_to_center_scale, sanitize_box
 from hrbench.errors import DataError
 
@@ -29,8 +36,10 @@ COCO_FLIP_PAIRS = ((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), 
 #: 1-based limb list of the COCO ``categories[0]["skeleton"]``.
 COCO_SKELETON = ((16, 14), (14, 12), (17, 15), (15, 13), (12, 13), (6, 12), (7, 13), (6, 7), (6, 8), (7, 9),
                  (8, 10), (9, 11), (2, 3), (1, 2), (1, 3), (2, 4), (3, 5), (4, 6), (5, 7))
-#: Per-keypoint OKS sigmas of the COCO keypoint evaluation.
-COCO_SIGMAS = (.026, .025, .025, .035, .035, .079, .079, .072, .072, .062, .062, .107, .107, .087, .087, .089, .089)
+#: Per-keypoint OKS sigmas of the COCO keypoint evaluation, computed as pycocotools and the reference
+#: do (``np.array([.26, ...]) / 10.0``; ``.26 / 10`` is one ulp off the literal ``.026``).
+COCO_SIGMAS = tuple(s / 10.0 for s in (.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62, 1.07, 1.07, .87, .87,
+                                       .89, .89))
 COCO_SPEC = KeypointSpec("coco", COCO_KEYPOINTS, COCO_FLIP_PAIRS, tuple(range(11)), COCO_SIGMAS)
 DET_DIR = "person_detection_results"
 
@@ -66,19 +75,36 @@ def validate_coco(data, path: Path, num_keypoints: int = 17) -> None:
     for i, im in enumerate(data["images"]):
         if not isinstance(im, dict) or not {"id", "file_name", "width", "height"} <= im.keys():
             raise DataError(f"{path}: wrong schema (images[{i}] needs id, file_name, width, height)")
+        if not is_number(im["id"]):
+            raise DataError(f"{path}: images[{i}].id must be a number, got {im['id']!r:.40}")
+        if not isinstance(im["file_name"], str):
+            raise DataError(f"{path}: images[{i}] (id {im['id']}).file_name must be a string, "
+                            f"got {im['file_name']!r:.40}")
     ids = {im["id"] for im in data["images"]}
     need = {"id", "image_id", "bbox", "keypoints"}
     for i, a in enumerate(data["annotations"]):
         if not isinstance(a, dict) or not need <= a.keys():
             missing = sorted(need - (a.keys() if isinstance(a, dict) else set()))
             raise DataError(f"{path}: wrong schema (annotations[{i}] lacks {', '.join(missing)})")
+        for key in ("id", "image_id"):
+            if not is_number(a[key]):
+                raise DataError(f"{path}: annotations[{i}].{key} must be a number, got {a[key]!r:.40}")
         if a["image_id"] not in ids:
             raise DataError(f"{path}: annotations[{i}] refers to unknown image_id {a['image_id']}")
-        if not isinstance(a["bbox"], list) or len(a["bbox"]) != 4:
-            raise DataError(f"{path}: wrong schema (annotations[{i}].bbox must be [x, y, w, h])")
-        if not isinstance(a["keypoints"], list) or len(a["keypoints"]) != 3 * num_keypoints:
-            raise DataError(f"{path}: wrong schema (annotations[{i}].keypoints must hold {3 * num_keypoints} "
-                            f"numbers, got {len(a['keypoints']) if isinstance(a['keypoints'], list) else 'none'})")
+        where = f"{path}: annotations[{i}] (id {a['id']})"
+        check_numbers(a["bbox"], 4, f"{where}.bbox", "[x, y, w, h] (4 numbers)")
+        check_numbers(a["keypoints"], 3 * num_keypoints, f"{where}.keypoints", f"{3 * num_keypoints} numbers")
+        for key in ("area", "iscrowd", "num_keypoints"):
+            if key in a and not is_number(a[key]):
+                raise DataError(f"{where}.{key} must be a number, got {a[key]!r:.40}")
+
+
+def check_image_size(image: dict, path: Path) -> tuple[float, float]:
+    """The image's (width, height), which the box clipping needs; non-numbers -> DataError."""
+    for key in ("width", "height"):
+        if not is_number(image[key]):
+            raise DataError(f"{path}: images entry id {image['id']}: {key} must be a number, got {image[key]!r:.40}")
+    return image["width"], image["height"]
 
 
 def make_coco_api(data: dict):
@@ -93,7 +119,13 @@ def make_coco_api(data: dict):
 
 
 def load_detections(path: Path, image_ids: set, score_thr: float) -> list[dict]:
-    """Person detections (``COCO_val2017_detections_AP_H_56_person.json`` format) with score >= thr."""
+    """Person detections (``COCO_val2017_detections_AP_H_56_person.json`` format) with score >= thr.
+
+    Wrong-typed fields (string bbox or score, ...) -> one-line :class:`DataError` naming the detection
+    index and field (the reference fails there with a TypeError). Degenerate boxes (w or h <= 0) are
+    kept, as the reference's ``_load_coco_person_detection_results`` keeps them: a zero-size box
+    gives scale 0, the crop is filled with the image's top-left pixel and every keypoint decodes to
+    the box corner."""
     dets = load_json(path, "detection file")
     if not isinstance(dets, list):
         raise DataError(f"{path}: wrong schema (detections must be a list of {{image_id, category_id, bbox, score}})")
@@ -101,12 +133,19 @@ def load_detections(path: Path, image_ids: set, score_thr: float) -> list[dict]:
     for i, d in enumerate(dets):
         if not isinstance(d, dict) or not {"image_id", "bbox", "score"} <= d.keys():
             raise DataError(f"{path}: wrong schema (detection {i} needs image_id, bbox, score)")
-        if d.get("category_id", 1) != 1 or d["score"] < score_thr:
+        if not is_number(d.get("category_id", 1)):
+            raise DataError(f"{path}: detection {i}: category_id must be a number, got {d['category_id']!r:.40}")
+        if d.get("category_id", 1) != 1:
             continue
-        if d["image_id"] not in image_ids:
-            raise DataError(f"{path}: detection {i} refers to image_id {d['image_id']} absent from the annotations")
-        if len(d["bbox"]) < 4:
-            raise DataError(f"{path}: wrong schema (detection {i} bbox must be [x, y, w, h])")
+        if not is_number(d["score"]):
+            raise DataError(f"{path}: detection {i}: score must be a number, got {d['score']!r:.40}")
+        if d["score"] < score_thr:
+            continue
+        if not is_number(d["image_id"]) or d["image_id"] not in image_ids:
+            raise DataError(f"{path}: detection {i} refers to image_id {d['image_id']!r} absent from the annotations")
+        bbox = d["bbox"]
+        check_numbers(bbox[:4] if isinstance(bbox, list) else bbox, 4, f"{path}: detection {i}.bbox",
+                      "[x, y, w, h] (4 numbers)")
         out.append(d)
     return out
 
@@ -159,7 +198,8 @@ class CocoPoseDataset(TopDownDataset):
             if a.get("iscrowd", 0):
                 continue
             im = images[a["image_id"]]
-            box = sanitize_box(a["bbox"], im["width"], im["height"], a.get("area"))
+            width, height = check_image_size(im, self.ann_file)
+            box = sanitize_box(a["bbox"], width, height, a.get("area"))
             kp = np.asarray(a["keypoints"], dtype=np.float32).reshape(k, 3)
             if box is None or kp.max() == 0 or a.get("num_keypoints", 1) == 0:
                 continue

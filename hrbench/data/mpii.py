@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hrbench.data.base import KeypointSpec, TopDownDataset, check_images_exist, load_json
+from hrbench.data.base import KeypointSpec, TopDownDataset, check_images_exist, check_numbers, is_number, load_json
 from hrbench.data.transforms import AugmentConfig
 from hrbench.errors import DataError
 
@@ -44,10 +44,18 @@ def validate_mpii(data, path: Path, num_joints: int = 16) -> None:
         if not isinstance(a, dict) or not need <= a.keys():
             missing = sorted(need - (a.keys() if isinstance(a, dict) else set()))
             raise DataError(f"{path}: wrong schema (entry {i} lacks {', '.join(missing)})")
-        if len(a["joints"]) != num_joints or len(a["joints_vis"]) != num_joints:
-            raise DataError(f"{path}: wrong schema (entry {i} must have {num_joints} joints and joints_vis)")
-        if len(a["center"]) != 2:
-            raise DataError(f"{path}: wrong schema (entry {i} center must be [x, y])")
+        where = f"{path}: entry {i}"
+        if not isinstance(a["image"], str):
+            raise DataError(f"{where}.image must be a file name, got {a['image']!r:.40}")
+        check_numbers(a["center"], 2, f"{where}.center", "[x, y] (2 numbers)")
+        if not is_number(a["scale"]):
+            raise DataError(f"{where}.scale must be a number, got {a['scale']!r:.40}")
+        joints = a["joints"]
+        if not isinstance(joints, list) or len(joints) != num_joints:
+            raise DataError(f"{where}.joints must be {num_joints} [x, y] pairs, got {joints!r:.60}")
+        for k, j in enumerate(joints):
+            check_numbers(j, 2, f"{where}.joints[{k}]", "[x, y] (2 numbers)")
+        check_numbers(a["joints_vis"], num_joints, f"{where}.joints_vis", f"{num_joints} numbers")
 
 
 def load_mpii_gt(path: str | Path) -> dict:

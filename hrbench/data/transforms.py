@@ -1,5 +1,6 @@
 """Top-down geometry and augmentation: box -> (centre, scale), the crop affine, flip, half-body,
-random scale/rotation, and the image warp (Pillow, bilinear, OpenCV pixel convention).
+random scale/rotation, and the image warp (``cv2.warpAffine``, bilinear, zero border, as the
+reference ``TopDownAffine``).
 
 Conventions follow the reference top-down pipelines used by all three papers (mmpose 0.x):
 ``scale`` is the crop size in units of 200 px (``PIXEL_STD``), boxes are padded by 1.25 and
@@ -11,9 +12,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
-from PIL import Image
 
 PIXEL_STD = 200.0
 BOX_PADDING = 1.25
@@ -66,8 +67,14 @@ def sanitize_box(box, width: int, height: int, area: float | None = None) -> lis
 def affine_matrix(center, scale, rotation: float, out_wh: tuple[int, int]) -> np.ndarray:
     """2x3 matrix mapping image pixels to the (out_w, out_h) crop: ``centre`` goes to the crop centre,
     ``scale[0] * 200`` px of width fill ``out_w``, the content turns by ``rotation`` degrees
-    (counter-clockwise on screen, as the reference ``get_affine_transform``)."""
+    (counter-clockwise on screen, as the reference ``get_affine_transform``).
+
+    A zero-width scale (a zero-size detection box) gives the all-zero matrix, which is what the
+    reference's ``cv2.getAffineTransform`` returns for its three coincident source points; the
+    warp then fills the crop with the image's top-left pixel, as the reference does."""
     out_w, out_h = out_wh
+    if float(scale[0]) == 0.0:
+        return np.zeros((2, 3), dtype=np.float64)
     s = out_w / (float(scale[0]) * PIXEL_STD)
     t = math.radians(rotation)
     c, sn = math.cos(t), math.sin(t)
@@ -99,15 +106,13 @@ def compose(m2: np.ndarray, m1: np.ndarray) -> np.ndarray:
     return np.concatenate([a, (m2[:, :2] @ m1[:, 2] + m2[:, 2])[:, None]], axis=1)
 
 
-def warp_image(image: Image.Image, m: np.ndarray, out_wh: tuple[int, int]) -> Image.Image:
-    """Bilinear warp of ``image`` by the forward matrix ``m`` into ``out_wh`` (zeros outside), with
-    OpenCV's ``warpAffine`` pixel convention (pixel centres at integer coordinates)."""
-    inv = invert_affine(m)
-    a = inv[:, :2]
-    # Pillow samples the source at A (x + 0.5) + t' in a half-pixel-centred frame; shift accordingly
-    t = inv[:, 2] + 0.5 - a.sum(axis=1) * 0.5
-    data = (a[0, 0], a[0, 1], t[0], a[1, 0], a[1, 1], t[1])
-    return image.transform(tuple(out_wh), Image.AFFINE, data, resample=Image.BILINEAR)
+def warp_image(image: np.ndarray, m: np.ndarray, out_wh: tuple[int, int]) -> np.ndarray:
+    """Bilinear warp of an (H, W, 3) uint8 image by the forward matrix ``m`` into ``out_wh``: exactly
+    the reference ``cv2.warpAffine(img, trans, size, flags=cv2.INTER_LINEAR)`` (constant 0 border, so
+    the crop fades to black over the one pixel around the image; pixel centres on integers)."""
+    img = np.ascontiguousarray(np.asarray(image, dtype=np.uint8))
+    return cv2.warpAffine(img, np.asarray(m, dtype=np.float64), (int(out_wh[0]), int(out_wh[1])),
+                          flags=cv2.INTER_LINEAR)
 
 
 def flip_joints(joints: np.ndarray, vis: np.ndarray, width: int,
@@ -159,30 +164,33 @@ _NORM_MUL = torch.from_numpy(1.0 / (255.0 * IMAGENET_STD)).view(3, 1, 1)
 _NORM_SUB = torch.from_numpy(IMAGENET_MEAN / IMAGENET_STD).view(3, 1, 1)
 
 
-def to_tensor(image: Image.Image) -> torch.Tensor:
-    """RGB uint8 image -> float32 3xHxW tensor normalised with the ImageNet mean/std."""
+def to_tensor(image: np.ndarray) -> torch.Tensor:
+    """RGB uint8 (H, W, 3) image -> float32 3xHxW tensor normalised with the ImageNet mean/std."""
     t = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).contiguous().float()
     return t.mul_(_NORM_MUL).sub_(_NORM_SUB)
 
 
 @dataclass
 class CropResult:
-    """One augmented crop: the warped image, joints in crop pixels, and the parameters used."""
+    """One augmented crop: the warped image (None when only the parameters were drawn), joints in
+    crop pixels, the parameters used and the image -> crop ``matrix`` (mirror folded in)."""
 
-    image: Image.Image
+    image: np.ndarray | None
     joints: np.ndarray  # (K, 2) in input-image pixels of the crop
     vis: np.ndarray  # (K,) 0/1
     center: np.ndarray
     scale: np.ndarray
     rotation: float
     flipped: bool
+    matrix: np.ndarray  # (2, 3) float64, image -> crop
 
 
-def topdown_crop(image: Image.Image, joints: np.ndarray, vis: np.ndarray, center: np.ndarray,
-                 scale: np.ndarray, input_hw: tuple[int, int], *, train: bool, flip_pairs,
-                 upper_ids=(), aug: AugmentConfig | None = None,
-                 rng: np.random.Generator | None = None) -> CropResult:
-    """The reference top-down pipeline: [flip, half body, scale/rotation] when training, then the crop.
+def crop_params(image_width: int, joints: np.ndarray, vis: np.ndarray, center: np.ndarray,
+                scale: np.ndarray, input_hw: tuple[int, int], *, train: bool, flip_pairs,
+                upper_ids=(), aug: AugmentConfig | None = None,
+                rng: np.random.Generator | None = None) -> CropResult:
+    """The reference top-down augmentation without the pixels: [flip, half body, scale/rotation] when
+    training, then the crop matrix and the joints in crop pixels (``image`` is None).
 
     A flip is folded into the crop matrix (mirror, then crop), so the image is resampled once.
     Returned ``center``/``scale`` are in the (possibly mirrored) image frame, as the reference has them.
@@ -199,9 +207,9 @@ def topdown_crop(image: Image.Image, joints: np.ndarray, vis: np.ndarray, center
         rng = rng if rng is not None else np.random.default_rng()
         if rng.random() <= aug.flip_prob:
             flipped = True
-            pre = horizontal_flip_matrix(image.width)
-            joints, vis = flip_joints(joints, vis, image.width, flip_pairs)
-            center[0] = image.width - center[0] - 1
+            pre = horizontal_flip_matrix(image_width)
+            joints, vis = flip_joints(joints, vis, image_width, flip_pairs)
+            center[0] = image_width - center[0] - 1
         if (aug.half_body_prob > 0 and vis.sum() > aug.half_body_min_joints
                 and rng.random() < aug.half_body_prob):
             hb = half_body_box(joints, vis, set(upper_ids), w_in / h_in, rng)
@@ -210,8 +218,19 @@ def topdown_crop(image: Image.Image, joints: np.ndarray, vis: np.ndarray, center
         s, rotation = random_scale_rotation(rng, aug.scale_factor, aug.rot_factor, aug.rot_prob)
         scale = scale * s
     m = affine_matrix(center, scale, rotation, (w_in, h_in))
-    crop = warp_image(image, compose(m, pre), (w_in, h_in))
     out_joints = apply_affine(joints, m).astype(np.float32)
     out_joints[vis <= 0] = 0.0
-    return CropResult(crop, out_joints, (vis > 0).astype(np.float32), center, scale.astype(np.float32),
-                      rotation, flipped)
+    return CropResult(None, out_joints, (vis > 0).astype(np.float32), center, scale.astype(np.float32),
+                      rotation, flipped, compose(m, pre))
+
+
+def topdown_crop(image: np.ndarray, joints: np.ndarray, vis: np.ndarray, center: np.ndarray,
+                 scale: np.ndarray, input_hw: tuple[int, int], *, train: bool, flip_pairs,
+                 upper_ids=(), aug: AugmentConfig | None = None,
+                 rng: np.random.Generator | None = None) -> CropResult:
+    """The reference top-down pipeline on an (H, W, 3) uint8 image: :func:`crop_params`, then the
+    crop warped with :func:`warp_image` (``cv2.warpAffine``)."""
+    crop = crop_params(image.shape[1], joints, vis, center, scale, input_hw, train=train, flip_pairs=flip_pairs,
+                       upper_ids=upper_ids, aug=aug, rng=rng)
+    crop.image = warp_image(image, crop.matrix, (input_hw[1], input_hw[0]))
+    return crop

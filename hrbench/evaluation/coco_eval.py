@@ -1,6 +1,7 @@
-"""COCO keypoint evaluation as the papers report it: rescoring (box score x mean confidence of the
-keypoints above 0.2), OKS-NMS at 0.9 per image, a COCO-format results json, and ``pycocotools``
-COCOeval -> AP, AP50, AP75, APM, APL, AR, AR50, AR75, ARM, ARL (in percent)."""
+"""COCO keypoint evaluation as the papers report it (mmpose 0.16 ``TopDownCocoDataset.evaluate``):
+rescoring (box score x mean confidence of the keypoints above 0.2), OKS-NMS at 0.9 per image, a
+COCO-format results json (float32 keypoints written unrounded, as the reference), and
+``pycocotools`` COCOeval -> AP, AP50, AP75, APM, APL, AR, AR50, AR75, ARM, ARL (in percent)."""
 
 from __future__ import annotations
 
@@ -21,8 +22,10 @@ VIS_THR = 0.2
 
 
 def rescore(keypoints: np.ndarray, box_score: float, vis_thr: float = VIS_THR) -> float:
-    """Instance score = box score x mean of the keypoint confidences above ``vis_thr`` (0 if none)."""
-    conf = np.asarray(keypoints)[:, 2]
+    """Instance score = box score x mean of the keypoint confidences above ``vis_thr`` (0 if none).
+    The float32 confidences are summed in float64 (exact for <= 2^24 terms of this range), as the
+    reference's running sum does."""
+    conf = np.asarray(keypoints, dtype=np.float64)[:, 2]
     good = conf[conf > vis_thr]
     return float(box_score * (good.mean() if good.size else 0.0))
 
@@ -38,12 +41,12 @@ def coco_results(predictions: dict, *, vis_thr: float = VIS_THR, oks_thr: float 
     results = []
     for img in sorted(by_image):
         idx = by_image[img]
-        kpts = p["keypoints"][idx].astype(np.float64)
+        kpts = p["keypoints"][idx].astype(np.float32)
         scores = np.array([rescore(kpts[j], p["score"][i], vis_thr) for j, i in enumerate(idx)])
         keep = oks_nms(kpts, scores, p["area"][idx], oks_thr, sigmas) if use_nms else range(len(idx))
         for j in keep:
             results.append({"image_id": img, "category_id": 1,
-                            "keypoints": [round(float(v), 3) for v in kpts[j].ravel()],
+                            "keypoints": kpts[j].ravel().tolist(),
                             "score": float(scores[j])})
     return results
 

@@ -1,12 +1,21 @@
-"""MPII PCKh, computed as the reference MPII evaluation does.
+"""MPII PCKh, computed as the reference MPII evaluation does (mmpose 0.16
+``TopDownMpiiDataset.evaluate``, the official ``eval_PCKh``).
 
 A joint is correct when its distance to the ground truth is at most ``thr`` x head size, head size =
 0.6 x the diagonal of the annotated head box. Joints marked missing in the ground truth are left
-out. Predictions (0-based pixels) are shifted by +1 into the MATLAB 1-based frame of the ground
-truth. The table reports Head, then left/right averages of Shoulder, Elbow, Wrist, Hip, Knee, Ankle;
-``Mean`` weights every joint except pelvis and thorax by its number of labelled instances.
-``Mean@0.1`` reproduces the reference exactly, which reads row 11 of its 0.01-step threshold grid,
-i.e. a threshold of 0.11 (``Mean@0.1_exact`` uses 0.10).
+out. Predictions (0-based, float32) are shifted by +1 into the MATLAB 1-based frame of the ground
+truth *in float32* (the reference adds 1.0 to its float32 array), the rest runs in float64, so an
+error lying on the threshold is judged as the reference judges it. The table reports Head, then
+left/right averages of Shoulder, Elbow, Wrist, Hip, Knee, Ankle; ``Mean`` (the papers' "Mean",
+PCKh@0.5) weights every joint except pelvis and thorax by its number of labelled instances.
+
+Two PCKh@0.1 means, from the 0.01-step threshold grid ``np.arange(0, 0.51, 0.01)`` whose per-joint
+rows the reference stores as float32:
+
+* ``Mean@0.1``: the true threshold 0.10 (grid row 10; mmpose >= 0.29 reports this row);
+* ``Mean@0.1(mmpose<=0.16)``: grid row 11, i.e. threshold 0.11, which mmpose <= 0.16 (0.13 and 0.16
+  alike) reports as "PCKh@0.1". The Lite-HRNet / Dite-HRNet papers' "Mean@0.1" figures come from
+  their pinned mmpose (0.13 / 0.16), so compare those with this key.
 """
 
 from __future__ import annotations
@@ -14,16 +23,21 @@ from __future__ import annotations
 import numpy as np
 
 SC_BIAS = 0.6
-TABLE = ("Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle", "Mean", "Mean@0.1")
+MEAN_01 = "Mean@0.1"
+MEAN_01_MMPOSE016 = "Mean@0.1(mmpose<=0.16)"
+TABLE = ("Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle", "Mean", MEAN_01, MEAN_01_MMPOSE016)
 _PAIRS = {"Shoulder": ("lsho", "rsho"), "Elbow": ("lelb", "relb"), "Wrist": ("lwri", "rwri"),
           "Hip": ("lhip", "rhip"), "Knee": ("lkne", "rkne"), "Ankle": ("lank", "rank")}
 _EXCLUDED = ("pelv", "thor")  # left out of the Mean (the reference masks indices 6:8)
+#: The reference's threshold grid: row 10 is 0.10, row 11 is 0.11.
+THRESHOLD_GRID = np.arange(0, 0.5 + 0.01, 0.01)
 
 
 def scaled_errors(preds: np.ndarray, gt: dict) -> tuple[np.ndarray, np.ndarray]:
     """Per-joint errors / head size (16, N) and the labelled mask (16, N) from 0-based predictions
     (N, 16, 2) and ground truth in the ``.mat`` layout (see :func:`hrbench.data.mpii.load_mpii_gt`)."""
-    pos_pred = np.transpose(np.asarray(preds, dtype=np.float64)[:, :, :2] + 1.0, (1, 2, 0))
+    one_based = np.asarray(preds, dtype=np.float32)[:, :, :2] + np.float32(1.0)  # float32, as the reference
+    pos_pred = np.transpose(one_based, (1, 2, 0)).astype(np.float64)
     visible = 1 - np.asarray(gt["jnt_missing"], dtype=np.float64)
     err = np.linalg.norm(pos_pred - gt["pos_gt_src"], axis=1)
     heads = np.linalg.norm(gt["headboxes_src"][1] - gt["headboxes_src"][0], axis=0) * SC_BIAS
@@ -41,7 +55,8 @@ def pck_per_joint(scaled: np.ndarray, visible: np.ndarray, thr: float) -> tuple[
 
 
 def pckh(preds: np.ndarray, gt: dict, thr: float = 0.5) -> dict[str, float]:
-    """The PCKh table (percent): Head, Shoulder, Elbow, Wrist, Hip, Knee, Ankle, Mean, Mean@0.1."""
+    """The PCKh table (percent): Head, Shoulder, Elbow, Wrist, Hip, Knee, Ankle, Mean (at ``thr``),
+    Mean@0.1 (threshold 0.10) and Mean@0.1(mmpose<=0.16) (threshold 0.11); see the module docstring."""
     names = [str(n) for n in gt["dataset_joints"]]
     ix = {n: names.index(n) for n in names}
     scaled, visible = scaled_errors(preds, gt)
@@ -52,16 +67,16 @@ def pckh(preds: np.ndarray, gt: dict, thr: float = 0.5) -> dict[str, float]:
     weight = weight / weight.sum() if weight.sum() > 0 else weight
 
     def mean(values: np.ndarray) -> float:
-        used = weight > 0
-        return float(np.sum(values[used] * weight[used]))
+        # the reference sums all 16 products with the masked ones as 0 (same summation order)
+        return float(np.sum(np.where(weight > 0, values, 0.0) * weight))
 
     table = {"Head": float(per_joint[ix["head"]])}
     for key, (left, right) in _PAIRS.items():
         table[key] = float(0.5 * (per_joint[ix[left]] + per_joint[ix[right]]))
     table["Mean"] = mean(per_joint)
-    grid = np.arange(0, 0.5 + 0.01, 0.01)
-    table["Mean@0.1"] = mean(pck_per_joint(scaled, visible, grid[11])[0])
-    table["Mean@0.1_exact"] = mean(pck_per_joint(scaled, visible, 0.1)[0])
+    for key, row in ((MEAN_01, 10), (MEAN_01_MMPOSE016, 11)):
+        row_pck = pck_per_joint(scaled, visible, THRESHOLD_GRID[row])[0].astype(np.float32)
+        table[key] = mean(row_pck.astype(np.float64))
     return table
 
 

@@ -1,35 +1,29 @@
 """The training crop warp and the heatmap targets on the accelerator, vectorised over the batch.
 
 The CPU pipeline (:class:`hrbench.data.TopDownDataset`) decodes, draws the augmentation, warps the
-crop with Pillow and draws the Gaussian targets with numpy, per sample, in loader workers. Here the
-workers only decode and draw the augmentation (:class:`RawTopDownDataset`, the same random draws
-through the same :func:`~hrbench.data.transforms.topdown_crop`), and the batch is warped and turned
-into targets on the training device (:func:`warp_crops`, :func:`heatmap_targets`,
+crop with ``cv2.warpAffine`` and draws the Gaussian targets with numpy, per sample, in loader
+workers. Here the workers only decode and draw the augmentation (:class:`RawTopDownDataset`, the
+same random draws through the same :func:`~hrbench.data.transforms.crop_params`), and the batch is
+warped and turned into targets on the training device (:func:`warp_crops`, :func:`heatmap_targets`,
 :class:`DeviceTopDown`) with ``torch.nn.functional.grid_sample`` (bilinear) and broadcasting.
 
 Agreement with the CPU pipeline (tested on CPU):
 
-* crops: Pillow's bilinear affine warp is reproduced exactly up to float rounding: a sample point
-  outside the source image (half-pixel frame ``[0, W) x [0, H)``) gives 0, one inside is the
-  bilinear interpolation with edge pixels repeated. Batches are padded at the right/bottom by
-  repeating the edge (:func:`pad_images`), ``grid_sample`` uses ``padding_mode="border"`` and an
-  in-image mask zeroes the rest; the result is truncated to uint8 levels as Pillow's output is,
-  then ImageNet-normalised exactly as :func:`~hrbench.data.transforms.to_tensor`. Crops agree
-  within one grey level; for rotated crops all but ~0.1 % of the values are identical. Where
-  sample points fall exactly on pixel centres (axis-aligned crops at simple scales) Pillow's own
-  double arithmetic often lands a hair below the pixel value and truncates one level down, so
-  there up to ~15 % of the values are one level apart;
+* crops: OpenCV's bilinear ``warpAffine`` with its constant-0 border (OpenCV >= 4.11 samples at
+  float positions): every source pixel outside the image counts as 0, so a sample point within one
+  pixel outside the image fades to black. Batches are padded at the right/bottom with zeros
+  (:func:`pad_images`), ``grid_sample`` uses ``padding_mode="zeros"``, and the result is rounded
+  to the nearest uint8 level as OpenCV rounds, then ImageNet-normalised exactly as
+  :func:`~hrbench.data.transforms.to_tensor`. Crops agree within one grey level (float rounding
+  decides the level of values lying within ~1e-4 of a half level);
 * targets: the same formula as :func:`~hrbench.data.targets.gaussian_targets`, in float64, so the
   heatmaps and weights agree to float32 rounding.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from hrbench.data.base import TopDownDataset, collate_meta, load_image, sample_meta
@@ -39,22 +33,10 @@ from hrbench.data.transforms import (
     IMAGENET_STD,
     affine_matrix,
     compose,
+    crop_params,
     horizontal_flip_matrix,
-    topdown_crop,
 )
 from hrbench.errors import DataError
-
-
-class _ImageSize:
-    """Stands in for the Pillow image in :func:`topdown_crop`: it has the size (for the flip) and a
-    ``transform`` that does nothing, so the augmentation is drawn but no pixel is resampled."""
-
-    def __init__(self, width: int, height: int) -> None:
-        self.width = width
-        self.height = height
-
-    def transform(self, *args: Any, **kwargs: Any) -> None:
-        return None
 
 
 def crop_matrix(center, scale, rotation: float, flipped: bool, image_width: int,
@@ -93,14 +75,11 @@ class RawTopDownDataset(Dataset):
         r = base.records[idx]
         image = load_image(r["image_file"])
         joints = r["joints"]
-        crop = topdown_crop(_ImageSize(image.width, image.height), joints[:, :2], joints[:, 2], r["center"],
-                            r["scale"], base.input_hw, train=base.train, flip_pairs=base.spec.flip_pairs,
-                            upper_ids=base.spec.upper_body_ids, aug=base.aug,
-                            rng=base._generator() if base.train else None)
-        matrix = crop_matrix(crop.center, crop.scale, crop.rotation, crop.flipped, image.width, base.input_hw)
+        crop = crop_params(image.shape[1], joints[:, :2], joints[:, 2], r["center"], r["scale"], base.input_hw,
+                           train=base.train, flip_pairs=base.spec.flip_pairs, upper_ids=base.spec.upper_body_ids,
+                           aug=base.aug, rng=base._generator() if base.train else None)
         meta = sample_meta(r, crop, base.flip_pairs)
-        return {"raw": np.asarray(image, dtype=np.uint8), "matrix": matrix, "joints": crop.joints,
-                "vis": crop.vis, "meta": meta}
+        return {"raw": image, "matrix": crop.matrix, "joints": crop.joints, "vis": crop.vis, "meta": meta}
 
     @staticmethod
     def collate(batch: list[dict]) -> dict:
@@ -109,22 +88,20 @@ class RawTopDownDataset(Dataset):
 
 def pad_images(images: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 (H_i, W_i, 3) images -> one uint8 (B, H, W, 3) tensor (H, W = the largest), each
-    padded at the right and bottom by repeating its last column/row, and the (B, 2) sizes (H_i, W_i)."""
+    padded at the right and bottom with zeros (OpenCV's constant border), and the (B, 2) sizes (H_i, W_i)."""
     h = max(im.shape[0] for im in images)
     w = max(im.shape[1] for im in images)
-    out = np.empty((len(images), h, w, 3), dtype=np.uint8)
+    out = np.zeros((len(images), h, w, 3), dtype=np.uint8)
     sizes = np.empty((len(images), 2), dtype=np.int64)
     for i, im in enumerate(images):
         hi, wi = im.shape[:2]
         out[i, :hi, :wi] = im
-        out[i, :hi, wi:] = im[:, -1:]
-        out[i, hi:] = out[i, hi - 1:hi]
         sizes[i] = (hi, wi)
     return torch.from_numpy(out), torch.from_numpy(sizes)
 
 
 def collate_raw(batch: list[dict]) -> dict:
-    """Batch :class:`RawTopDownDataset` samples: ``raw`` (B, H, W, 3) uint8 (edge-padded),
+    """Batch :class:`RawTopDownDataset` samples: ``raw`` (B, H, W, 3) uint8 (zero-padded),
     ``sizes`` (B, 2), ``matrix`` (B, 2, 3) float64, ``joints`` (B, K, 2), ``vis`` (B, K), ``meta``
     as :func:`hrbench.data.collate` has it."""
     raw, sizes = pad_images([b["raw"] for b in batch])
@@ -137,20 +114,25 @@ def collate_raw(batch: list[dict]) -> dict:
 
 
 def _inverse_matrices(matrix: torch.Tensor) -> torch.Tensor:
-    """(B, 2, 3) forward matrices -> (B, 2, 3) crop -> image matrices (float64)."""
+    """(B, 2, 3) forward matrices -> (B, 2, 3) crop -> image matrices (float64), inverted as
+    ``cv2.invertAffineTransform`` does (a singular matrix gives zeros: every pixel samples (0, 0))."""
     m = matrix.to(torch.float64)
-    a_inv = torch.linalg.inv(m[:, :, :2])
+    a, b, c, d = m[:, 0, 0], m[:, 0, 1], m[:, 1, 0], m[:, 1, 1]
+    det = a * d - b * c
+    inv_det = torch.where(det != 0, 1.0 / torch.where(det != 0, det, torch.ones_like(det)), torch.zeros_like(det))
+    a_inv = torch.stack([torch.stack([d, -b], -1), torch.stack([-c, a], -1)], -2) * inv_det[:, None, None]
     return torch.cat([a_inv, -(a_inv @ m[:, :, 2:])], dim=2)
 
 
 def warp_crops(raw: torch.Tensor, matrix: torch.Tensor, input_hw: tuple[int, int],
                sizes: torch.Tensor | None = None, *, quantize: bool = True, normalize: bool = True) -> torch.Tensor:
     """The crops (B, 3, h, w) of ``raw`` (B, H, W, 3) uint8 under the image -> crop ``matrix``
-    (B, 2, 3), bilinear, zero outside each image (its own ``sizes`` (B, 2) = (H_i, W_i), default
-    the full H, W; beyond it the batch must be edge-padded as :func:`pad_images` does).
+    (B, 2, 3), as ``cv2.warpAffine(..., flags=cv2.INTER_LINEAR)``: bilinear, source pixels outside each
+    image (its own ``sizes`` (B, 2) = (H_i, W_i), default the full H, W) count as 0; beyond its
+    size each image must be zero-padded as :func:`pad_images` does.
 
-    ``quantize`` truncates to uint8 levels as Pillow's bilinear warp does; ``normalize`` applies the ImageNet
-    mean/std (float32, as the CPU pipeline), else the result is in 0..255.
+    ``quantize`` rounds to uint8 levels as OpenCV does; ``normalize`` applies the ImageNet mean/std
+    (float32, as the CPU pipeline), else the result is in 0..255.
     """
     if raw.dim() != 4 or raw.shape[-1] != 3:
         raise DataError(f"expected raw images as (B, H, W, 3), got {tuple(raw.shape)}")
@@ -158,27 +140,47 @@ def warp_crops(raw: torch.Tensor, matrix: torch.Tensor, input_hw: tuple[int, int
     h, w = input_hw
     dev = raw.device
     inv = _inverse_matrices(matrix.to(dev))
-    if sizes is None:
-        sizes = torch.tensor([[hp, wp]], device=dev).expand(b, 2)
-    sizes = sizes.to(dev, torch.float64)
-    # source position (OpenCV convention: pixel centres on integers) of every crop pixel, in float64
-    u = torch.arange(w, device=dev, dtype=torch.float64)
-    v = torch.arange(h, device=dev, dtype=torch.float64)
-    sx = inv[:, 0, 0, None, None] * u[None, None, :] + inv[:, 0, 1, None, None] * v[None, :, None] + inv[:, 0, 2,
-                                                                                                         None, None]
-    sy = inv[:, 1, 0, None, None] * u[None, None, :] + inv[:, 1, 1, None, None] * v[None, :, None] + inv[:, 1, 2,
-                                                                                                         None, None]
-    inside = (sx >= -0.5) & (sx < sizes[:, 1, None, None] - 0.5) & (sy >= -0.5) & (sy < sizes[:, 0, None, None] - 0.5)
-    grid = torch.stack(((2 * sx + 1) / wp - 1, (2 * sy + 1) / hp - 1), dim=-1).to(torch.float32)
-    src = raw.permute(0, 3, 1, 2).to(torch.float32)
-    out = F.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    out = out * inside[:, None].to(out.dtype)
-    if quantize:  # Pillow truncates its double-precision result; 1e-3 absorbs float32 interpolation error
-        out = torch.floor(out + 1e-3).clamp_(0, 255)
+    if sizes is not None:
+        sizes = sizes.to(dev)
+        if bool(((sizes[:, 0] < hp) | (sizes[:, 1] < wp)).any()):
+            # a neighbour beyond an image's own size must read 0 even where the batch holds another
+            # image's content: zero the padding (pad_images already has; raw may come from elsewhere)
+            rows = torch.arange(hp, device=dev)[None, :, None] < sizes[:, 0, None, None]
+            cols = torch.arange(wp, device=dev)[None, None, :] < sizes[:, 1, None, None]
+            raw = raw * (rows & cols)[..., None].to(raw.dtype)
+    # source position of every crop pixel (pixel centres on integers), from the float64 inverse cast
+    # to float32 as OpenCV does, so positions OpenCV finds exactly on a half pixel are found here too
+    inv32 = inv.to(torch.float32)
+    u = torch.arange(w, device=dev, dtype=torch.float32)[None, None, :]
+    v = torch.arange(h, device=dev, dtype=torch.float32)[None, :, None]
+    sx = inv32[:, 0, 0, None, None] * u + (inv32[:, 0, 1, None, None] * v + inv32[:, 0, 2, None, None])
+    sy = inv32[:, 1, 0, None, None] * u + (inv32[:, 1, 1, None, None] * v + inv32[:, 1, 2, None, None])
+    out = _bilinear_zero_border(raw, sx, sy).permute(0, 3, 1, 2)
+    if quantize:  # OpenCV rounds to the nearest level (half to even)
+        out = torch.round(out).clamp_(0, 255)
     if normalize:
         mul = torch.from_numpy(1.0 / (255.0 * IMAGENET_STD)).to(dev).view(1, 3, 1, 1)
         sub = torch.from_numpy(IMAGENET_MEAN / IMAGENET_STD).to(dev).view(1, 3, 1, 1)
         out = out.mul_(mul).sub_(sub)
+    return out
+
+
+def _bilinear_zero_border(raw: torch.Tensor, sx: torch.Tensor, sy: torch.Tensor) -> torch.Tensor:
+    """Bilinear samples (B, h, w, 3) float32 of ``raw`` (B, H, W, 3) at float32 positions (B, h, w);
+    neighbours outside the H x W grid count as 0."""
+    b, hp, wp, _ = raw.shape
+    x0f, y0f = torch.floor(sx), torch.floor(sy)
+    ax, ay = sx - x0f, sy - y0f  # exact in float32
+    x0, y0 = x0f.to(torch.int64), y0f.to(torch.int64)
+    flat = raw.reshape(b, hp * wp, 3).to(torch.float32)
+    out = torch.zeros((*sx.shape, 3), dtype=torch.float32, device=raw.device)
+    for dy, wy in ((0, 1 - ay), (1, ay)):
+        for dx, wx in ((0, 1 - ax), (1, ax)):
+            xi, yi = x0 + dx, y0 + dy
+            ok = (xi >= 0) & (xi < wp) & (yi >= 0) & (yi < hp)
+            idx = torch.where(ok, yi * wp + xi, torch.zeros_like(xi)).reshape(b, -1, 1).expand(-1, -1, 3)
+            px = torch.gather(flat, 1, idx).reshape(out.shape)
+            out += px * (wx * wy * ok.to(torch.float32))[..., None]
     return out
 
 
