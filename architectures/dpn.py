@@ -89,7 +89,7 @@ register_grid(Grid(
     description="DPM input resolution: 64x48 (high-resolution, 210 epochs) vs 32x24 (140 epochs), DPN1..4_64",
     cells=tuple(
         GridCell({"model": f"DPN{n}_64", "resolution": res, "epochs": epochs,
-                  "reported": f"DPN{n}_64 (DPM at {res})"}, model, {})
+                  "reported": f"DPN{n}_64 (DPM at {res})"}, model, {}, epochs=epochs)
         for res, epochs, suffix in (("64x48", 210, "_hr"), ("32x24", 140, ""))
         for n in (1, 2, 3, 4)
         for model in (f"dpn{n}_64{suffix}",)),

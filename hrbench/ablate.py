@@ -22,6 +22,7 @@ from hrbench.reports.tables import (
     DATASET_KEYPOINTS,
     Measurer,
     default_measurer,
+    giga_of,
     match_cell,
     printed_flops,
     rows_of,
@@ -88,10 +89,12 @@ def _metric_of(summary: dict[str, Any]) -> tuple[str, float | None]:
 
 def run_ablation(grid_name: str, *, train: bool = False, epochs: int | None = None, data: str | Path | None = None,
                  out: str | Path = "runs", input_hw: tuple[int, int] | None = None, batch_size: int | None = None,
-                 device: str = "auto", workers: int = 0, seed: int = 0, measurer: Measurer | None = None,
+                 device: str = "auto", workers: int = 2, seed: int = 0, threads: int | str | None = None,
+                 measurer: Measurer | None = None,
                  on_cell: Callable[[int, int, str], None] | None = None, train_progress: bool = True,
                  console=None) -> dict[str, Any]:
-    """Complexity of every cell; with ``train``, train + evaluate every unfinished cell.
+    """Complexity of every cell; with ``train``, train + evaluate every unfinished cell
+    (``batch_size`` per process, as in ``hrbench train``; ``epochs`` as in :func:`cell_epochs`).
 
     Returns ``{"grid", "source", "table", "cells": [...]}``; each cell holds its labels, model,
     overrides, complexity at the paper's input, the printed row, and (training) its run name,
@@ -133,20 +136,36 @@ def run_ablation(grid_name: str, *, train: bool = False, epochs: int | None = No
         if train:
             row.update(_train_cell(grid, i, cell, finished, epochs=epochs, data=data, out=out, input_hw=input_hw,
                                    batch_size=batch_size, device=device, workers=workers, seed=seed,
-                                   progress=train_progress, console=console))
+                                   threads=threads, progress=train_progress, console=console))
             state["cells"][row["run"]] = {"index": i, "labels": row["labels"], "state": row["state"],
                                           "metric": row["metric"], "value": row["value"]}
             out.mkdir(parents=True, exist_ok=True)
             state_path.write_text(json.dumps(state, indent=1, sort_keys=True, default=str) + "\n", encoding="utf-8")
         cells_out.append(row)
     return {"grid": grid.name, "source": grid.source, "table": grid.table, "description": grid.description,
-            "cells": cells_out}
+            "giga": giga_of(grid.source, grid.table), "cells": cells_out}
+
+
+def cell_epochs(cell: GridCell, epochs: int | None) -> int | None:
+    """Epochs to train ``cell`` for: its paper-given length (``cell.epochs``, else the family recipe's),
+    or with ``--epochs N`` that many, a cell with its own length scaled by the same factor
+    (``round(cell.epochs x N / recipe epochs)``, at least 1) so the grid keeps the paper's ratios."""
+    if cell.epochs is None:
+        return epochs
+    if epochs is None:
+        return cell.epochs
+    from hrbench.engine import get_recipe
+    from hrbench.registry import get_entry
+
+    recipe = get_recipe(get_entry(cell.model).paper, cell.dataset, tuple(cell.input_hw))
+    return max(1, round(cell.epochs * epochs / recipe.epochs))
 
 
 def _train_cell(grid: Grid, i: int, cell: GridCell, finished: dict[str, dict[str, Any]], *, epochs, data, out,
-                input_hw, batch_size, device, workers, seed, progress, console) -> dict[str, Any]:
+                input_hw, batch_size, device, workers, seed, threads, progress, console) -> dict[str, Any]:
     from hrbench.engine import train
 
+    epochs = cell_epochs(cell, epochs)
     name = run_name(grid, i, cell, input_hw, epochs)
     hw = tuple(input_hw) if input_hw is not None else tuple(cell.input_hw)
     summary = finished.get(name)
@@ -156,7 +175,7 @@ def _train_cell(grid: Grid, i: int, cell: GridCell, finished: dict[str, dict[str
         resume = (out / name / "checkpoints" / "last.pt").exists()
         summary = train(cell.model, data, dataset=cell.dataset, epochs=epochs, batch_size=batch_size, input_hw=hw,
                         overrides=dict(cell.overrides), out=out, name=name, device=device, seed=seed,
-                        workers=workers, resume=resume, progress=progress, console=console)
+                        workers=workers, resume=resume, progress=progress, console=console, threads=threads)
         state = "resumed" if resume else "trained"
     metric, value = _metric_of(summary)
     return {"run": name, "state": state, "metric": metric, "value": value, "train_input": f"{hw[0]}x{hw[1]}",

@@ -146,13 +146,16 @@ def create_model(name: str, num_keypoints: int = 17, checkpoint: str | Path | No
 @dataclasses.dataclass(frozen=True)
 class GridCell:
     """One cell of an ablation grid: ``model`` built with ``overrides``; ``labels`` are the
-    row/column values the paper's table prints (e.g. ``{"G": "4,4,4,4", "N": "1,1,1,1"}``)."""
+    row/column values the paper's table prints (e.g. ``{"G": "4,4,4,4", "N": "1,1,1,1"}``);
+    ``epochs``: the training length the paper used for this cell when it differs from the family
+    recipe (DPN Table IV: 140 vs 210), which ``hrbench ablate --train`` trains for."""
 
     labels: dict[str, Any]
     model: str
     overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
     dataset: str = "coco"
     input_hw: tuple[int, int] = (256, 192)
+    epochs: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
+
+from hrbench.config import ModelConfig, require
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -32,3 +36,53 @@ def official_fixture(name: str) -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+# ------------------------------------------------------------------ a tiny registered model (engine plumbing)
+class TinyBackbone(nn.Module):
+    """Two stride-2 convolutions with BN: 1/4 resolution, 8 channels."""
+
+    out_channels = 8
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.BatchNorm2d(8), nn.ReLU(),
+                                  nn.Conv2d(8, 8, 3, 2, 1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 8, 3, 1, 1))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+@dataclasses.dataclass(frozen=True)
+class TinyConfig(ModelConfig):
+    """A BN-carrying tiny backbone, registered only for these tests (see ``tiny_arch``)."""
+
+    width: int = 8
+
+    def validate(self) -> None:
+        require(self.width >= 1, "width", "must be >= 1")
+
+    def build_backbone(self) -> nn.Module:
+        return TinyBackbone()
+
+
+@pytest.fixture
+def tiny_arch(monkeypatch):
+    """Register ``tiny_engine_test`` for one test (removed afterwards: the registry stays clean)."""
+    from hrbench import registry
+
+    registry.list_models()  # load the real registry first
+    entry = registry.ModelEntry("tiny_engine_test", lambda: TinyConfig(), paper="test")
+    monkeypatch.setitem(registry._REGISTRY, "tiny_engine_test", entry)
+    return "tiny_engine_test"
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    from hrbench.data.synth import generate
+
+    root = tmp_path_factory.mktemp("synth") / "coco"
+    generate("coco", root, 12, 4, seed=0)
+    return root
+
+

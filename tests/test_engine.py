@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 
 import numpy as np
 import pytest
 import torch
+from conftest import TinyBackbone
 from torch import nn
 from torch.utils.data import Dataset
 
-from hrbench.config import ModelConfig, require
 from hrbench.engine import dist as D
 from hrbench.engine.recipes import get_recipe, lr_at, resolve_training, scale_steps
 from hrbench.engine.runs import RunDir, list_runs, read_metrics
@@ -122,20 +121,6 @@ def test_shard_unshard_roundtrip():
 
 
 # ------------------------------------------------------------------------------------------- tiny trainer
-
-
-class TinyBackbone(nn.Module):
-    """Two stride-2 convolutions with BN: 1/4 resolution, 8 channels."""
-
-    out_channels = 8
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.BatchNorm2d(8), nn.ReLU(),
-                                  nn.Conv2d(8, 8, 3, 2, 1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 8, 3, 1, 1))
-
-    def forward(self, x):
-        return self.body(x)
 
 
 class TinyPoseSet(Dataset):
@@ -283,39 +268,6 @@ def test_nan_loss_is_reported():
 
 
 # ------------------------------------------------------------------------------------------- API + CLI, synthetic
-
-@dataclasses.dataclass(frozen=True)
-class TinyConfig(ModelConfig):
-    """A BN-carrying tiny backbone, registered only for these tests (see ``tiny_arch``)."""
-
-    width: int = 8
-
-    def validate(self) -> None:
-        require(self.width >= 1, "width", "must be >= 1")
-
-    def build_backbone(self) -> nn.Module:
-        return TinyBackbone()
-
-
-@pytest.fixture
-def tiny_arch(monkeypatch):
-    """Register ``tiny_engine_test`` for one test (removed afterwards: the registry stays clean)."""
-    from hrbench import registry
-
-    registry.list_models()  # load the real registry first
-    entry = registry.ModelEntry("tiny_engine_test", lambda: TinyConfig(), paper="test")
-    monkeypatch.setitem(registry._REGISTRY, "tiny_engine_test", entry)
-    return "tiny_engine_test"
-
-
-@pytest.fixture(scope="module")
-def synth(tmp_path_factory):
-    from hrbench.data.synth import generate
-
-    root = tmp_path_factory.mktemp("synth") / "coco"
-    generate("coco", root, 12, 4, seed=0)
-    return root
-
 
 def _api_train(root, out, name, **kw):
     from hrbench.engine import train

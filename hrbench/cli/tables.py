@@ -41,8 +41,10 @@ def tables_cmd(
     published numbers (deterministic: run twice, get identical files)."""
     import torch
 
+    from hrbench.fsutil import check_output_dir
     from hrbench.reports import generate_reports
 
+    check_output_dir(out)
     if bench:
         from hrbench.reports.bench import run_bench
 
@@ -96,7 +98,7 @@ def _ablate_table(result: dict[str, Any], trained: bool) -> Table:
         unit = pub.get("flops_unit", "M")
         flops = c["paper_mflops"]
         if flops is not None and unit == "G":
-            flops /= 1024
+            flops /= result["giga"]  # the source table's own divisor (Dite-HRNet Table 5: 1000)
         row = [str(c["labels"].get(k, "")) for k in label_keys]
         row += [c["model"],
                 f"{pub.get('params_M') or '-'}/" + ("error" if c["error"] else f"{c['params'] / 1e6:.3f}"),
@@ -115,13 +117,16 @@ def ablate_cmd(
     grid: str | None = typer.Argument(None, help="ablation grid, e.g. dite-table5 (see --list)"),
     list_: bool = typer.Option(False, "--list", help="list the registered ablation grids"),
     train: bool = typer.Option(False, "--train", help="also train and evaluate every cell (resumable)"),
-    epochs: int | None = typer.Option(None, "--epochs", help="training epochs per cell (default: the paper recipe)"),
+    epochs: int | None = typer.Option(None, "--epochs", help="training epochs per cell (default: the paper's; a "
+                                      "cell the paper trained longer or shorter keeps its ratio)"),
     data: Path | None = typer.Option(None, "--data", help="data folder (COCO/MPII layout) for --train"),
     out: Path = typer.Option(Path("runs"), "--out", help="runs registry folder"),
     input_size: str | None = typer.Option(None, "--input", help="train at HxW instead of the paper's input"),
-    batch: int | None = typer.Option(None, "--batch", help="total batch size for --train"),
-    device: str = typer.Option("auto", "--device", help="cpu, cuda or auto"),
-    workers: int = typer.Option(0, "--workers", help="data-loading workers per cell"),
+    batch: int | None = typer.Option(None, "--batch", help="--train: samples per process, as in `hrbench train` "
+                                     "(the recipe's lr is scaled to the total batch)"),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
+    workers: int = typer.Option(2, "--workers", help="data-loader worker processes per cell"),
+    threads: str = typer.Option("auto", "--threads", help="intra-op CPU threads: N, or auto"),
     as_json: bool = typer.Option(False, "--json", help="print the results as JSON"),
 ) -> None:
     """Complexity of every cell of an ablation grid; with --train also train + evaluate each cell
@@ -147,9 +152,17 @@ def ablate_cmd(
     hw = parse_input(input_size) if input_size else None
     if not train and any(v is not None for v in (epochs, data, hw, batch)):
         raise HrbenchError("--epochs/--data/--input/--batch only apply with --train")
-    threads = torch.get_num_threads()
-    if not train:
-        torch.set_num_threads(1)
+    from hrbench.fsutil import check_output_dir
+    from hrbench.threads import configure_threads, parse_threads
+
+    parse_threads(threads)  # refuse a bad value before any work
+    if train:
+        check_output_dir(out)
+    before = torch.get_num_threads()
+    if train:
+        configure_threads(threads)
+    else:
+        torch.set_num_threads(1)  # counting is latency-bound on tiny ops
     try:
         with _progress() if not train else _NoProgress() as prog:
             task = prog.add_task(grid, total=None)
@@ -160,10 +173,10 @@ def ablate_cmd(
                     err_console.print(f"[bold]{grid}[/bold] cell {i + 1}/{n}: {label}")
 
             result = run_ablation(grid, train=train, epochs=epochs, data=data, out=out, input_hw=hw,
-                                  batch_size=batch, device=device, workers=workers, on_cell=on_cell,
+                                  batch_size=batch, device=device, workers=workers, threads=threads, on_cell=on_cell,
                                   train_progress=not as_json, console=err_console)
     finally:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(before)
     if as_json:
         print(json.dumps(result, indent=1, default=str))
         return

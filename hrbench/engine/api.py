@@ -147,7 +147,7 @@ def _open_resumed(resume, out, name, arch, epochs, data, workers, requested,
 
 def _build_data(cfg: dict[str, Any]) -> tuple[Dataset, Dataset]:
     """The train and val splits; every val image is checked to decode before any training."""
-    from hrbench.data.base import verify_images
+    from hrbench.data import verify_images
 
     _data_root(cfg["data"])
     hw = tuple(cfg["input"])

@@ -372,6 +372,12 @@ def get_spec(table_id: str) -> TableSpec:
     raise KeyError(table_id)
 
 
+def giga_of(source: str, table: str) -> int:
+    """MFLOPs per printed GFLOP in the table holding ``(source, table)`` of reported.csv (1024 unless
+    the table says otherwise, e.g. Dite-HRNet Table 5: 1000)."""
+    return next((spec.giga for spec in TABLES if (source, table) in spec.parts), 1024)
+
+
 # --------------------------------------------------------------------------------------------
 # Built tables
 # --------------------------------------------------------------------------------------------
