@@ -372,7 +372,7 @@ def test_mpii_training_reports_pckh(tiny_arch, tmp_path):
 def test_gpu_aug_pipeline_trains_like_the_cpu_pipeline(tiny_arch, synth, tmp_path):
     """--gpu-aug (warp + targets on the training device; CPU here) gives the same run as the worker pipeline.
 
-    Crops agree with Pillow's warp to within one grey level (tests/test_speed.py), hence the tolerance."""
+    Crops agree with cv2.warpAffine to within one grey level (tests/test_speed.py), hence the tolerance."""
     from hrbench.checkpoint import read_checkpoint
 
     plain = _api_train(synth, tmp_path, "plain", epochs=1)

@@ -14,7 +14,7 @@ from hrbench.data.coco import COCO_SIGMAS
 from hrbench.data.mpii import MPII_GT_NAMES
 from hrbench.data.synth import generate
 from hrbench.data.transforms import affine_matrix, apply_affine
-from hrbench.errors import DataError
+from hrbench.errors import DataError, one_line
 from hrbench.evaluation import (
     coco_results,
     decode_heatmaps,
@@ -31,7 +31,6 @@ from hrbench.evaluation import (
     run_cocoeval,
     shift_right,
     transform_preds,
-    worker_error_line,
 )
 
 METRICS = ("AP", "AP50", "AP75", "APM", "APL", "AR", "AR50", "AR75", "ARM", "ARL")
@@ -268,11 +267,11 @@ def test_predict_shapes_flip_and_shard_merge(coco_val):
     assert np.allclose(merged["keypoints"], p["keypoints"], atol=1e-5)
     m = evaluate(coco_val, p, flip=True)
     assert set(METRICS) <= m.keys() and all(0 <= m[k] <= 100 for k in METRICS)
-    amp = predict(model, coco_val, batch_size=8, amp=True, post_process="dark", device="cpu")
+    amp = predict(model, coco_val, batch_size=8, amp="bf16", post_process="dark", device="cpu")
     assert amp["keypoints"].shape == (n, 17, 3) and np.isfinite(amp["keypoints"]).all()
 
 
 def test_worker_error_line():
     wrapped = DataError("Caught DataError in DataLoader worker process 0.\nOriginal Traceback (most recent call "
                         "last):\n  File ...\nhrbench.errors.DataError: /x/a.jpg: image file not found\n")
-    assert worker_error_line(wrapped) == "/x/a.jpg: image file not found"
+    assert one_line(wrapped) == "/x/a.jpg: image file not found"

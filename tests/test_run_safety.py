@@ -46,7 +46,8 @@ def test_resume_refuses_each_changed_option_in_one_line(tiny_arch, synth, tmp_pa
     capsys.readouterr()
     resume = ["train", tiny_arch, "--out", str(tmp_path), "--name", "r", "--resume", "--device", "cpu",
               "--workers", "0", "--no-progress"]
-    for extra, named in ((["--lr", "1"], "--lr 1.0 (the run has 0.005)"), (["--batch", "2"], "--batch 2 (the run has 4)"),
+    for extra, named in ((["--lr", "1"], "--lr 1.0 (the run has 0.005)"),
+                         (["--batch", "2"], "--batch 2 (the run has 4)"),
                          (["--amp", "bf16"], "--amp bf16 (the run has fp32)"),
                          (["--input", "128x96"], "--input 128x96 (the run has 64x48)"),
                          (["--dataset", "mpii"], "--dataset mpii (the run has coco)"),

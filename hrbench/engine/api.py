@@ -17,13 +17,14 @@ from torch.utils.data import Dataset
 
 from hrbench.datasets import DATASET_INPUT, DATASET_KEYPOINTS, check_dataset
 from hrbench.engine import dist as D
-from hrbench.engine.config import normalize_amp, resolve_config
+from hrbench.engine.config import resolve_config
 from hrbench.engine.resume import locate_run, resumed_config
 from hrbench.engine.runs import SUMMARY_FORMAT, RunDir, now_iso, write_json_atomic
 from hrbench.engine.samples import seed_everything
 from hrbench.engine.trainer import CHECKPOINT_FORMAT, Evaluator, Trainer
 from hrbench.errors import CheckpointError, ConfigError, DataError, HrbenchError
 from hrbench.fsutil import check_output_dir
+from hrbench.precision import normalize_amp
 from hrbench.threads import configure_threads
 
 __all__ = ["build_summary", "evaluate_checkpoint", "make_evaluator", "resolve_config", "train"]

@@ -16,21 +16,9 @@ from hrbench.datasets import DATASET_INPUT, DATASET_KEYPOINTS, DATASET_METRIC, c
 from hrbench.engine.recipes import get_recipe, resolve_training
 from hrbench.engine.runs import default_run_name
 from hrbench.errors import ConfigError
+from hrbench.precision import normalize_amp
 
 CONFIG_FORMAT = "hrbench-config-v1"
-#: ``--amp`` values; ``fp32`` (stored as ``None``) says "no mixed precision" explicitly.
-AMP_CHOICES = ("fp32", "bf16", "fp16")
-
-
-def normalize_amp(amp: str | None) -> str | None:
-    """``None``/``fp32`` -> None; ``bf16``/``fp16`` as given; one-line error otherwise."""
-    if amp is None or amp == "fp32":
-        return None
-    if amp not in AMP_CHOICES:
-        raise ConfigError(f"invalid --amp {amp!r}: expected {', '.join(AMP_CHOICES)}")
-    return amp
-
-
 def _check_options(input_hw: tuple[int, ...], val_interval: int, workers: int, seed: int) -> None:
     if len(input_hw) != 2 or any(not isinstance(v, int) or v < 1 for v in input_hw):
         raise ConfigError(f"invalid input size {input_hw!r}: expected two positive integers (H, W)")

@@ -14,8 +14,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from hrbench.engine.config import normalize_amp
 from hrbench.errors import CheckpointError, ConfigError
+from hrbench.precision import normalize_amp
 
 #: The CLI option each resumable-check key stands for.
 OPTION_NAMES = {"dataset": "--dataset", "input": "--input", "batch": "--batch", "lr": "--lr", "seed": "--seed",

@@ -39,9 +39,9 @@ from hrbench.engine.samples import (
     worker_init,
 )
 from hrbench.errors import ConfigError, DataError, DivergedError
+from hrbench.precision import autocast, normalize_amp
 
 CHECKPOINT_FORMAT = "hrbench-checkpoint-v1"
-AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 #: ``evaluator(model, val_set, info, device) -> metrics`` (collective; rank 0's dict is used).
 Evaluator = Callable[[nn.Module, Dataset, D.DistInfo, torch.device], dict[str, Any]]
@@ -90,10 +90,7 @@ class Trainer:
         self.progress = progress and self.info.is_main
         self.log_interval = max(1, log_interval)
         self.console = console
-        amp = cfg.get("amp")
-        if amp not in (None, "bf16", "fp16"):
-            raise ConfigError(f"invalid --amp {amp!r}: expected bf16 or fp16")
-        self.amp_dtype = AMP_DTYPES.get(amp) if amp else None
+        self.amp = amp = normalize_amp(cfg.get("amp"))
         self.channels_last = bool(cfg.get("channels_last"))
         self.metric = cfg.get("metric", "val_loss")
 
@@ -193,7 +190,7 @@ class Trainer:
         return img, tgt, tw
 
     def _autocast(self):
-        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
+        return autocast(self.device, self.amp)
 
     def _say(self, line: str) -> None:
         if not self.info.is_main:

@@ -8,12 +8,12 @@ from hrbench.evaluation.api import evaluate
 from hrbench.evaluation.coco_eval import METRIC_NAMES, coco_results, evaluate_coco, rescore, run_cocoeval
 from hrbench.evaluation.decode import decode_heatmaps, transform_preds
 from hrbench.evaluation.flip import flip_back, flip_test, merge_flip, shift_right
-from hrbench.evaluation.inference import predict, predict_batch, worker_error_line
+from hrbench.evaluation.inference import predict, predict_batch
 from hrbench.evaluation.nms import oks_iou, oks_nms
 from hrbench.evaluation.pckh import evaluate_mpii, pckh
 from hrbench.evaluation.predictions import merge_predictions, unique_sorted
 
 __all__ = ["evaluate", "METRIC_NAMES", "coco_results", "evaluate_coco", "rescore", "run_cocoeval",
            "decode_heatmaps", "transform_preds", "flip_back", "flip_test", "merge_flip", "shift_right", "predict",
-           "predict_batch", "worker_error_line", "oks_iou", "oks_nms", "evaluate_mpii", "pckh",
+           "predict_batch", "oks_iou", "oks_nms", "evaluate_mpii", "pckh",
            "merge_predictions", "unique_sorted"]

@@ -4,42 +4,27 @@ decoded keypoints in image pixels, gathered in the predictions container of
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
 from hrbench.data.base import collate
 from hrbench.data.transforms import PIXEL_STD
-from hrbench.errors import DataError
+from hrbench.errors import DataError, one_line
 from hrbench.evaluation.decode import decode_heatmaps
 from hrbench.evaluation.flip import merge_flip
 from hrbench.evaluation.predictions import FIELDS, empty_predictions
-
-
-def worker_error_line(err: BaseException) -> str:
-    """The one-line message of an error re-raised by a DataLoader worker (drops the traceback text)."""
-    lines = [ln for ln in str(err).strip().splitlines() if ln.strip()]
-    last = lines[-1] if lines else ""
-    prefix = "hrbench.errors.DataError: "
-    return last[len(prefix):] if last.startswith(prefix) else last
-
-
-def _autocast(device: torch.device, amp: bool):
-    if not amp:
-        return contextlib.nullcontext()
-    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
-    return torch.autocast(device_type=device.type, dtype=dtype)
+from hrbench.precision import autocast
 
 
 @torch.no_grad()
 def predict_batch(model: torch.nn.Module, images: torch.Tensor, meta: dict, flip_pairs, *,
                   flip_test: bool = False, shift_heatmap: bool = True, post_process: str = "default",
-                  amp: bool = False) -> dict:
-    """Predictions for one collated batch (``images`` already on the model's device)."""
+                  amp: str | None = None) -> dict:
+    """Predictions for one collated batch (``images`` already on the model's device); ``amp``:
+    ``bf16``/``fp16`` autocast (:mod:`hrbench.precision`), None for fp32."""
     device = images.device
-    with _autocast(device, amp):
+    with autocast(device, amp):
         heat = model(images)
         if flip_test:
             heat = merge_flip(heat.float(), model(images.flip(3)).float(), flip_pairs, shift_heatmap)
@@ -56,7 +41,7 @@ def predict_batch(model: torch.nn.Module, images: torch.Tensor, meta: dict, flip
 
 
 def predict(model: torch.nn.Module, dataset, *, batch_size: int = 32, flip_test: bool = False,
-            device: str | torch.device | None = None, amp: bool = False, num_workers: int = 0,
+            device: str | torch.device | None = None, amp: str | None = None, num_workers: int = 0,
             post_process: str = "default", shift_heatmap: bool = True, sampler: Sampler | None = None,
             progress=None) -> dict:
     """Predictions (see :mod:`hrbench.evaluation.predictions`) of ``model`` on every sample of
@@ -80,7 +65,7 @@ def predict(model: torch.nn.Module, dataset, *, batch_size: int = 32, flip_test:
             if progress is not None:
                 progress(len(images))
     except DataError as e:
-        raise DataError(worker_error_line(e)) from None
+        raise DataError(one_line(e)) from None
     finally:
         model.train(was_training)
     if not parts:
