@@ -9,7 +9,10 @@ Modes (each on its own copy of the model, eval mode, ``torch.inference_mode``):
 * ``fused``          — BatchNorms folded into the convolutions + channels-last
   (:func:`hrbench.speed.prepare_for_inference`);
 * ``traced``         — ``fused``, then ``torch.jit.trace`` + ``torch.jit.freeze`` (no Python overhead per layer);
-* ``cudagraph``      — ``fused``, then the whole forward replayed as one CUDA graph (CUDA only).
+* ``cudagraph``      — ``fused``, then the whole forward replayed as one CUDA graph (CUDA only);
+* ``ort``            — the ONNX export of :func:`hrbench.speed.onnx.export_onnx` (BNs folded, static
+  dynamic kernels) run by ONNX Runtime's CPU execution provider with as many intra-op threads as
+  torch uses (``threads`` in the row; export time in ``compile_s``; CPU only).
 
 Timing: ``warmup`` untimed calls, then ``iters`` timed calls. On CUDA each call is bracketed by
 CUDA events and the device is synchronized before reading them (and before/after the loop); on
@@ -33,12 +36,12 @@ from torch import nn
 
 from hrbench.errors import HrbenchError
 
-MODES = ("eager", "channels_last", "amp", "compile", "fused", "traced", "cudagraph")
+MODES = ("eager", "channels_last", "amp", "compile", "fused", "traced", "cudagraph", "ort")
 
 #: Output agreement with eager, as max |out - eager| / max |eager|.
 TOLERANCE = {"eager": 0.0, "channels_last": 1e-4, "compile": 1e-4, "amp": 5e-2, "fused": 1e-4, "traced": 1e-4,
-             "cudagraph": 1e-4}
-TOLERANCE_NOTE = ("fp32 modes (channels_last, compile, fused, traced, cudagraph) must match eager within 1e-4 "
+             "cudagraph": 1e-4, "ort": 1e-4}
+TOLERANCE_NOTE = ("fp32 modes (channels_last, compile, fused, traced, cudagraph, ort) must match eager within 1e-4 "
                   "(max |out - eager| / max |eager|); "
                   "bf16 autocast (amp) within 5e-2: bf16 keeps 8 significant bits, ~0.4% per rounding")
 
@@ -60,6 +63,7 @@ class ModeResult:
     tolerance: float | None = None
     ok: bool | None = None
     error: str | None = None
+    threads: int | None = None  # ort: ONNX Runtime intra-op threads
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -170,7 +174,24 @@ def prepare(mode: str, model: nn.Module, x: torch.Tensor, device: torch.device,
         if mode == "cudagraph":
             f = CudaGraphForward(f, inp_cl)
         return (lambda: f(inp_cl)), None
+    if mode == "ort":
+        return _prepare_ort(m, inp, device)
     raise HrbenchError(f"unknown mode {mode!r}: choose from {', '.join(MODES)}")
+
+
+def _prepare_ort(m: nn.Module, inp: torch.Tensor, device: torch.device) -> tuple[Callable[[], Any], float]:
+    """ONNX Runtime (CPU execution provider, torch's thread count) on the exported model; export + session
+    creation time as the compile time."""
+    if device.type != "cpu":
+        raise ValueError("the ort mode runs ONNX Runtime's CPU execution provider: use --device cpu")
+    from hrbench.speed.onnx import INPUT_NAME, OUTPUT_NAME, onnx_bytes, ort_session
+
+    t = time.perf_counter()
+    with torch.inference_mode(False):
+        data, _ = onnx_bytes(m, inp.clone())
+    session = ort_session(data, threads=torch.get_num_threads())
+    feed = {INPUT_NAME: inp.numpy()}
+    return (lambda: torch.from_numpy(session.run([OUTPUT_NAME], feed)[0])), time.perf_counter() - t
 
 
 def _sync(device: torch.device) -> None:
@@ -231,7 +252,8 @@ def benchmark_model(
             fn, _ = prepare("eager", model, x, dev)
             reference = _to_float(fn())
         for mode in modes:
-            row = ModeResult(mode, tolerance=TOLERANCE[mode])
+            row = ModeResult(mode, tolerance=TOLERANCE[mode],
+                             threads=torch.get_num_threads() if mode == "ort" else None)
             fn = None
             try:
                 fn, row.compile_s = prepare(mode, model, x, dev, compile_kwargs)

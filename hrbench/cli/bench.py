@@ -71,3 +71,7 @@ def bench_cmd(
                   "yes" if r["ok"] else "[red]NO[/red]")
     console.print(t)
     console.print(f"peak memory: {d['peak_memory']}; agreement: {TOLERANCE_NOTE}")
+    for r in d["rows"]:
+        if r["mode"] == "ort" and r["threads"] is not None:
+            console.print(f"ort: ONNX Runtime CPU execution provider, {r['threads']} intra-op thread(s); "
+                          "export + session creation under 'compile s'")

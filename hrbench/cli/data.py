@@ -1,19 +1,31 @@
-"""``hrbench data synth``: write a synthetic COCO- or MPII-format dataset (see :mod:`hrbench.data.synth`)."""
+"""``hrbench data synth`` (synthetic COCO/MPII-format data, :mod:`hrbench.data.synth`) and
+``hrbench data show`` (a grid of the crops a model receives, keypoints and target heatmaps drawn)."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from hrbench.cli import app
-from hrbench.errors import HrbenchError
+from hrbench.errors import DataError, HrbenchError
 
-data_app = typer.Typer(help="Datasets: generate synthetic COCO/MPII-format data.", no_args_is_help=True)
+data_app = typer.Typer(help="Datasets: generate synthetic COCO/MPII-format data, look at training crops.",
+                       no_args_is_help=True)
 app.add_typer(data_app, name="data")
 console = Console(stderr=True)
+
+#: What ``data synth`` writes at the top of a dataset root; ``--force`` removes exactly these.
+SYNTH_ENTRIES = ("annotations", "images", "person_detection_results")
+
+
+def _existing_dataset(out: Path) -> list[str]:
+    return [e for e in SYNTH_ENTRIES if (out / e).exists()]
 
 
 @data_app.command("synth")
@@ -23,6 +35,8 @@ def synth_cmd(
     train: int = typer.Option(200, "--train", help="number of training images"),
     val: int = typer.Option(50, "--val", help="number of validation images"),
     seed: int = typer.Option(0, "--seed", help="random seed (output is a deterministic function of it)"),
+    force: bool = typer.Option(False, "--force", help="replace a data set already in --out (its annotations, "
+                               "images and detections are deleted first)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
 ) -> None:
     """Generate stick-figure images with annotations in the real COCO / MPII formats."""
@@ -32,10 +46,111 @@ def synth_cmd(
         raise HrbenchError(f"unknown --dataset {dataset!r}: expected coco or mpii")
     if train < 1 or val < 1:
         raise HrbenchError("--train and --val must be positive")
-    with Progress(TextColumn("[bold]synth {task.fields[ds]}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console, disable=quiet, transient=True) as bar:
-        task = bar.add_task("images", total=train + val, ds=dataset)
-        summary = generate(dataset, out, train, val, seed, progress=lambda k: bar.advance(task, k))
+    if out.exists() and not out.is_dir():
+        raise DataError(f"--out {out}: exists and is not a folder")
+    found = _existing_dataset(out)
+    if found and not force:
+        raise DataError(f"--out {out} already holds a data set ({', '.join(found)}); "
+                        "pass --force to replace it or choose another folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".synth-", dir=out))
+    except OSError as e:
+        raise DataError(f"--out {out}: cannot write there ({e.strerror})") from None
+    try:  # generated aside, swapped in when complete: a failed run leaves the old data set as it was
+        with Progress(TextColumn("[bold]synth {task.fields[ds]}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=console, disable=quiet, transient=True) as bar:
+            task = bar.add_task("images", total=train + val, ds=dataset)
+            summary = generate(dataset, tmp, train, val, seed, progress=lambda k: bar.advance(task, k))
+        for e in found:
+            shutil.rmtree(out / e)
+        for p in tmp.iterdir():
+            p.replace(out / p.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     s = summary["splits"]
     parts = ", ".join(f"{k}: {v['images']} images / {v['instances']} persons" for k, v in s.items())
-    print(f"wrote synthetic {dataset} to {out} ({parts}) in {summary['seconds']:.1f} s")
+    replaced = " (replaced the previous data set)" if found else ""
+    print(f"wrote synthetic {dataset} to {out} ({parts}) in {summary['seconds']:.1f} s{replaced}")
+
+
+def crop_joints(ds, idx: int, meta: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Joints (K, 2) in crop pixels and visibility (K,) of sample ``idx``, recomputed from the record and
+    the sample's crop parameters (mirror, centre, scale, rotation) - independent of the warp and targets."""
+    from hrbench.data.base import load_image
+    from hrbench.data.transforms import affine_matrix, apply_affine, flip_joints
+
+    r = ds.records[idx]
+    joints, vis = r["joints"][:, :2].astype(np.float64), r["joints"][:, 2].astype(np.float64)
+    if meta["flipped"]:
+        width = np.asarray(load_image(r["image_file"])).shape[1]
+        joints, vis = flip_joints(joints, vis, width, ds.spec.flip_pairs)
+    h, w = ds.input_hw
+    m = affine_matrix(meta["center"], meta["scale"], meta["rotation"], (w, h))
+    return apply_affine(joints, m), vis > 0
+
+
+def sample_tile(ds, idx: int, scale: int) -> np.ndarray:
+    """One sample as the model receives it: the normalised crop brought back to RGB, target heatmaps
+    blended on it, the joints drawn (side colours), and a caption (index, flip, rotation)."""
+    import cv2
+
+    from hrbench.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+    from hrbench.reports.overlay import draw_skeleton, heatmap_blend, put_text, skeleton
+
+    s = ds[idx]
+    img = s["image"].permute(1, 2, 0).numpy() * IMAGENET_STD + IMAGENET_MEAN
+    img = np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    img = cv2.resize(img, (img.shape[1] * scale, img.shape[0] * scale), interpolation=cv2.INTER_NEAREST)
+    img = heatmap_blend(img, s["target"].numpy())
+    pts, shown = crop_joints(ds, idx, s["meta"])
+    names, limbs = skeleton(ds.name)
+    draw_skeleton(img, (pts + 0.5) * scale - 0.5, shown, names, limbs, radius=2 * scale, thickness=scale)
+    m = s["meta"]
+    put_text(img, f"#{idx}{' flip' if m['flipped'] else ''} rot {m['rotation']:.0f}", (3, 12))
+    return img
+
+
+@data_app.command("show")
+def show_cmd(
+    root: Path = typer.Argument(..., help="dataset root (COCO or MPII layout)"),
+    dataset: str = typer.Option("coco", "--dataset", help="coco | mpii"),
+    split: str = typer.Option("train", "--split", help="train | val"),
+    n: int = typer.Option(16, "--n", help="number of samples"),
+    augment: bool = typer.Option(False, "--augment", help="the training augmentation (flip, half body, "
+                                 "scale, rotation)"),
+    input_size: str = typer.Option(None, "--input", help="network input HxW (default coco 256x192, mpii 256x256)"),
+    seed: int = typer.Option(0, "--seed", help="which samples, and their augmentation"),
+    out: Path = typer.Option(Path("data_show.png"), "--out", help="PNG file to write"),
+) -> None:
+    """A grid of N crops as the model receives them, with the target heatmaps and the joints drawn
+    (left side orange, right side blue): a broken flip pair or aspect ratio shows at a glance."""
+    from hrbench.cli.options import DATASET_INPUT, parse_input
+    from hrbench.data import build_dataset
+    from hrbench.reports.overlay import grid, write_png
+
+    if split not in ("train", "val"):
+        raise HrbenchError(f"unknown --split {split!r}: expected train or val")
+    if dataset not in DATASET_INPUT:
+        raise HrbenchError(f"unknown --dataset {dataset!r}: expected coco or mpii")
+    if n < 1:
+        raise HrbenchError(f"invalid --n {n}: must be a positive integer")
+    if out.suffix.lower() != ".png":
+        raise HrbenchError(f"--out {out}: the grid is written as PNG (give a .png file name)")
+    hw = parse_input(input_size) if input_size else DATASET_INPUT[dataset]
+    ds = build_dataset(dataset, root, split, hw, train=augment)
+    ds.reseed(seed)
+    rng = np.random.default_rng(seed)
+    picks = sorted(rng.choice(len(ds), size=min(n, len(ds)), replace=False).tolist())
+    scale = max(1, 256 // max(hw))
+    tiles = []
+    with Progress(TextColumn("[bold]data show"), BarColumn(), MofNCompleteColumn(), console=console,
+                  transient=True) as bar:
+        task = bar.add_task("", total=len(picks))
+        for i in picks:
+            tiles.append(sample_tile(ds, i, scale))
+            bar.advance(task)
+    cols = int(np.ceil(np.sqrt(len(tiles) * hw[0] / hw[1])))
+    write_png(out, grid(tiles, cols))
+    print(f"wrote {out}: {len(tiles)} {dataset} {split} crops at {hw[0]}x{hw[1]}"
+          f"{' with augmentation' if augment else ''}, target heatmaps overlaid")

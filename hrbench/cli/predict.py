@@ -1,0 +1,152 @@
+"""``hrbench predict``: keypoints of a checkpoint on images, folders or videos, drawn and in COCO results format."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from hrbench.cli import app
+from hrbench.cli.options import parse_input, parse_overrides
+from hrbench.errors import HrbenchError
+
+console = Console(stderr=True)
+
+
+def _overlay_name(file: Path, used: set[str], ext: str) -> str:
+    name = f"{file.stem}_pose{ext}"
+    i = 1
+    while name in used:
+        name, i = f"{file.stem}_{i}_pose{ext}", i + 1
+    used.add(name)
+    return name
+
+
+def _check_inputs(files: list[Path]) -> None:
+    """Read every image once and open every video before any output is written."""
+    from hrbench.evaluation.images import is_video, read_image, video_frames
+
+    for f in files:
+        if is_video(f):
+            frames = video_frames(f)
+            next(frames)
+            frames.close()
+        else:
+            read_image(f)
+
+
+def _run_video(lm, file: Path, boxes, flip: bool, tmp: Path, name: str, thr: float, bar, task) -> list[dict]:
+    import cv2
+
+    from hrbench.data import COCO_SPEC, MPII_SPEC
+    from hrbench.evaluation.images import image_from_rgb, predict_image, results_of, video_frames
+    from hrbench.reports.overlay import pose_overlay
+
+    pairs = [list(p) for p in (COCO_SPEC if lm.dataset == "coco" else MPII_SPEC).flip_pairs]
+    writer, results = None, []
+    try:
+        for i, frame, fps in video_frames(file):
+            pred = predict_image(lm.model, image_from_rgb(frame), boxes(file, i), lm.input_hw, pairs, flip=flip,
+                                 image_id=i, image_file=str(file))
+            res = results_of(pred, file.name, frame=i)
+            results += res
+            drawn = pose_overlay(frame, res, lm.dataset, thr, f"{lm.arch} frame {i}")
+            if writer is None:  # sized as the overlay (small videos are drawn enlarged)
+                writer = cv2.VideoWriter(str(tmp / name), cv2.VideoWriter_fourcc(*"mp4v"), fps,
+                                         (drawn.shape[1], drawn.shape[0]))
+                if not writer.isOpened():
+                    raise HrbenchError(f"{name}: OpenCV cannot write an mp4v video here")
+            writer.write(cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
+            bar.update(task, description=f"{file.name} frame {i}")
+    finally:
+        if writer is not None:
+            writer.release()
+    bar.advance(task)
+    return results
+
+
+def _run_image(lm, file: Path, index: int, boxes, flip: bool, tmp: Path, name: str, thr: float) -> list[dict]:
+    from hrbench.data import COCO_SPEC, MPII_SPEC
+    from hrbench.evaluation.images import image_id_for, predict_image, read_image, results_of
+    from hrbench.reports.overlay import pose_overlay, write_png
+
+    pairs = [list(p) for p in (COCO_SPEC if lm.dataset == "coco" else MPII_SPEC).flip_pairs]
+    image = read_image(file)
+    pred = predict_image(lm.model, image, boxes(file, None), lm.input_hw, pairs, flip=flip,
+                         image_id=image_id_for(file, index), image_file=str(file))
+    res = results_of(pred, file.name)
+    write_png(tmp / name, pose_overlay(np.asarray(image), res, lm.dataset, thr, f"{lm.arch} ({lm.dataset})"))
+    return res
+
+
+def _box_source(boxes_file: Path | None, box: str | None):
+    from hrbench.evaluation.images import boxes_for, load_boxes, parse_box
+
+    if boxes_file is not None and box is not None:
+        raise HrbenchError("give --boxes FILE or --box x,y,w,h, not both")
+    if box is not None:
+        fixed = [(parse_box(box), 1.0)]
+        return lambda f, frame: fixed
+    if boxes_file is not None:
+        entries = load_boxes(boxes_file)
+        return lambda f, frame: boxes_for(entries, f, frame)
+    return lambda f, frame: []
+
+
+@app.command("predict")
+def predict_cmd(
+    arch: str = typer.Argument(..., help="architecture name or alias"),
+    inputs: list[Path] = typer.Argument(..., help="image files, folders of images, or video files"),
+    checkpoint: Path = typer.Option(..., "--checkpoint", help="hrbench or official (mmpose) checkpoint"),
+    boxes_file: Path = typer.Option(None, "--boxes", help="person boxes JSON [{file_name|image_id, bbox, score}]"),
+    box: str = typer.Option(None, "--box", help="one person box x,y,w,h for every input"),
+    input_size: str = typer.Option(None, "--input", help="network input HxW (default: the checkpoint's)"),
+    dataset: str = typer.Option(None, "--dataset", help="coco | mpii (default: the checkpoint's)"),
+    sets: list[str] = typer.Option(None, "--set", help="KEY=VALUE model hyper-parameter (default: the checkpoint's)"),
+    flip: bool = typer.Option(True, "--flip/--no-flip", help="flip test (average with the mirrored crop)"),
+    out: Path = typer.Option(Path("predictions"), "--out", help="folder for overlays and predictions.json"),
+    thr: float = typer.Option(0.2, "--thr", help="draw joints with confidence above this"),
+    as_json: bool = typer.Option(False, "--json", help="print the COCO-format results"),
+) -> None:
+    """Keypoints of ARCH's checkpoint per person box: overlay images (videos: an overlay video) and
+    OUT/predictions.json in the COCO keypoint results format. No boxes: the whole image is one box."""
+    from hrbench.evaluation.images import collect_inputs, is_video, load_model
+
+    hw = parse_input(input_size) if input_size else None
+    boxes = _box_source(boxes_file, box)
+    files = collect_inputs(inputs)
+    if out.exists() and not out.is_dir():
+        raise HrbenchError(f"--out {out}: exists and is not a folder")
+    lm = load_model(arch, checkpoint, parse_overrides(sets) or None, dataset, hw)
+    _check_inputs(files)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    results, used = [], set()
+    try:
+        with Progress(TextColumn("[bold]predict[/bold] {task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=console, transient=True, disable=as_json) as bar:
+            task = bar.add_task("", total=len(files))
+            for i, f in enumerate(files):
+                if is_video(f):
+                    results += _run_video(lm, f, boxes, flip, tmp, _overlay_name(f, used, ".mp4"), thr, bar, task)
+                    continue
+                bar.update(task, description=f.name)
+                results += _run_image(lm, f, i, boxes, flip, tmp, _overlay_name(f, used, ".png"), thr)
+                bar.advance(task)
+        (tmp / "predictions.json").write_text(json.dumps(results), encoding="utf-8")
+        out.mkdir(parents=True, exist_ok=True)
+        for p in sorted(tmp.iterdir()):
+            p.replace(out / p.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if as_json:
+        print(json.dumps(results, indent=1))
+        return
+    print(f"{lm.arch} ({lm.dataset}, {lm.input_hw[0]}x{lm.input_hw[1]}, flip {'on' if flip else 'off'}): "
+                  f"{len(results)} persons in {len(files)} inputs -> {out}/ ({len(used)} overlays, predictions.json)")

@@ -1,0 +1,244 @@
+"""ONNX export with an ONNX Runtime parity check, and ONNX Runtime sessions for benchmarking.
+
+:func:`export_onnx` exports the eval model (BatchNorms folded where that is exact, see
+:mod:`hrbench.speed.fuse`) with the TorchScript-based exporter (seconds, for every registered
+family) or, on request, the dynamo exporter (minutes). Before tracing, each Dite-HRNet dynamic
+kernel aggregation (DKA) is swapped for :class:`StaticKernelAggregation`: the same batch-folded
+grouped convolution and the same parameters, but with every shape a Python constant for the fixed
+export batch, so the exporter sees a ``Conv`` whose computed weight has a known shape (the stock
+module's ``reshape(-1, ...)`` leaves it unknown: "convolution for kernel of unknown shape").
+The file is written only when ONNX Runtime's output on a seeded input matches the unmodified
+PyTorch model's within :data:`PARITY_TOL` (max absolute difference, fp32).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import io
+import os
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hrbench.errors import HrbenchError
+from hrbench.models.dynamic import DynamicKernelAggregation, KernelAggregation
+
+EXPORTERS = ("torchscript", "dynamo")
+FORMATS = ("onnx",)
+PARITY_TOL = 1e-4
+OPSET = 17
+INPUT_NAME, OUTPUT_NAME = "input", "heatmaps"
+
+
+class ExportError(HrbenchError):
+    """An export that cannot be done or that fails its parity check (nothing is written)."""
+
+
+def require_onnx() -> None:
+    """One-line error when the optional ``onnx`` extra is not installed."""
+    import importlib.util
+
+    missing = [m for m in ("onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ExportError(f"{' and '.join(missing)} not installed: pip install 'hrbench[onnx]'")
+
+
+class StaticKernelAggregation(nn.Module):
+    """Export form of :class:`KernelAggregation` for a fixed batch ``batch``: one grouped convolution
+    over the batch-folded channels (``batch * groups`` groups), weight shape known in advance.
+    Shares the original module's parameters; computes exactly what it computes."""
+
+    def __init__(self, agg: KernelAggregation, batch: int) -> None:
+        super().__init__()
+        self.weight = agg.weight
+        self.bias = agg.bias
+        self.batch = int(batch)
+        self.cin, self.cout, self.groups = agg.in_channels, agg.out_channels, agg.groups
+        self.k, self.n = agg.kernel_size, agg.num_kernels
+        self.stride, self.padding, self.dilation = agg.stride, agg.padding, agg.dilation
+
+    def forward(self, x: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
+        b = self.batch
+        mixed = torch.matmul(attention.reshape(b, self.n), self.weight.reshape(self.n, -1))
+        weight = mixed.reshape(b * self.cout, self.cin // self.groups, self.k, self.k)
+        bias = torch.matmul(attention.reshape(b, self.n), self.bias).reshape(b * self.cout) \
+            if self.bias is not None else None
+        y = F.conv2d(x.reshape(1, b * self.cin, x.shape[2], x.shape[3]), weight, bias, stride=self.stride,
+                     padding=self.padding, dilation=self.dilation, groups=self.groups * b)
+        return y.reshape(b, self.cout, y.shape[2], y.shape[3])
+
+
+def substitute_dynamic_kernels(model: nn.Module, batch: int) -> int:
+    """Swap every DKA's aggregation for :class:`StaticKernelAggregation` (in place); returns the count."""
+    count = 0
+    for m in model.modules():
+        if isinstance(m, DynamicKernelAggregation) and isinstance(m.aggregation, KernelAggregation):
+            m.aggregation = StaticKernelAggregation(m.aggregation, batch)
+            count += 1
+    return count
+
+
+@dataclasses.dataclass
+class ExportReport:
+    """What :func:`export_onnx` did (times in seconds, sizes in bytes)."""
+
+    path: str
+    arch: str
+    input_hw: tuple[int, int]
+    batch: int | str
+    exporter: str
+    opset: int
+    folded_bn: int
+    kept_bn: int
+    static_dka: int
+    export_s: float
+    check_s: float
+    max_abs_diff: float
+    output_max: float  # max |PyTorch output| on the check inputs: the scale the difference is measured at
+    tolerance: float
+    checked_batches: list[int]
+    size_bytes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["input"] = f"{self.input_hw[0]}x{self.input_hw[1]}"
+        del d["input_hw"]
+        return d
+
+
+def _export_bytes(model: nn.Module, example: torch.Tensor, exporter: str, dynamic: bool) -> bytes:
+    if exporter not in EXPORTERS:
+        raise ExportError(f"unknown exporter {exporter!r}: choose from {', '.join(EXPORTERS)}")
+    kwargs: dict[str, Any] = {"input_names": [INPUT_NAME], "output_names": [OUTPUT_NAME], "opset_version": OPSET}
+    if exporter == "torchscript":
+        if dynamic:
+            kwargs["dynamic_axes"] = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}
+        buf = io.BytesIO()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # TracerWarnings and the exporter's deprecation notice
+            torch.onnx.export(model, (example,), buf, dynamo=False, do_constant_folding=True, **kwargs)
+        return buf.getvalue()
+    if dynamic:
+        kwargs["dynamic_shapes"] = ({0: torch.export.Dim("batch", min=1, max=1024)},)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(model, (example,), dynamo=True, verbose=False, **kwargs)
+    return program.model_proto.SerializeToString()
+
+
+def ort_session(model: bytes | str | Path, threads: int = 1):
+    """An ONNX Runtime CPU-execution-provider session with ``threads`` intra-op threads (1 inter-op)."""
+    require_onnx()
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = int(threads)
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    src = model if isinstance(model, bytes) else str(model)
+    return ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
+
+
+def parity(session, model: nn.Module, x: torch.Tensor) -> tuple[float, float]:
+    """(max |ORT(x) - model(x)|, max |model(x)|), fp32."""
+    with torch.inference_mode():
+        ref = model(x).float().numpy()
+    out = session.run([OUTPUT_NAME], {INPUT_NAME: x.numpy()})[0]
+    if out.shape != ref.shape:
+        raise ExportError(f"ONNX output shape {tuple(out.shape)} differs from PyTorch's {tuple(ref.shape)}")
+    return float(np.abs(out - ref).max()), float(np.abs(ref).max())
+
+
+def prepare_export_model(model: nn.Module, batch: int, fold_bn: bool = True) -> tuple[nn.Module, dict[str, int]]:
+    """A deep copy of ``model`` in eval mode, BNs folded (``fold_bn``), DKAs made static for ``batch``."""
+    from hrbench.speed.fuse import count_batchnorms, fold_batchnorm
+
+    m = copy.deepcopy(model).eval()
+    before = count_batchnorms(m)
+    if fold_bn:
+        m = fold_batchnorm(m, inplace=True)
+    kept = count_batchnorms(m)
+    static = substitute_dynamic_kernels(m, batch)
+    return m, {"folded_bn": before - kept, "kept_bn": kept, "static_dka": static}
+
+
+def onnx_bytes(model: nn.Module, example: torch.Tensor, *, exporter: str = "torchscript", dynamic: bool = False,
+               fold_bn: bool = True) -> tuple[bytes, dict[str, int]]:
+    """The serialized ONNX model of :func:`prepare_export_model` (batch of ``example``) and its counts."""
+    export_model, counts = prepare_export_model(model, example.shape[0], fold_bn)
+    try:
+        with torch.no_grad():
+            return _export_bytes(export_model, example, exporter, dynamic), counts
+    except HrbenchError:
+        raise
+    except Exception as e:  # noqa: BLE001 - exporters raise many types; report the first line
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+        raise ExportError(f"{exporter} exporter failed: {type(e).__name__}: {first}") from None
+
+
+def export_onnx(model: nn.Module, out: str | Path, input_hw: tuple[int, int], batch: int | str = 1, *,
+                exporter: str = "torchscript", fold_bn: bool = True, tol: float = PARITY_TOL,
+                threads: int = 1, arch: str = "") -> ExportReport:
+    """Export ``model`` to ``out`` (see the module docstring). ``batch``: an int, or ``"dynamic"``
+    (not possible with DKA, whose per-sample kernels fix the batch in the conv's group count).
+    The file is written atomically and only after the parity check passed; otherwise
+    :class:`ExportError` and nothing is left behind."""
+    require_onnx()
+    dynamic = batch == "dynamic"
+    if not dynamic and (not isinstance(batch, int) or batch < 1):
+        raise ExportError(f"invalid --batch {batch!r}: a positive integer or 'dynamic'")
+    has_dka = any(isinstance(m, DynamicKernelAggregation) for m in model.modules())
+    if dynamic and has_dka:
+        raise ExportError("--batch dynamic is not possible for dynamic-kernel (DKA) models: each sample's kernel "
+                          "is folded into the convolution's groups, which ONNX fixes at export; give --batch N")
+    trace_batch = 2 if dynamic else int(batch)
+    gen = torch.Generator().manual_seed(0)
+    example = torch.randn(trace_batch, 3, *input_hw, generator=gen)
+    ref_model = copy.deepcopy(model).eval()
+    try:
+        with torch.inference_mode():
+            ref_model(example)
+    except RuntimeError as e:
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        raise ExportError(f"the model does not run at input {input_hw[0]}x{input_hw[1]} ({first})") from None
+    t0 = time.perf_counter()
+    data, counts = onnx_bytes(model, example, exporter=exporter, dynamic=dynamic, fold_bn=fold_bn)
+    export_s = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    session = ort_session(data, threads)
+    checked = [trace_batch, 1, 3] if dynamic else [trace_batch]
+    pairs = [parity(session, ref_model, torch.randn(b, 3, *input_hw, generator=gen)) for b in checked]
+    diff, scale = max(p[0] for p in pairs), max(p[1] for p in pairs)
+    check_s = time.perf_counter() - t1
+    if not diff <= tol:
+        raise ExportError(f"ONNX Runtime output differs from PyTorch's by {diff:.3g} > {tol:g} "
+                          f"(max abs, fp32, outputs up to {scale:.3g}); no file written")
+    path = write_atomic(Path(out), data)
+    return ExportReport(str(path), arch or getattr(model, "arch", ""), tuple(input_hw), batch, exporter, OPSET,
+                        counts["folded_bn"], counts["kept_bn"], counts["static_dka"], export_s, check_s, diff,
+                        scale, tol, checked, len(data))
+
+
+def write_atomic(path: Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise ExportError(f"{path}: cannot write ({e.strerror})") from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
