@@ -106,3 +106,39 @@ def test_all_in_parallel_processes_matches_serial(capsys):
     serial = run_json(capsys, *argv, "--jobs", "1")
     assert parallel == serial and len(serial) == len(list_models("dpn1_*"))
     assert all(r["analytic"] == r["paper_mflops"] for r in serial)
+
+
+def test_explain_train_traffic_and_stamp_in_json(capsys):
+    import torch
+
+    d = run_json(capsys, "_test_tiny", "--input", "32x24", "--explain", "--train")
+    for target in ("paper", "fvcore", "ptflops"):
+        rec = d["explain"][target]
+        assert sum(r["raw"] for r in rec["rows"]) == rec["figure"] == d["counts"][target]
+        assert rec["rows"][0]["term"] == "macs" and rec["rows"][0]["raw"] == d["counts"]["macs"]
+    assert d["train"]["forward_macs"] == d["counts"]["macs"] and d["train"]["backward_macs"] > 0
+    assert d["stamp"]["torch"] == torch.__version__ and d["stamp"]["input"] == "32x24"
+    assert d["stamp"]["convention"] == "torchstat" and d["stamp"]["keypoints"] == 17
+    assert {"hrbench", "fvcore", "ptflops"} <= set(d["stamp"])
+    assert d["traffic"]["total"]["macs"] == d["counts"]["macs"] and d["traffic"]["total"]["launches"] > 0
+
+
+def test_explain_and_traffic_tables(capsys, monkeypatch):
+    from rich.console import Console
+
+    import hrbench.cli.flops
+
+    monkeypatch.setattr(hrbench.cli.flops, "console", Console(width=220))
+    assert main(["flops", "_test_tiny", "--input", "32x24", "--explain", "--by-module", "--train"]) == 0
+    out = capsys.readouterr().out
+    for text in ("true MACs -> paper", "true MACs -> fvcore", "true MACs -> ptflops", "repeated calls",
+                 "memory traffic per stage", "memory traffic per block type", "training step per image",
+                 "counted with hrbench", "launches"):
+        assert text in out, text
+
+
+def test_all_json_reports_its_time(capsys):
+    assert main(["flops", "--all", "_test_tiny*", "--input", "32x24", "--jobs", "1", "--engines", "macs",
+                 "--json"]) == 0
+    captured = capsys.readouterr()
+    assert len(json.loads(captured.out)) == 2 and "2 models in" in captured.err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from typing import Any
 
@@ -123,12 +124,71 @@ def print_one(c: Complexity, show_modules: bool) -> None:
     if d.get("by_block_type") and (d["convention"] == "torchstat-dite" or show_modules):
         print_block_types(d)
     if show_modules and d.get("by_module"):
-        t = Table(title="per module (each engine in its own unit)")
-        engines = [e for e in ENGINES if e in d["by_module"][0]]
-        for col in ("module", "type", *engines):
+        t = Table(title="per module (each engine in its own unit; launches, M elements written, MB moved at fp32)")
+        keys = [e for e in (*ENGINES, "launches", "written", "bytes_fp32") if e in d["by_module"][0]]
+        for col in ("module", "type", *keys):
             t.add_column(col, overflow="fold")
         for row in d["by_module"]:
-            t.add_row(row["module"], row["type"], *[fmt_number(row.get(e), 3) for e in engines])
+            t.add_row(row["module"], row["type"],
+                      *[f"{row[e]:.0f}" if e == "launches" else fmt_number(row.get(e), 3) for e in keys])
+        console.print(t)
+    if show_modules and d.get("traffic"):
+        print_traffic(d["traffic"])
+    if d.get("train"):
+        print_train(d["train"])
+    if d.get("explain"):
+        print_explain(d["explain"])
+    print_stamp(d["stamp"])
+
+
+def print_stamp(stamp: dict[str, Any]) -> None:
+    console.print("counted with " + ", ".join(f"{k} {v}" for k, v in stamp.items()))
+
+
+def print_traffic(traffic: dict[str, Any]) -> None:
+    """Memory traffic beside MACs: totals, per stage and per block type (batch 1)."""
+    tot = traffic["total"]
+    console.print(f"traffic per forward: {tot['launches']:,} kernel launches, {tot['written'] / 1e6:.2f}M elements "
+                  f"written ({tot['written'] * 4 / 2**20:.1f} MiB fp32, {tot['written'] * 2 / 2**20:.1f} MiB bf16), "
+                  f"{tot['bytes_fp32'] / 2**20:.1f} MiB moved at fp32 ({tot['bytes_bf16'] / 2**20:.1f} at bf16), "
+                  f"{tot['intensity_fp32']:.2f} MACs/byte at fp32")
+    for key, title in (("by_stage", "stage"), ("by_block_type", "block type (innermost model-defined module)")):
+        t = Table(title=f"memory traffic per {title}")
+        for col in (title.split(" (")[0], "M MACs", "launches", "M elems written", "MiB moved fp32",
+                    "MACs/byte fp32", "MACs/byte bf16"):
+            t.add_column(col, overflow="fold")
+        for name, r in traffic[key].items():
+            t.add_row(name, fmt_number(r["macs"] / 1e6, 3), f"{r['launches']:,}", fmt_number(r["written"] / 1e6, 3),
+                      fmt_number(r["bytes_fp32"] / 2**20, 2), f"{r['intensity_fp32']:.2f}",
+                      f"{r['intensity_bf16']:.2f}")
+        console.print(t)
+
+
+def print_train(train: dict[str, Any]) -> None:
+    console.print(f"training step per image (batch {train['batch']}, measured): forward "
+                  f"{train['forward_macs'] / 1e6:,.2f}M MACs + backward {train['backward_macs'] / 1e6:,.2f}M = "
+                  f"{train['step_macs'] / 1e6:,.2f}M MACs, {train['ratio']:.3f}x the forward; backward by op: "
+                  + ", ".join(f"{k} {v / 1e6:,.2f}M" for k, v in train["backward_by_op"].items()))
+
+
+def explain_rows(rec: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(raw, value in the target's unit, term, rule) per row, then the '= figure' line."""
+    rows = [(f"{r['raw']:+,}" if i else f"{r['raw']:,}", f"{r['value']:+.3f}" if i else f"{r['value']:.3f}",
+             r["term"], r["rule"]) for i, r in enumerate(rec["rows"])]
+    unit = "binary M" if rec["unit_divisor"] == 2**20 else "M"
+    rows.append((f"= {rec['figure']:,}", f"= {rec['figure'] / rec['unit_divisor']:.3f}", rec["target"],
+                 f"the {rec['target']} figure ({unit}); rows sum to {rec['sum_of_rows']:,}"))
+    return rows
+
+
+def print_explain(explain: dict[str, Any]) -> None:
+    for target, rec in explain.items():
+        unit = "/2^20" if rec["unit_divisor"] == 2**20 else "/1e6"
+        t = Table(title=f"true MACs -> {target}, term by term (raw counts; value {unit})")
+        for col in ("raw", "value", "term", "rule"):
+            t.add_column(col, overflow="fold")
+        for row in explain_rows(rec):
+            t.add_row(*row)
         console.print(t)
 
 
@@ -178,6 +238,8 @@ def flops_cmd(
     engines: str = typer.Option(None, "--engines", help=f"comma list of {','.join(ENGINES)}"),
     all_models: bool = typer.Option(False, "--all", help="every registered model"),
     jobs: int = typer.Option(min(2, os.cpu_count() or 1), "--jobs", help="processes for --all"),
+    train: bool = typer.Option(False, "--train", help="also forward + backward MACs per image of a training step"),
+    explain: bool = typer.Option(False, "--explain", help="reconcile true MACs with paper, fvcore, ptflops"),
 ) -> None:
     """#Params and FLOPs under every convention: the paper's (hooks), analytic, fvcore, ptflops, true MACs."""
     k = resolve_keypoints(keypoints, dataset)
@@ -193,19 +255,21 @@ def flops_cmd(
         if jobs < 1:
             raise HrbenchError(f"invalid --jobs {jobs}: must be a positive integer")
         rows = measure_many(names, jobs=jobs, input_hw=hw, num_keypoints=k, overrides=sets or None,
-                            engines=chosen, by_module=by_module, dataset=dataset)
+                            engines=chosen, by_module=by_module, dataset=dataset, train=train, explain=explain)
+        took = f"{len(rows)} models in {time.perf_counter() - t0:.1f} s ({jobs} jobs)"
         if as_json:
             print(json.dumps([r if isinstance(r, dict) else r.to_dict() for r in rows], indent=1))
+            print(took, file=sys.stderr)
         else:
             print_all(rows)
-            console.print(f"{len(rows)} models in {time.perf_counter() - t0:.1f} s")
+            console.print(took)
         return
     if not arch:
         raise HrbenchError("missing ARCH (or use --all); see `hrbench list`")
     name = resolve(arch)
     # The Dite convention's gap per block type needs the per-module counts.
     detail = by_module or (not as_json and get_entry(name).convention == "torchstat-dite")
-    result = measure(name, hw, k, sets or None, chosen, detail, dataset=dataset)
+    result = measure(name, hw, k, sets or None, chosen, detail, dataset=dataset, train=train, explain=explain)
     if as_json:
         print(json.dumps(result.to_dict(), indent=1))
     else:

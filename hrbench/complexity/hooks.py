@@ -16,7 +16,8 @@ class PaperHooks:
     """Context manager: forward hooks that count every module ``convention`` has a rule for.
 
     ``counts`` maps qualified module names to raw counts; with ``convention.last_call_only`` a
-    module's last call wins (torchstat), otherwise calls add up. ``calls`` counts the calls.
+    module's last call wins (torchstat), otherwise calls add up. ``calls`` counts the calls;
+    ``shapes`` keeps every call's (input, output) shapes (for :mod:`~hrbench.complexity.explain`).
     """
 
     def __init__(self, model: nn.Module, convention: Convention) -> None:
@@ -24,12 +25,15 @@ class PaperHooks:
         self.convention = convention
         self.counts: dict[str, int] = {}
         self.calls: dict[str, int] = {}
+        self.shapes: dict[str, list[tuple[tuple[int, ...], tuple[int, ...]]]] = {}
         self._handles: list = []
 
     def _hook(self, name: str, rule):
         def hook(mod, inp, out):
-            value = int(rule(mod, _shape(inp[0]), _shape(out)))
+            i, o = _shape(inp[0]), _shape(out)
+            value = int(rule(mod, i, o))
             self.calls[name] = self.calls.get(name, 0) + 1
+            self.shapes.setdefault(name, []).append((i, o))
             if self.convention.last_call_only:
                 self.counts[name] = value
             else:

@@ -33,6 +33,8 @@ class LibCount:
     by_module: dict[str, int] = dataclasses.field(default_factory=dict)  # exclusive per module
     skipped: dict[str, object] = dataclasses.field(default_factory=dict)
     error: str | None = None
+    by_operator: dict[str, int] = dataclasses.field(default_factory=dict)  # fvcore: per handled op
+    by_function: dict[str, int] = dataclasses.field(default_factory=dict)  # ptflops: per patched function
 
 
 @contextlib.contextmanager
@@ -83,6 +85,7 @@ def fvcore_count(model: nn.Module, input_hw: tuple[int, int]) -> LibCount:
             total = int(fa.total())
             all_skipped = fa.unsupported_ops()
             by_mod = fa.by_module()
+            by_op = {k: int(v) for k, v in fa.by_operator().items() if v}
             uncalled = sorted(fa.uncalled_modules())
     except Exception as e:
         return LibCount(error=f"fvcore failed: {_error(e)}")
@@ -96,6 +99,7 @@ def fvcore_count(model: nn.Module, input_hw: tuple[int, int]) -> LibCount:
         by_module=_exclusive(dict(by_mod), model),
         skipped={"unsupported_ops": _sorted_counter(unsupported), "ignored_ops": _sorted_counter(ignored),
                  "uncalled_modules": uncalled},
+        by_operator=dict(sorted(by_op.items())),
     )
 
 
@@ -150,6 +154,7 @@ def ptflops_count(model: nn.Module, input_hw: tuple[int, int], probe: Probe | No
                 for f in (*FUNCTIONAL_MAPPING, *TENSOR_OPS_MAPPING)}
     counted_out: Counter[str] = Counter()  # patched functions counted outside hooked modules
     counted_twice: Counter[str] = Counter()
+    by_function: Counter[str] = Counter()  # ptflops' count per patched function ("... in Module" inside one)
     stack = ModuleStack(model)
     original_call = engine.torch_function_wrapper.__call__
 
@@ -157,10 +162,14 @@ def ptflops_count(model: nn.Module, input_hw: tuple[int, int], probe: Probe | No
         name = op_names.get(id(self.op), getattr(self.op, "__name__", "?"))
         inner = stack.stack[-1][1] if stack.stack else None
         if inner is not None and type(inner) in supported:
-            counted_twice[f"{name} in {type(inner).__name__}"] += 1
+            name = f"{name} in {type(inner).__name__}"
+            counted_twice[name] += 1
         else:
             counted_out[name] += 1
-        return original_call(self, *args, **kwargs)
+        before = len(self.collector)
+        out = original_call(self, *args, **kwargs)
+        by_function[name] += int(sum(self.collector[before:]))
+        return out
 
     was_training = model.training
     x = example_input(input_hw)
@@ -196,7 +205,8 @@ def ptflops_count(model: nn.Module, input_hw: tuple[int, int], probe: Probe | No
     functional = int(macs) - sum(per_module.values())
     if functional:
         per_module["(patched functions)"] = functional
-    return LibCount(total=int(macs), by_module=per_module, skipped=skipped)
+    return LibCount(total=int(macs), by_module=per_module, skipped=skipped,
+                    by_function=dict(sorted(by_function.items())))
 
 
 def _strip_ptflops(model: nn.Module) -> None:

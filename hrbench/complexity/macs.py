@@ -1,13 +1,16 @@
-"""True multiply-accumulates, counted at the ATen level during one forward pass.
+"""True multiply-accumulates of one forward pass, with PyTorch's own counter as the engine.
 
-Every convolution (``nn.Conv2d`` or a functional / dynamic ``F.conv2d``, any ``groups``,
-transposed too) and every matrix product (``matmul``, ``mm``, ``bmm``, ``einsum``, ``linear``,
-``addmm``, ``baddbmm``, ``mv``, ``dot``) reaches the dispatcher as one of a few ATen ops, so a
-:class:`~torch.utils._python_dispatch.TorchDispatchMode` sees them all, however the model calls
-them. The unit is decimal (1 MAC = one multiply + one add; no bias, no elementwise ops).
+``torch.utils.flop_counter.FlopCounterMode`` sees every convolution (``nn.Conv2d`` or a
+functional / dynamic ``F.conv2d``, any ``groups``, transposed too) and every matrix product
+(``matmul``, ``einsum``, ``linear`` decomposed into ``mm`` / ``bmm`` / ``addmm``) at the ATen
+level, however the model calls them; :data:`EXTRA_FORMULAS` adds the products it has no formula
+for (``mv``, ``addmv``, ``dot``, ``vdot``). MACs = its FLOPs / 2, decimal unit (1 MAC = one
+multiply + one add; no bias, no elementwise ops). :class:`MacCounter` also attributes each count
+to the innermost module, ATen op and block type.
 
-The same probe pass also takes a census of the ``torch`` functions each module calls
-(:class:`FunctionCensus`), which tells what the hook-based conventions and the libraries skip.
+The same probe pass takes a census of the ``torch`` functions each module calls
+(:class:`FunctionCensus`), which tells what the hook-based conventions and the libraries skip,
+and an ATen census of kernel launches and elements moved (:mod:`hrbench.complexity.traffic`).
 """
 
 from __future__ import annotations
@@ -20,10 +23,12 @@ from collections import Counter
 import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode, resolve_name
-from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_map
+from torch.utils.flop_counter import FlopCounterMode, flop_registry
 
 from hrbench.complexity.conventions import Convention
 from hrbench.complexity.hooks import PaperHooks
+from hrbench.complexity.traffic import AtenCensus, Traffic
 
 aten = torch.ops.aten
 
@@ -32,65 +37,68 @@ def _numel(shape) -> int:
     return math.prod(int(s) for s in shape)
 
 
-def _conv_macs(args, out) -> int:
-    x, weight = args[0], args[1]
-    transposed = bool(args[6]) if len(args) > 6 else False
-    kernel = _numel(weight.shape[2:])
-    if transposed:  # weight (C_in, C_out/groups, k...): every input element meets C_out/groups kernels
-        return _numel(x.shape) * int(weight.shape[1]) * kernel
-    return _numel(out.shape) * int(weight.shape[1]) * kernel  # weight (C_out, C_in/groups, k...)
+def _on_shapes(formula):
+    """A FlopCounterMode formula on raw arguments, from one written on shapes (as torch's own)."""
+
+    def raw(*args, out_val=None, **kwargs) -> int:
+        shapes = tree_map(lambda t: t.shape if isinstance(t, torch.Tensor) else t, (args, kwargs, out_val))
+        return int(formula(*shapes[0], **shapes[1], out_shape=shapes[2]))
+
+    raw._get_raw = True  # FlopCounterMode passes such a formula the raw arguments
+    return raw
 
 
-def _mm_macs(a, b) -> int:
-    return int(a.shape[0]) * int(a.shape[1]) * int(b.shape[1])
+def _conv_backward(grad_out, x, w, bias, stride, padding, dilation, transposed, output_padding, groups,
+                   output_mask, **kwargs) -> int:
+    """Grad-input and grad-weight each repeat the forward's products: forward MACs per output."""
+    kernel, spatial = _numel(w[2:]), _numel((x if transposed else grad_out)[2:])
+    forward = 2 * int(x[0]) * spatial * kernel * int(w[0]) * int(w[1])  # w: (C_out, C_in/g, k..)
+    return forward * (int(bool(output_mask[0])) + int(bool(output_mask[1])))
 
 
-def _bmm_macs(a, b) -> int:
-    return int(a.shape[0]) * int(a.shape[1]) * int(a.shape[2]) * int(b.shape[2])
+def _conv(x, w, *args, **kwargs) -> int:
+    """conv1d/2d/3d (composite, seen undecomposed under inference_mode): w = (C_out, C_in/g, k..)."""
+    out = kwargs["out_shape"]
+    return 2 * _numel(out) * int(w[1]) * _numel(w[2:])
 
 
-def _matmul_macs(a, b) -> int:
+def _conv_transpose(x, w, *args, **kwargs) -> int:
+    """conv_transpose1d/2d/3d: every input element meets C_out/g kernels, w = (C_in, C_out/g, k..)."""
+    return 2 * _numel(x) * int(w[1]) * _numel(w[2:])
+
+
+def _matmul(a, b, **kwargs) -> int:
     """torch.matmul semantics: 1-D operands are promoted, leading dimensions broadcast."""
-    sa, sb = list(a.shape), list(b.shape)
-    if len(sa) == 1:
-        sa = [1, sa[0]]
-    if len(sb) == 1:
-        sb = [sb[0], 1]
+    sa, sb = list(a), list(b)
+    sa, sb = ([1, *sa] if len(sa) == 1 else sa), ([*sb, 1] if len(sb) == 1 else sb)
     batch = torch.broadcast_shapes(tuple(sa[:-2]), tuple(sb[:-2]))
-    return _numel(batch) * sa[-2] * sa[-1] * sb[-1]
+    return 2 * _numel(batch) * sa[-2] * sa[-1] * sb[-1]
 
 
-def _convnd_macs(args, out) -> int:
-    return _numel(out.shape) * int(args[1].shape[1]) * _numel(args[1].shape[2:])
-
-
-def _conv_transpose_macs(args, out) -> int:
-    return _numel(args[0].shape) * int(args[1].shape[1]) * _numel(args[1].shape[2:])
-
-
-#: ATen overload packets that carry multiply-accumulates -> MACs(args, out). The composite
-#: ones (conv2d, matmul, linear) reach a dispatch mode undecomposed in some modes (e.g. under
-#: inference_mode); otherwise their decompositions (convolution, mm, bmm, addmm) do. Either
-#: way a call is seen once.
-MAC_OPS = {
-    aten.conv1d: _convnd_macs,
-    aten.conv2d: _convnd_macs,
-    aten.conv3d: _convnd_macs,
-    aten.conv_transpose1d: _conv_transpose_macs,
-    aten.conv_transpose2d: _conv_transpose_macs,
-    aten.conv_transpose3d: _conv_transpose_macs,
-    aten.matmul: lambda args, out: _matmul_macs(args[0], args[1]),
-    aten.linear: lambda args, out: _numel(args[0].shape) * int(args[1].shape[0]),
-    aten.convolution: lambda args, out: _conv_macs(args, out),
-    aten._convolution: lambda args, out: _conv_macs(args, out),
-    aten.mm: lambda args, out: _mm_macs(args[0], args[1]),
-    aten.addmm: lambda args, out: _mm_macs(args[1], args[2]),
-    aten.bmm: lambda args, out: _bmm_macs(args[0], args[1]),
-    aten.baddbmm: lambda args, out: _bmm_macs(args[1], args[2]),
-    aten.mv: lambda args, out: _numel(args[0].shape),
-    aten.addmv: lambda args, out: _numel(args[1].shape),
-    aten.dot: lambda args, out: int(args[0].shape[0]),
+#: Formulas (in FLOPs = 2 per multiply-accumulate, FlopCounterMode's unit) for the ATen ops with
+#: multiply-accumulates that ``torch.utils.flop_counter`` has no formula for. Composite ops
+#: (conv2d, matmul, linear) would be decomposed into ``convolution`` / ``mm`` / ``addmm`` by the
+#: mode; counting them directly saves a dispatch round per call (einsum stays decomposed).
+EXTRA_FORMULAS = {
+    **{op: _on_shapes(_conv) for op in (aten.conv1d, aten.conv2d, aten.conv3d)},
+    **{op: _on_shapes(_conv_transpose) for op in (aten.conv_transpose1d, aten.conv_transpose2d,
+                                                  aten.conv_transpose3d)},
+    aten.matmul: _on_shapes(_matmul),
+    aten.linear: _on_shapes(lambda x, w, *args, **kw: 2 * _numel(x) * int(w[0])),
+    aten.mv: _on_shapes(lambda a, v, **kw: 2 * _numel(a)),
+    aten.addmv: _on_shapes(lambda s, a, v, **kw: 2 * _numel(a)),
+    aten.dot: _on_shapes(lambda a, b, **kw: 2 * _numel(a)),
+    aten.vdot: _on_shapes(lambda a, b, **kw: 2 * _numel(a)),
+    # torch's convolution_backward formula ignores ``groups`` in the grad-weight product (it
+    # counts a depthwise conv's grad-weight C times over); this one is exact for any groups.
+    aten.convolution_backward: _on_shapes(_conv_backward),
 }
+
+
+def flop_formulas() -> dict:
+    """Every formula hrbench counts with: PyTorch's registry, :data:`EXTRA_FORMULAS` replacing."""
+    return {**flop_registry, **EXTRA_FORMULAS}
+
 
 #: ATen ops that only move, view or allocate data (left out of the "not MACs" census).
 _DATA_OPS = {
@@ -195,42 +203,62 @@ class MacsResult:
     other_ops: Counter = dataclasses.field(default_factory=Counter)
 
 
-class MacCounter(TorchDispatchMode):
-    """Dispatch mode adding up the MACs of every convolution / matrix product it sees."""
+class _GlobalOnly:
+    """Stands in for FlopCounterMode's module tracker (global hooks walking the module tree at
+    every call, a third of the probe's time): every count goes to its "Global" total only."""
+
+    parents = ("Global",)
+
+    def __enter__(self) -> _GlobalOnly:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+
+class MacCounter:
+    """PyTorch's ``FlopCounterMode`` as the MAC engine (MACs = its FLOPs / 2), every formula
+    wrapped so that each count is also attributed to the innermost executing module (``stack``),
+    its ATen op and its block type. Use as a context manager; ``result`` holds the outcome."""
 
     def __init__(self, stack: ModuleStack | None = None) -> None:
-        super().__init__()
         self.stack = stack
         self.result = MacsResult()
-        self._depth = 0
+        mapping = {op: self._attributed(op, f) for op, f in flop_formulas().items()}
+        self.mode = FlopCounterMode(display=False, custom_mapping=mapping)
+        if hasattr(self.mode, "mod_tracker"):  # torch >= 2.4 names modules itself; ``stack`` does that here
+            self.mode.mod_tracker = _GlobalOnly()
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        packet = func.overloadpacket
-        rule = MAC_OPS.get(packet)
-        if rule is None:
-            # A composite op (e.g. einsum under inference_mode) reaches the mode undecomposed:
-            # run its decomposition under the mode so that the products inside are seen.
-            if self._depth == 0 and packet.__name__ not in _DATA_OPS:
-                self.result.other_ops[packet.__name__] += 1
-            self._depth += 1
-            try:
-                with self:
-                    out = func.decompose(*args, **kwargs)
-            finally:
-                self._depth -= 1
-            return func(*args, **kwargs) if out is NotImplemented else out
-        out = func(*args, **kwargs)
-        macs = int(rule(args, out))
+    def _attributed(self, op, formula):
+        def raw(*args, out_val=None, **kwargs) -> int:
+            flops = int(formula(*args, out_val=out_val, **kwargs))
+            self._record(getattr(op, "__name__", str(op)), flops // 2)
+            return flops
+
+        raw._get_raw = True
+        return raw
+
+    def _record(self, op: str, macs: int) -> None:
         r = self.result
-        r.total += macs
-        r.by_op[packet.__name__] += macs
+        r.by_op[op] += macs
         name = self.stack.current if self.stack else ""
         r.by_module[name] = r.by_module.get(name, 0) + macs
         block = self.stack.owner_block() if self.stack else None
         cls = type(block).__name__ if block is not None else "(top level)"
         r.by_class[cls] = r.by_class.get(cls, 0) + macs
-        return out
+
+    @property
+    def flops(self) -> int:
+        """FlopCounterMode's own total (2 per multiply-accumulate)."""
+        return self.mode.get_total_flops()
+
+    def __enter__(self) -> MacCounter:
+        self.mode.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.mode.__exit__(*exc)
+        self.result.total = self.flops // 2
 
 
 class FunctionCensus(TorchFunctionMode):
@@ -262,25 +290,34 @@ class Probe:
     census: FunctionCensus
     paper: dict[str, int] | None = None
     output_shape: tuple[int, ...] = ()
+    traffic: Traffic = dataclasses.field(default_factory=Traffic)
+    hooks: PaperHooks | None = None  # the convention's hooks (per-call shapes), given one
 
 
 def run_probe(model: nn.Module, input_hw: tuple[int, int], convention: Convention | None = None) -> Probe:
     """One forward pass of ``model`` (eval, inference mode, batch 1) with the module stack, the
-    MAC counter, the function census and (given ``convention``) the paper's hooks attached."""
+    MAC counter (FlopCounterMode), the ATen census of launches and elements, the function
+    census and (given ``convention``) the paper's hooks attached."""
     stack = ModuleStack(model)
     counter = MacCounter(stack)
+    aten_census = AtenCensus(stack)
     census = FunctionCensus(stack)
-    paper = PaperHooks(model, convention) if convention is not None else contextlib.nullcontext()
+    hooks = PaperHooks(model, convention) if convention is not None else None
     was_training = model.training
     model.eval()
-    try:
-        with stack, paper, torch.inference_mode(), census, counter:
-            out = model(example_input(input_hw))
+    x = example_input(input_hw)
+    try:  # the MAC counter is entered last: it decomposes composite ops before the ATen census
+        with stack, hooks or contextlib.nullcontext(), torch.inference_mode(), census, aten_census, counter:
+            out = model(x)
     finally:
         model.train(was_training)
     first = next((t for t in torch.utils._pytree.tree_leaves(out) if isinstance(t, torch.Tensor)), None)
     shape = tuple(first.shape) if first is not None else ()
-    return Probe(stack, counter.result, census, paper.counts if convention is not None else None, shape)
+    traffic = aten_census.traffic
+    formulas = {getattr(op, "__name__", str(op)) for op in flop_formulas()}
+    counter.result.other_ops = Counter({op: n for op, n in traffic.by_op.items()
+                                        if op not in formulas and op not in _DATA_OPS})
+    return Probe(stack, counter.result, census, hooks.counts if hooks is not None else None, shape, traffic, hooks)
 
 
 def example_input(input_hw: tuple[int, int]) -> torch.Tensor:

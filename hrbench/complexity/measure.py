@@ -6,14 +6,20 @@ Engines (all on one model built once, batch 1, eval mode):
 * ``analytic`` — the same convention in closed form (:mod:`walker`), must equal ``paper``;
 * ``fvcore``   — fvcore ``FlopCountAnalysis`` (1 per MAC of conv/matmul, + norm/upsample/pool);
 * ``ptflops``  — ptflops pytorch backend (MACs of hooked layers, + bias/BN/ReLU/pool/upsample);
-* ``macs``     — true multiply-accumulates of every convolution and matrix product (:mod:`macs`).
+* ``macs``     — true multiply-accumulates of every convolution and matrix product (:mod:`macs`,
+  PyTorch's ``FlopCounterMode`` / 2), with the memory traffic of the same pass (:mod:`traffic`).
+
+Optional: the training-step cost (:mod:`train`) and the reconciliation of every count with the
+true MACs (:mod:`explain`). Every result is stamped with the versions, input, K and convention.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import functools
 import gc
+import importlib.metadata
 import multiprocessing
 import time
 import warnings
@@ -23,13 +29,17 @@ from typing import Any
 import torch
 from torch import nn
 
+from hrbench.complexity import explain as ex
+from hrbench.complexity.breakdown import ENGINES, block_type_rows, convention_skips, module_rows
 from hrbench.complexity.conventions import Convention, get_convention
 from hrbench.complexity.libs import LibCount, fvcore_count, ptflops_count
-from hrbench.complexity.macs import Probe, is_data_movement, is_user_module, run_probe
+from hrbench.complexity.macs import Probe, run_probe
+from hrbench.complexity.traffic import summary as traffic_summary
+from hrbench.complexity.train import train_step_macs
 from hrbench.complexity.walker import analytic_counts
 from hrbench.errors import HrbenchError
 
-ENGINES = ("paper", "analytic", "fvcore", "ptflops", "macs")
+__all__ = ["ENGINES", "UNITS", "Complexity", "measure", "measure_model", "measure_many", "stamp"]
 
 UNITS = {
     "params": "parameters (exact count, every parameter incl. unused ones)",
@@ -60,6 +70,9 @@ class Complexity:
     by_module: list[dict[str, Any]] | None = None
     by_block_type: dict[str, dict[str, float]] | None = None
     seconds: dict[str, float] = dataclasses.field(default_factory=dict)  # wall time per engine (not in to_dict)
+    traffic: dict[str, Any] | None = None
+    train: dict[str, Any] | None = None
+    explain: dict[str, Any] | None = None
 
     def _scaled(self, engine: str) -> float | None:
         raw = self.counts.get(engine)
@@ -102,7 +115,30 @@ class Complexity:
             d["by_module"] = self.by_module
         if self.by_block_type is not None:
             d["by_block_type"] = self.by_block_type
+        for key in ("traffic", "train", "explain"):
+            if getattr(self, key) is not None:
+                d[key] = getattr(self, key)
+        d["stamp"] = stamp(self.input_hw, self.keypoints, self.convention)
         return d
+
+
+@functools.cache
+def versions() -> dict[str, str]:
+    """hrbench, torch, fvcore and ptflops versions (installed distributions)."""
+    import hrbench
+
+    out = {"hrbench": hrbench.__version__, "torch": torch.__version__}
+    for dist in ("fvcore", "ptflops"):
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            out[dist] = "not installed"
+    return out
+
+
+def stamp(input_hw: tuple[int, int], keypoints: int, convention: str) -> dict[str, Any]:
+    """What every figure was counted with: versions, input, K, convention."""
+    return {**versions(), "input": f"{input_hw[0]}x{input_hw[1]}", "keypoints": keypoints, "convention": convention}
 
 
 def count_params(model: nn.Module) -> int:
@@ -118,14 +154,17 @@ def measure(
     engines: Iterable[str] = ENGINES,
     by_module: bool = False,
     dataset: str | None = None,
+    train: bool = False,
+    explain: bool = False,
 ) -> Complexity:
-    """Build registered ``arch`` once and count it with every engine in ``engines``."""
+    """Build registered ``arch`` once and count it with every engine in ``engines`` (``train``:
+    also the training-step cost; ``explain``: also the reconciliation of each count with MACs)."""
     from hrbench.registry import create_model, get_entry
 
     entry = get_entry(arch)
     model = create_model(entry.name, num_keypoints=num_keypoints, **(overrides or {}))
     result = measure_model(model, input_hw, convention=entry.convention, engines=engines, by_module=by_module,
-                           arch=entry.name)
+                           arch=entry.name, train=train, explain=explain)
     result.overrides = dict(overrides or {})
     result.published = published_for(entry.name, input_hw, num_keypoints, result, dataset, bool(overrides))
     return result
@@ -158,164 +197,118 @@ def measure_model(
     by_module: bool = False,
     arch: str | None = None,
     by_module_depth: int = 3,
+    train: bool = False,
+    explain: bool = False,
 ) -> Complexity:
-    """Count an already-built ``model`` (any nn.Module taking one (1, 3, H, W) tensor)."""
-    engines = tuple(engines)
-    gc_was_enabled = gc.isenabled()
-    gc.disable()  # the JIT trace allocates ~1e5 small objects; collections only cost time here
-    try:
-        return _measure_model(model, input_hw, convention, engines, by_module, arch, by_module_depth)
-    finally:
-        if gc_was_enabled:
-            gc.enable()
-
-
-def _measure_model(model: nn.Module, input_hw: tuple[int, int], convention: str | Convention,
-                   engines: tuple[str, ...], by_module: bool, arch: str | None, by_module_depth: int) -> Complexity:
+    """Count an already-built ``model`` (any nn.Module taking one (1, 3, H, W) tensor).
+    ``explain`` starts from true MACs, so it adds the ``macs`` engine."""
+    engines = tuple(engines) + (("macs",) if explain and "macs" not in engines else ())
     unknown = [e for e in engines if e not in ENGINES]
     if unknown:
         raise HrbenchError(f"unknown engine(s) {', '.join(unknown)}: choose from {', '.join(ENGINES)}")
     conv = convention if isinstance(convention, Convention) else get_convention(convention)
     h, w = int(input_hw[0]), int(input_hw[1])
-    keypoints = int(getattr(model, "num_keypoints", 0) or 0)
     res = Complexity(arch=arch or getattr(model, "arch", "") or type(model).__name__, input_hw=(h, w),
-                     keypoints=keypoints, params=count_params(model), convention=conv.name,
-                     counts={e: None for e in ENGINES})
-    seconds = res.seconds
-    exclusive: dict[str, dict[str, int]] = {}
+                     keypoints=int(getattr(model, "num_keypoints", 0) or 0), params=count_params(model),
+                     convention=conv.name, counts={e: None for e in ENGINES})
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # the JIT trace allocates ~1e5 small objects; collections only cost time here
+    try:
+        exclusive: dict[str, dict[str, int]] = {}
+        probe = _probe_engines(res, model, conv, engines, exclusive)
+        _analytic(res, model, conv, engines, exclusive)
+        libs = _lib_engines(res, model, engines, probe, exclusive)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    if by_module:
+        res.by_module = module_rows(model, exclusive, by_module_depth)
+        res.by_block_type = block_type_rows(model, exclusive)
+    if explain:
+        res.explain = _explain(res, model, conv, probe, libs)
+    if train:
+        t = time.perf_counter()
+        res.train = train_step_macs(model, (h, w)).to_dict()
+        res.seconds["train"] = time.perf_counter() - t
+    return res
 
-    probe: Probe | None = None
-    if {"paper", "macs", "ptflops"} & set(engines):
-        t = time.perf_counter()
-        try:
-            probe = run_probe(model, (h, w), conv if "paper" in engines else None)
-        except HrbenchError as e:
-            raise HrbenchError(f"{res.arch}: {e}") from e
-        except Exception as e:  # a model that cannot run at this input is a user error
-            raise HrbenchError(f"{res.arch} cannot run on a {h}x{w} input: {type(e).__name__}: "
-                               f"{str(e).splitlines()[0] if str(e) else ''}") from e
-        seconds["probe"] = time.perf_counter() - t
-        if "paper" in engines:
-            res.counts["paper"] = sum(probe.paper.values())
-            exclusive["paper"] = dict(probe.paper)
-            res.skipped["paper"] = convention_skips(model, conv, probe)
-        if "macs" in engines:
-            res.counts["macs"] = probe.macs.total
-            exclusive["macs"] = dict(probe.macs.by_module)
-            res.skipped["macs"] = {"not_macs_aten_ops": dict(sorted(probe.macs.other_ops.items(),
-                                                                     key=lambda kv: (-kv[1], kv[0])))}
-    if "analytic" in engines:
-        t = time.perf_counter()
-        try:
-            counts = analytic_counts(model, conv, (h, w))
-            res.counts["analytic"] = sum(counts.values())
-            exclusive["analytic"] = counts
-        except Exception as e:
-            res.errors["analytic"] = f"{type(e).__name__}: {e}"
-        seconds["analytic"] = time.perf_counter() - t
-    for name, fn in (("fvcore", lambda: fvcore_count(model, (h, w))),
-                     ("ptflops", lambda: ptflops_count(model, (h, w), probe))):
+
+def _probe_engines(res: Complexity, model: nn.Module, conv: Convention, engines: tuple[str, ...],
+                   exclusive: dict[str, dict[str, int]]) -> Probe | None:
+    """paper and macs (+ traffic) from one instrumented forward pass (also ptflops' census)."""
+    if not {"paper", "macs", "ptflops"} & set(engines):
+        return None
+    h, w = res.input_hw
+    t = time.perf_counter()
+    try:
+        probe = run_probe(model, (h, w), conv if "paper" in engines else None)
+    except HrbenchError as e:
+        raise HrbenchError(f"{res.arch}: {e}") from e
+    except Exception as e:  # a model that cannot run at this input is a user error
+        raise HrbenchError(f"{res.arch} cannot run on a {h}x{w} input: {type(e).__name__}: "
+                           f"{str(e).splitlines()[0] if str(e) else ''}") from e
+    res.seconds["probe"] = time.perf_counter() - t
+    if "paper" in engines:
+        res.counts["paper"] = sum(probe.paper.values())
+        exclusive["paper"] = dict(probe.paper)
+        res.skipped["paper"] = convention_skips(model, conv, probe)
+    if "macs" in engines:
+        res.counts["macs"] = probe.macs.total
+        exclusive["macs"] = dict(probe.macs.by_module)
+        res.skipped["macs"] = {"not_macs_aten_ops": dict(sorted(probe.macs.other_ops.items(),
+                                                                 key=lambda kv: (-kv[1], kv[0])))}
+        res.traffic = traffic_summary(model, probe.traffic, probe.macs.by_module)
+        exclusive["launches"] = dict(probe.traffic.launches)
+        exclusive["written"] = dict(probe.traffic.written)
+        exclusive["bytes_fp32"] = {n: 4 * (v + probe.traffic.read.get(n, 0)) for n, v in probe.traffic.written.items()}
+    return probe
+
+
+def _analytic(res: Complexity, model: nn.Module, conv: Convention, engines: tuple[str, ...],
+              exclusive: dict[str, dict[str, int]]) -> None:
+    if "analytic" not in engines:
+        return
+    t = time.perf_counter()
+    try:
+        counts = analytic_counts(model, conv, res.input_hw)
+        res.counts["analytic"] = sum(counts.values())
+        exclusive["analytic"] = counts
+    except Exception as e:  # recorded under errors["analytic"], shown beside the other counts
+        res.errors["analytic"] = f"{type(e).__name__}: {e}"
+    res.seconds["analytic"] = time.perf_counter() - t
+
+
+def _lib_engines(res: Complexity, model: nn.Module, engines: tuple[str, ...], probe: Probe | None,
+                 exclusive: dict[str, dict[str, int]]) -> dict[str, LibCount]:
+    libs: dict[str, LibCount] = {}
+    for name, fn in (("fvcore", lambda: fvcore_count(model, res.input_hw)),
+                     ("ptflops", lambda: ptflops_count(model, res.input_hw, probe))):
         if name not in engines:
             continue
         t = time.perf_counter()
         lib: LibCount = fn()
-        seconds[name] = time.perf_counter() - t
+        res.seconds[name] = time.perf_counter() - t
         if lib.error:
             res.errors[name] = lib.error
             continue
         res.counts[name] = lib.total
         res.skipped[name] = lib.skipped
         exclusive[name] = lib.by_module
-    if by_module:
-        res.by_module = module_rows(model, exclusive, by_module_depth)
-        res.by_block_type = block_type_rows(model, exclusive)
-    return res
+        libs[name] = lib
+    return libs
 
 
-def convention_skips(model: nn.Module, conv: Convention, probe: Probe) -> dict[str, Any]:
-    """What the hook-based convention left out on this model: called modules without a rule
-    (by type), ``torch`` functions called outside counted modules, and (torchstat) the calls
-    beyond the first of modules called several times."""
-    mods = dict(model.named_modules())
-    zero_types: dict[str, int] = {}
-    for name in probe.stack.calls:
-        m = mods.get(name)
-        if m is None or next(m.children(), None) is not None or conv.rule_for(m) is not None:
-            continue
-        zero_types[type(m).__name__] = zero_types.get(type(m).__name__, 0) + 1
-    funcs: dict[str, int] = {}
-    for f, owner in probe.census.calls:
-        m = mods.get(owner)
-        if m is not None and conv.rule_for(m) is not None:
-            continue
-        if not is_data_movement(f):
-            funcs[f] = funcs.get(f, 0) + 1
-    out: dict[str, Any] = {
-        "zero_count_modules": dict(sorted(zero_types.items(), key=lambda kv: (-kv[1], kv[0]))),
-        "uncounted_functions": dict(sorted(funcs.items(), key=lambda kv: (-kv[1], kv[0]))),
-    }
-    if conv.last_call_only:
-        repeated = {n: c - 1 for n, c in probe.stack.calls.items()
-                    if c > 1 and mods.get(n) is not None and conv.rule_for(mods[n]) is not None}
-        out["repeated_calls_not_counted"] = dict(sorted(repeated.items()))
+def _explain(res: Complexity, model: nn.Module, conv: Convention, probe: Probe,
+             libs: dict[str, LibCount]) -> dict[str, Any]:
+    """Reconciliations of true MACs with each counted engine (paper, fvcore, ptflops)."""
+    out: dict[str, Any] = {}
+    if res.counts["paper"] is not None:
+        out["paper"] = ex.explain_paper(model, conv, probe, res.counts["paper"]).to_dict()
+    if "fvcore" in libs:
+        out["fvcore"] = ex.explain_fvcore(libs["fvcore"], probe).to_dict()
+    if "ptflops" in libs:
+        out["ptflops"] = ex.explain_ptflops(model, libs["ptflops"], probe).to_dict()
     return out
-
-
-def _scale(engine: str, raw: int) -> float:
-    return raw / (2**20 if engine in ("paper", "analytic") else 1e6)
-
-
-def module_rows(model: nn.Module, exclusive: dict[str, dict[str, int]], depth: int) -> list[dict[str, Any]]:
-    """Per-module totals (each engine in its unit) for module names up to ``depth`` dotted parts."""
-    names = [n for n, _ in model.named_modules()]
-    keep = [n for n in names if n.count(".") < depth]
-    keep_set = set(keep)
-    sums: dict[str, dict[str, int]] = {n: {} for n in keep}
-    for engine, counts in exclusive.items():
-        for name, value in counts.items():
-            parts = name.split(".") if name and name in names else []
-            for i in range(0, min(depth, len(parts)) + 1):
-                prefix = ".".join(parts[:i])
-                if prefix in keep_set:
-                    sums[prefix][engine] = sums[prefix].get(engine, 0) + value
-    rows = []
-    for n in keep:
-        if not sums[n]:
-            continue
-        row: dict[str, Any] = {"module": n or "(total)", "type": type(dict(model.named_modules())[n]).__name__}
-        for engine in ENGINES:
-            if engine in exclusive:
-                row[engine] = round(_scale(engine, sums[n].get(engine, 0)), 6)
-        rows.append(row)
-    return rows
-
-
-def block_type_rows(model: nn.Module, exclusive: dict[str, dict[str, int]]) -> dict[str, dict[str, float]]:
-    """Counts per block type, in decimal millions of each engine's raw count: for every
-    model-defined module class, the count of everything executed inside its instances
-    (inclusive, so rows nest: a DSC block's row includes its dynamic convolutions' row)."""
-    mods = dict(model.named_modules())
-    root = mods[""]
-
-    def classes(name: str) -> set[str]:
-        if name not in mods:
-            return {name}  # e.g. ptflops' "(patched functions)"
-        parts = name.split(".") if name else []
-        found = {type(mods[".".join(parts[:i])]).__name__ for i in range(1, len(parts) + 1)
-                 if is_user_module(mods[".".join(parts[:i])])}
-        return found or {type(root).__name__}
-
-    out: dict[str, dict[str, int]] = {}
-    for engine, counts in exclusive.items():
-        for name, value in counts.items():
-            for cls in classes(name):
-                out.setdefault(cls, {})
-                out[cls][engine] = out[cls].get(engine, 0) + value
-
-    def key(item):
-        return (-item[1].get("macs", item[1].get("paper", 0)), item[0])
-
-    return {cls: {e: round(v / 1e6, 6) for e, v in sorted(d.items())} for cls, d in sorted(out.items(), key=key)}
 
 
 def _measure_or_error(name: str, kwargs: dict[str, Any]) -> Complexity | dict[str, str]:

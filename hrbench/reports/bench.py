@@ -3,20 +3,22 @@ this machine beside its FLOPs and published accuracy. Machine-dependent, so it l
 ``reports/bench/`` and is not part of ``make tables``.
 
 Timing uses :func:`hrbench.bench.latency.benchmark_model` (eager fp32 mode: warm-up calls, then
-the median of timed calls, CUDA-synchronised on a GPU); without that module, a plain loop here.
+the median of timed calls, CUDA-synchronised on a GPU). Beside FLOPs: the memory traffic of one
+forward (kernel launches, MB moved at fp32, MACs per byte; :mod:`hrbench.complexity.traffic`).
 """
 
 from __future__ import annotations
 
 import platform
-import statistics
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from hrbench.bench.latency import benchmark_model
 from hrbench.cards import reported_for
+from hrbench.complexity.measure import measure, stamp
+from hrbench.errors import HrbenchError
 from hrbench.registry import create_model, get_entry
 from hrbench.reports.render import fmt, markdown_table, to_csv, write_text
 from hrbench.reports.tables import default_measurer
@@ -29,45 +31,24 @@ def _device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        from hrbench.errors import HrbenchError
-
         raise HrbenchError("--device cuda: no CUDA device on this machine")
     return torch.device(name)
-
-
-def _sync(dev: torch.device) -> None:
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
 
 
 def time_model(model: torch.nn.Module, input_hw: tuple[int, int], dev: torch.device, batch: int = 1,
                warmup: int = 3, repeats: int = 10) -> float:
     """Median seconds of one forward pass of a ``batch`` x 3 x H x W input (eager fp32)."""
-    try:
-        from hrbench.bench.latency import benchmark_model
-    except ImportError:
-        benchmark_model = None
-    if benchmark_model is not None:
-        res = benchmark_model(model, input_hw, batch=batch, device=str(dev), modes=("eager",), iters=repeats,
-                              warmup=warmup)
-        row = res.rows[0]
-        if row.error or row.median_ms is None:
-            from hrbench.errors import HrbenchError
+    res = benchmark_model(model, input_hw, batch=batch, device=str(dev), modes=("eager",), iters=repeats,
+                          warmup=warmup)
+    row = res.rows[0]
+    if row.error or row.median_ms is None:
+        raise HrbenchError(f"timing failed: {row.error}")
+    return row.median_ms / 1e3
 
-            raise HrbenchError(f"timing failed: {row.error}")
-        return row.median_ms / 1e3
-    model = model.to(dev).eval()
-    x = torch.randn(batch, 3, *input_hw, device=dev)
-    times = []
-    with torch.no_grad():
-        for i in range(warmup + repeats):
-            _sync(dev)
-            t = time.perf_counter()
-            model(x)
-            _sync(dev)
-            if i >= warmup:
-                times.append(time.perf_counter() - t)
-    return statistics.median(times)
+
+def traffic_of(name: str, input_hw: tuple[int, int]) -> dict[str, Any]:
+    """Launches, bytes moved at fp32 and MACs per byte of one forward (batch 1), from the ATen census."""
+    return measure(name, input_hw, 17, engines=("macs",)).traffic["total"]
 
 
 def published_accuracy(name: str, dataset: str, inp: str) -> str:
@@ -113,24 +94,34 @@ def run_bench(out_dir: str | Path = "reports/bench", device: str = "cpu", batch:
         lat = time_model(model, hw, dev, batch=1, warmup=2, repeats=repeats)
         thr = 1 / lat if batch == 1 else batch / time_model(model, hw, dev, batch=batch, warmup=1,
                                                               repeats=max(2, repeats // 2))
+        tr = traffic_of(name, hw)
         rows.append({"model": name, "paper": get_entry(name).paper, "params_M": m.params / 1e6,
                      "paper_gflops": m.paper_mflops / 1024, "macs_G": (m.macs or 0) / 1e9,
-                     "latency_ms": lat * 1e3, "throughput": thr, "ap": published_accuracy(name, dataset, inp)})
+                     "launches": tr["launches"], "mb_fp32": tr["bytes_fp32"] / 1e6,
+                     "intensity": tr["intensity_fp32"], "latency_ms": lat * 1e3, "throughput": thr,
+                     "ap": published_accuracy(name, dataset, inp)})
     out = Path(out_dir)
-    header = ["model", "paper", "#Params (M)", "paper GFLOPs", "MACs (G)", "latency (ms, batch 1)",
-              f"throughput (img/s, batch {batch})", "published AP (COCO val 256x192)"]
+    header = ["model", "paper", "#Params (M)", "paper GFLOPs", "MACs (G)", "launches", "MB moved (fp32)",
+              "MACs/byte", "latency (ms, batch 1)", f"throughput (img/s, batch {batch})",
+              "published AP (COCO val 256x192)"]
     body = [[r["model"], r["paper"], fmt(r["params_M"], 3), fmt(r["paper_gflops"], 3), fmt(r["macs_G"], 3),
-             fmt(r["latency_ms"], 2), fmt(r["throughput"], 1), r["ap"] or "-"] for r in rows]
+             str(r["launches"]), fmt(r["mb_fp32"], 1), fmt(r["intensity"], 2), fmt(r["latency_ms"], 2),
+             fmt(r["throughput"], 1), r["ap"] or "-"] for r in rows]
     machine = f"{platform.machine()} {platform.processor() or ''}".strip()
     devname = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU ({machine}, " \
         f"{torch.get_num_threads()} threads)"
     md = "\n".join([f"# Latency on this machine ({devname})", "",
                     "Machine-dependent (`make bench`); not part of `make tables`. Median of repeated forward "
-                    f"passes after warm-up, eval mode, no autograd, input {inp}, K=17.", "",
-                    markdown_table(header, body), "![AP vs latency](ap-vs-latency.png)", ""])
+                    f"passes after warm-up, eval mode, no autograd, input {inp}, K=17. Launches, MB moved "
+                    "(reads + writes, every tensor in fp32) and MACs per byte: the ATen census of one batch-1 "
+                    "forward (`hrbench flops ARCH --by-module`).", "",
+                    "Counted with " + ", ".join(f"{k} {v}" for k, v in stamp(hw, 17, "true MACs").items()) + ".",
+                    "", markdown_table(header, body), "![AP vs latency](ap-vs-latency.png)", "",
+                    "![latency vs MACs vs bytes](latency-vs-macs-bytes.png)", ""])
     write_text(out / "latency.md", md)
     write_text(out / "latency.csv", to_csv(header, body))
     _plot(rows, out)
+    _plot_traffic(rows, out)
     return {"device": devname, "rows": rows, "markdown": str(out / "latency.md")}
 
 
@@ -165,3 +156,28 @@ def _plot(rows: list[dict[str, Any]], out: Path) -> None:
             plots.place_labels(ax, [r[key] for r in pts], [float(r["ap"]) for r in pts], [r["model"] for r in pts],
                                colors=[plots.COLORS.get(r["paper"], plots.COLORS["other"]) for r in pts])
         plots.save(fig, out, "ap-vs-latency")
+
+
+def _plot_traffic(rows: list[dict[str, Any]], out: Path) -> None:
+    """Latency against true MACs and against bytes moved, every timed model (log-log)."""
+    import matplotlib.pyplot as plt
+
+    from hrbench.reports import plots
+
+    with plt.rc_context(plots.STYLE):
+        fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
+        cols = [plots.COLORS.get(r["paper"], plots.COLORS["other"]) for r in rows]
+        for ax, key, label in ((axes[0], "macs_G", "true MACs (G), batch 1"),
+                               (axes[1], "mb_fp32", "MB moved per forward (fp32 reads + writes)")):
+            ax.scatter([r[key] for r in rows], [r["latency_ms"] for r in rows], s=36, color=cols, zorder=3)
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel(label)
+            ax.set_ylabel("latency, ms per image (batch 1, this machine)")
+        axes[0].set_title("latency vs MACs", fontsize=10)
+        axes[1].set_title("latency vs bytes moved", fontsize=10)
+        fig.tight_layout()
+        for ax, key in ((axes[0], "macs_G"), (axes[1], "mb_fp32")):
+            plots.place_labels(ax, [r[key] for r in rows], [r["latency_ms"] for r in rows], [r["model"] for r in rows],
+                               colors=cols)
+        plots.save(fig, out, "latency-vs-macs-bytes")
