@@ -263,3 +263,24 @@ def test_training_step_runs_on_the_batched_path():
     out.square().mean().backward()
     weight = model.backbone.stage0[0].layers[0].conv[0].conv[0].conv.aggregation.weight
     assert out.shape == (2, 4, 16, 16) and weight.grad is not None and weight.grad.abs().sum() > 0
+
+
+def test_dka_reduction_error_names_it_with_its_valid_range():
+    # the DGC stem's bottleneck is the narrowest DKA input: 32 stem channels -> 16 per half -> 16 // 4 = 4
+    for value in (5, 1000):
+        with pytest.raises(ConfigError) as err:
+            create_model("dite18", dka_reduction=value)
+        message = str(err.value)
+        assert message.startswith("invalid hyper-parameter dka_reduction:") and "from 1 to 4" in message
+        assert "stem" in message and "stem_channels" not in message and "\n" not in message
+    assert create_model("dite18", dka_reduction=4).config.dka_reduction == 4
+    # static stem convolutions (N=1): the narrowest is branch 0, 40 channels -> 20 split channels, G=1
+    model = create_model("dite18", stem_kernels=1, dka_reduction=20, num_keypoints=4)
+    assert model.eval()(torch.randn(1, 3, 64, 64)).shape == (1, 4, 16, 16)
+    with pytest.raises(ConfigError, match=r"dka_reduction: must be an integer from 1 to 20 .*stage 0 branch 0"):
+        create_model("dite18", stem_kernels=1, dka_reduction=21)
+    # G=10 on branch 0: 20 split channels in groups of 2
+    with pytest.raises(ConfigError, match=r"dka_reduction: must be an integer from 1 to 2 "):
+        create_model("dite18", groups=(10, 1, 2, 4))
+    with pytest.raises(ConfigError, match=r"stem_channels: must be at least 8"):
+        create_model("dite18", stem_channels=4)

@@ -179,10 +179,9 @@ class DiteHRNetConfig(ModelConfig):
                 f"must be a positive integer, got {self.stem_gcm_reduction!r}")
         if self.stem == "dgc":
             half = self.stem_channels // 2
+            require(half // 4 >= 1, "stem_channels", f"must be at least 8 for the DGC block, got {self.stem_channels}")
             require(half // self.stem_gcm_reduction >= 1, "stem_gcm_reduction",
                     f"{self.stem_gcm_reduction} leaves no hidden unit for {half} channels")
-            require(half // 4 >= 1 and (self.stem_kernels == 1 or (half // 4) // self.dka_reduction >= 1),
-                    "stem_channels", f"{self.stem_channels} is too small for the DGC block")
         else:
             require(isinstance(self.stem_expand_ratio, (int, float)) and not isinstance(self.stem_expand_ratio, bool)
                     and round(self.stem_channels * self.stem_expand_ratio) >= 1, "stem_expand_ratio",
@@ -203,7 +202,7 @@ class DiteHRNetConfig(ModelConfig):
         nb = self.num_branches
         what = f"one per resolution branch, highest first; the network has {nb} branches"
         groups = int_tuple("groups", nb, what)
-        kernels = int_tuple("kernels", nb, what)
+        int_tuple("kernels", nb, what)
         gcm_r = int_tuple("gcm_reductions", nb, what)
         prev = 1
         for s, chans in enumerate(self.num_channels):
@@ -215,10 +214,6 @@ class DiteHRNetConfig(ModelConfig):
             for b, c in enumerate(half):
                 require(c % groups[b] == 0, "groups",
                         f"G={groups[b]} on branch {b} does not divide its {c} split channels (stage {s})")
-                if kernels[b] > 1:
-                    require((c // groups[b]) // self.dka_reduction >= 1 or c // groups[b] == 3, "kernels",
-                            f"branch {b}: {c // groups[b]} channels per group are too few for the DKA attention "
-                            f"(dka_reduction {self.dka_reduction})")
                 if self.context == "acm":
                     require(c // gcm_r[b] >= 1, "gcm_reductions", f"{gcm_r[b]} leaves no hidden unit on branch {b}")
                 else:
@@ -226,6 +221,27 @@ class DiteHRNetConfig(ModelConfig):
             ratio = self.dcm_reductions[s] if self.context == "acm" else self.reduce_ratios[s]
             name = "dcm_reductions" if self.context == "acm" else "reduce_ratios"
             require(sum(half) // ratio >= 1, name, f"{ratio} leaves no hidden unit in stage {s}")
+        inputs = [(c, where) for c, where in self.dka_inputs() if c != 3]  # 3 channels: N hidden units
+        if inputs:
+            narrowest, where = min(inputs)
+            require(self.dka_reduction <= narrowest, "dka_reduction",
+                    f"must be an integer from 1 to {narrowest} (the DKA attention's hidden width is its input "
+                    f"channels // dka_reduction; the narrowest input, {where}, has {narrowest} channels), "
+                    f"got {self.dka_reduction}")
+
+    def dka_inputs(self) -> list[tuple[int, str]]:
+        """(input channels, where) of every DKA attention (Sec. 3.1, Eq. 3) this config builds:
+        the DGC stem's convolutions when ``stem_kernels`` > 1, each DSC group's when N > 1."""
+        out: list[tuple[int, str]] = []
+        if self.stem == "dgc" and self.stem_kernels > 1:
+            half = self.stem_channels // 2
+            out += [(half, "the DGC stem's half width"), (half // 4, "the DGC stem's bottleneck")]
+        for s, chans in enumerate(self.num_channels):
+            for b, c in enumerate(chans):
+                if self.kernels[b] > 1:
+                    g = self.groups[b]
+                    out.append(((c // 2) // g, f"stage {s} branch {b}: {c // 2} split channels in G={g} groups"))
+        return out
 
     def build_backbone(self) -> DiteHRNet:
         self.validate()

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hrbench.errors import HrbenchError
+from hrbench.models.bn_updates import repeated_bn_updates
 
 Shape = tuple[int, ...]
 
@@ -293,7 +294,10 @@ class MultiResolutionFusion(nn.ModuleList):
     ``f_i0`` of that overwritten tensor and adds ``f_i0`` of it once more:
     ``y_i = 2·f_i0(S0') + x_i + Σ_{j>0, j≠i} f_ij(x_j)``, ``out_i = ReLU(y_i)``.
     Here ``f_i0(S0')`` is computed once and doubled (a + a is exact), which the official code
-    computes twice; torchstat counts the module once either way.
+    computes twice; torchstat counts the module once either way. The official double call also
+    updates the running statistics of every BatchNorm in ``f_i0`` (i >= 1) twice per training
+    forward, with the same batch statistics; :func:`repeated_bn_updates` reproduces exactly that
+    (two updates' factor, ``num_batches_tracked += 2``) while computing the path once.
 
     ``S0'`` is the pre-ReLU sum ``S0`` when the fusion ReLU is out of place (Lite-HRNet,
     ``relu_inplace=False``); Dite-HRNet's fusion ReLU is in place, so there the overwritten
@@ -320,7 +324,8 @@ class MultiResolutionFusion(nn.ModuleList):
         out.append(a0)
         high = a0 if self.relu_inplace else s0
         for i in range(1, len(self)):
-            a = self[i][0](high)
+            with repeated_bn_updates(self[i][0], 2):
+                a = self[i][0](high)
             y = a + a
             for j in range(1, n):
                 y = y + (xs[j] if j == i else self[i][j](xs[j]))
