@@ -46,6 +46,7 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 from hrbench.cli import bench as _bench  # noqa: E402,F401
 from hrbench.cli import bench_data as _bench_data  # noqa: E402,F401
 from hrbench.cli import data as _data  # noqa: E402,F401
+from hrbench.cli import doctor as _doctor  # noqa: E402,F401
 from hrbench.cli import export as _export  # noqa: E402,F401
 from hrbench.cli import flops as _flops  # noqa: E402,F401
 from hrbench.cli import models as _models  # noqa: E402,F401
