@@ -203,3 +203,20 @@ def test_save_is_atomic(tmp_path: Path, lite18) -> None:
         save_checkpoint(path, {"state_dict": {"x": torch.ones(2)}, "bad": lambda: None})
     assert path.read_bytes() == good  # the old checkpoint survives a failed write
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pt"]  # no temporary left behind
+
+
+def test_a_file_of_random_bytes_is_not_called_pickled_objects(tmp_path):
+    rnd = tmp_path / "random.pt"
+    rnd.write_bytes(bytes(range(256)) * 40)
+    with pytest.raises(CheckpointError, match="not a PyTorch checkpoint"):
+        read_checkpoint(rnd)
+    good = tmp_path / "good.pt"
+    torch.save({"state_dict": {"w": torch.ones(3)}}, good)
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(good.read_bytes()[:300])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        read_checkpoint(cut)
+    objects = tmp_path / "objects.pt"
+    torch.save({"model": torch.nn.Linear(2, 2)}, objects)
+    with pytest.raises(CheckpointError, match="pickled objects"):
+        read_checkpoint(objects)

@@ -288,3 +288,22 @@ def test_latency_report_writes_its_files(tmp_path):
     for name in ("latency.md", "latency.csv", "ap-vs-latency.png", "ap-vs-latency.svg"):
         assert (tmp_path / "bench" / name).exists(), name
     assert "| dpn1_32 | dpn |" in (tmp_path / "bench" / "latency.md").read_text()
+
+
+def test_ablate_table_uses_the_tables_own_gflops_divisor():
+    """Dite-HRNet Table 5 prints MFLOPs / 1000 (G=4211 N=1244: 240.30 -> 0.24, where / 1024 gives 0.2347 and
+    would print 0.23); the DPN slides print / 1024. The ablate table divides as the source table does."""
+    from rich.console import Console
+
+    from hrbench.cli.tables import _ablate_table
+    from hrbench.reports.tables import giga_of
+
+    assert giga_of("dite", "T5") == 1000 and giga_of("dpn", "T4") == 1024
+    cell = {"labels": {"G": "4,2,1,1", "N": "1,2,4,4"}, "model": "ditehrnet_18", "params": 1_200_000,
+            "paper_mflops": 240.30, "macs": None, "error": None,
+            "published": {"params_M": "1.2", "flops": "0.24", "flops_unit": "G", "metric": "AP", "value": "65.6"}}
+    result = {"grid": "dite-table5", "source": "dite", "table": "T5", "description": "", "giga": 1000, "cells": [cell]}
+    console = Console(width=200, record=True)
+    console.print(_ablate_table(result, trained=False))
+    text = console.export_text()
+    assert "0.24/0.2403G" in text and "0.2347" not in text
