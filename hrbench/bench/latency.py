@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from hrbench.errors import HrbenchError
+from hrbench.speed import to_channels_last
 
 MODES = ("eager", "channels_last", "amp", "compile", "fused", "traced", "cudagraph", "ort")
 
@@ -126,14 +127,6 @@ def check_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def _channels_last(model: nn.Module) -> nn.Module:
-    try:
-        from hrbench.speed import to_channels_last
-    except Exception:  # pragma: no cover - fallback if the speed package is unavailable
-        return model.to(memory_format=torch.channels_last)
-    return to_channels_last(model)
-
-
 def _to_float(out: Any) -> torch.Tensor:
     t = out[0] if isinstance(out, (tuple, list)) else out
     return t.detach().float()
@@ -148,7 +141,7 @@ def prepare(mode: str, model: nn.Module, x: torch.Tensor, device: torch.device,
     if mode == "eager":
         return (lambda: m(inp)), None
     if mode == "channels_last":
-        m = _channels_last(m)
+        m = to_channels_last(m)
         inp_cl = inp.contiguous(memory_format=torch.channels_last)
         return (lambda: m(inp_cl)), None
     if mode == "amp":

@@ -22,6 +22,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from hrbench.complexity.measure import measure
+from hrbench.complexity.table2 import layer_counts
 from hrbench.registry import Grid, GridCell, get_entry, get_grid, list_grids, list_models
 
 DATASET_KEYPOINTS = {"coco": 17, "mpii": 16}
@@ -94,27 +96,9 @@ def _freeze(overrides: dict[str, Any]) -> str:
 
 
 def _measure_uncached(model: str, overrides: dict[str, Any], input_hw: tuple[int, int], k: int) -> Measurement:
-    try:
-        from hrbench.complexity.measure import measure
-    except ImportError:  # helper module not there: count with the skeleton's own pieces
-        return _measure_fallback(model, overrides, input_hw, k)
     c = measure(model, input_hw, k, overrides=dict(overrides) or None, engines=("paper", "macs"))
     macs = c.counts.get("macs")
     return Measurement(int(c.params), float(c.paper_mflops), int(macs) if macs is not None else None)
-
-
-def _measure_fallback(model: str, overrides: dict[str, Any], input_hw: tuple[int, int], k: int) -> Measurement:
-    import torch
-
-    from hrbench.complexity.conventions import get_convention
-    from hrbench.complexity.hooks import hook_counts
-    from hrbench.registry import create_model
-
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        net = create_model(model, num_keypoints=k, **overrides)
-    counts = hook_counts(net, get_convention(get_entry(model).convention), input_hw)
-    return Measurement(sum(p.numel() for p in net.parameters()), sum(counts.values()) / 2**20, None)
 
 
 @functools.cache
@@ -548,16 +532,11 @@ def lite_t2_counts(shapes: tuple[tuple[int, int, int], ...] = ((64, 64, 40), (32
 
 
 def build_formula(spec: TableSpec, ctx: Context) -> BuiltTable:
-    """Lite-HRNet Table 2 from its closed forms and, where :mod:`hrbench.complexity.table2` is
-    present, from real layers counted by the analytic walker (the check uses the layer count)."""
+    """Lite-HRNet Table 2 from its closed forms and from real layers counted by the analytic walker
+    (:mod:`hrbench.complexity.table2`; the check uses the layer count)."""
     out = BuiltTable(spec)
     out.formula = []
-    try:
-        from hrbench.complexity.table2 import layer_counts
-
-        layers: dict[str, int] = layer_counts()
-    except ImportError:
-        layers = {}
+    layers: dict[str, int] = layer_counts()
     for (op, formula, printed), count in zip(LITE_T2, lite_t2_counts(), strict=True):
         layer = layers.get(op)
         value = (layer if layer is not None else count) / 2**20

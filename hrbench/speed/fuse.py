@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from hrbench.errors import HrbenchError
+from hrbench.models.dpn import DPN
 from hrbench.models.dynamic import ConvNorm, KernelAttention
 from hrbench.models.hr_modules import ConvBNAct
 from hrbench.models.hrnet import HRNet
@@ -48,13 +49,7 @@ CONV_BN_ATTRIBUTES: dict[type[nn.Module], tuple[tuple[str, str], ...]] = {
 
 
 def _conv_bn_attribute_pairs() -> dict[type[nn.Module], tuple[tuple[str, str], ...]]:
-    pairs = dict(CONV_BN_ATTRIBUTES)
-    try:  # DPN's ResNet trunk stem: maxpool(relu(bn1(conv1(x))))
-        from hrbench.models.dpn import DPN
-    except ImportError:  # pragma: no cover - DPN is optional for folding
-        return pairs
-    pairs[DPN] = (("conv1", "bn1"),)
-    return pairs
+    return {**CONV_BN_ATTRIBUTES, DPN: (("conv1", "bn1"),)}  # DPN's trunk stem: maxpool(relu(bn1(conv1(x))))
 
 
 def conv_bn_pairs(model: nn.Module) -> Iterator[tuple[nn.Module, str, str]]:
