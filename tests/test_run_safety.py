@@ -294,3 +294,45 @@ def test_threads_option(monkeypatch):
                 configure_threads(bad)
     finally:
         torch.set_num_threads(before)
+
+
+def test_eval_out_is_checked_first(tiny_arch, synth, tmp_path, capsys):
+    s = _train(synth, tmp_path, "o", epochs=1)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["eval", tiny_arch, "--checkpoint", s["checkpoints"]["last"], "--data", str(synth), "--device", "cpu",
+                 "--workers", "0", "--out", str(blocker / "res")]) == 2
+    assert "is a file, not a folder" in _one_error_line(capsys)
+
+
+@pytest.mark.slow
+def test_kill_9_at_any_moment_leaves_a_run_that_resumes_or_restarts(synth, tmp_path):
+    """Real SIGKILLs at several moments of a run (before, during and after checkpoint saves): the
+    same command with --resume (when a checkpoint exists) or without (when none does) then finishes,
+    and no partial .tmp file survives."""
+    import signal
+    import time
+
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import sys\nfrom conftest import TinyConfig\nfrom hrbench import registry\nfrom hrbench.cli import main\n"
+        "registry.list_models()\n"
+        "registry._REGISTRY['tiny_engine_test'] = registry.ModelEntry('tiny_engine_test', TinyConfig, paper='test')\n"
+        "sys.exit(main(sys.argv[1:]))\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parent)}
+    base = [sys.executable, str(script), *_cli("tiny_engine_test", synth, tmp_path, "--epochs", "6", "--name", "k",
+                                               "--no-progress", "--no-val-flip")]
+    run = tmp_path / "k"
+    for delay in (2.5, 4.0, 5.5, 7.0):
+        resume = ["--resume"] if (run / "checkpoints" / "last.pt").exists() else []
+        proc = subprocess.Popen(base + resume, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(delay)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    resume = ["--resume"] if (run / "checkpoints" / "last.pt").exists() else []
+    done = subprocess.run(base + resume, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["epochs_done"] == 6
+    assert not list(run.rglob("*.tmp"))
