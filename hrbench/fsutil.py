@@ -126,3 +126,13 @@ class FolderLock:
                 return True
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
         return False
+
+
+def write_bytes_atomic(path: str | Path, data: bytes, option: str = "--out") -> Path:
+    """``data`` to ``path`` through :func:`atomic_write`, its folder checked first (one-line
+    :class:`ConfigError` naming ``option`` when it cannot be written)."""
+    path = Path(path)
+    check_output_dir(path.parent, option)
+    with atomic_write(path, binary=True) as fh:
+        fh.write(data)
+    return path

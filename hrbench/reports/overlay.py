@@ -7,8 +7,6 @@ predicted joints are coloured by confidence (red 0 -> yellow 0.5 -> green 1).
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,6 +16,7 @@ import numpy as np
 from hrbench.data.coco import COCO_KEYPOINTS, COCO_SKELETON
 from hrbench.data.mpii import MPII_KEYPOINTS, MPII_SKELETON
 from hrbench.errors import HrbenchError
+from hrbench.fsutil import write_bytes_atomic
 
 LEFT, RIGHT, CENTRE = (255, 140, 0), (30, 144, 255), (240, 240, 240)
 BOX_COLOUR = (255, 0, 255)
@@ -137,19 +136,5 @@ def encode_png(img: np.ndarray) -> bytes:
 
 
 def write_png(path: str | Path, img: np.ndarray) -> Path:
-    """Write ``img`` as PNG atomically: a temporary file in the same folder, then ``os.replace``."""
-    path = Path(path)
-    data = encode_png(img)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as e:
-        raise HrbenchError(f"{path}: cannot write ({e.strerror})") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write ``img`` as PNG atomically (:func:`hrbench.fsutil.write_bytes_atomic`)."""
+    return write_bytes_atomic(path, encode_png(img))

@@ -16,8 +16,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import io
-import os
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -29,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hrbench.errors import HrbenchError
+from hrbench.fsutil import write_bytes_atomic
 from hrbench.models.dynamic import DynamicKernelAggregation, KernelAggregation
 
 EXPORTERS = ("torchscript", "dynamo")
@@ -221,24 +220,9 @@ def export_onnx(model: nn.Module, out: str | Path, input_hw: tuple[int, int], ba
     if not diff <= tol:
         raise ExportError(f"ONNX Runtime output differs from PyTorch's by {diff:.3g} > {tol:g} "
                           f"(max abs, fp32, outputs up to {scale:.3g}); no file written")
-    path = write_atomic(Path(out), data)
+    path = write_bytes_atomic(Path(out), data)
     return ExportReport(str(path), arch or getattr(model, "arch", ""), tuple(input_hw), batch, exporter, OPSET,
                         counts["folded_bn"], counts["kept_bn"], counts["static_dka"], export_s, check_s, diff,
                         scale, tol, checked, len(data))
 
 
-def write_atomic(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as e:
-        raise ExportError(f"{path}: cannot write ({e.strerror})") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
