@@ -295,7 +295,7 @@ def test_ablate_table_uses_the_tables_own_gflops_divisor():
     would print 0.23); the DPN slides print / 1024. The ablate table divides as the source table does."""
     from rich.console import Console
 
-    from hrbench.cli.tables import _ablate_table
+    from hrbench.cli.ablate import _ablate_table
     from hrbench.reports.tables import giga_of
 
     assert giga_of("dite", "T5") == 1000 and giga_of("dpn", "T4") == 1024

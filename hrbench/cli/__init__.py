@@ -43,6 +43,7 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     """Lightweight pose HRNets: registry, exact complexity, COCO/MPII train/eval, paper tables."""
 
 # Sub-command modules register themselves on ``app`` when imported.
+from hrbench.cli import ablate as _ablate  # noqa: E402,F401
 from hrbench.cli import bench as _bench  # noqa: E402,F401
 from hrbench.cli import bench_data as _bench_data  # noqa: E402,F401
 from hrbench.cli import data as _data  # noqa: E402,F401
