@@ -269,3 +269,58 @@ def load_model(path: str | Path, strict: bool = True):
         raise CheckpointError(f"checkpoint {path}: {exc}") from None
     load_checkpoint(model, obj, strict=strict, source=str(path))
     return model
+
+
+@dataclasses.dataclass
+class RestoredModel:
+    """A model rebuilt from a checkpoint, with what it was trained for: dataset, input (H, W), the
+    run's configuration (hrbench training checkpoints; {} otherwise) and where it came from."""
+
+    model: nn.Module
+    arch: str
+    dataset: str
+    input_hw: tuple[int, int]
+    config: dict[str, Any]
+    source: str
+
+
+def restore_model(arch: str, checkpoint: str | Path | Mapping[str, Any] | None,
+                  overrides: Mapping[str, Any] | None = None, dataset: str | None = None,
+                  input_hw: tuple[int, int] | None = None) -> RestoredModel:
+    """``arch`` (eval mode) with the weights of ``checkpoint`` (hrbench or official; None: fresh).
+
+    Dataset, input size and hyper-parameter overrides default to the checkpoint's own (its training
+    configuration; the dataset also from its keypoint count), else COCO at the dataset's default
+    input. An hrbench checkpoint of another architecture, or with another keypoint count than the
+    dataset's, is a one-line :class:`CheckpointError`."""
+    from hrbench.datasets import DATASET_INPUT, DATASET_KEYPOINTS, check_dataset
+    from hrbench.registry import create_model, resolve
+
+    canonical = resolve(arch)
+    source = "fresh weights" if checkpoint is None else "<in-memory checkpoint>" if isinstance(checkpoint, Mapping) \
+        else str(checkpoint)
+    ckpt = {} if checkpoint is None else dict(checkpoint) if isinstance(checkpoint, Mapping) \
+        else read_checkpoint(checkpoint)
+    saved: dict[str, Any] = {}
+    ovr = dict(overrides or {})
+    k_saved = None
+    if ckpt.get("format") == FORMAT:
+        try:
+            other = resolve(str(ckpt.get("arch")))
+        except HrbenchError:  # not a registered name: reported as the file spells it
+            other = str(ckpt.get("arch"))
+        if other != canonical:
+            raise CheckpointError(f"checkpoint {source} is for architecture {other}, not {canonical}")
+        saved = ckpt.get("config") if isinstance(ckpt.get("config"), dict) else {}
+        ovr = {**(ckpt.get("overrides") or {}), **ovr}
+        k_saved = ckpt.get("num_keypoints")
+    by_k = {k: name for name, k in DATASET_KEYPOINTS.items()}.get(k_saved) if isinstance(k_saved, int) else None
+    dataset = check_dataset(dataset or saved.get("dataset") or by_k or "coco")
+    k = DATASET_KEYPOINTS[dataset]
+    if k_saved not in (None, k):
+        raise CheckpointError(f"checkpoint {source} predicts {k_saved} keypoints; {dataset} has {k}")
+    hw = tuple(input_hw or saved.get("input") or DATASET_INPUT[dataset])
+    model = create_model(canonical, num_keypoints=k, **ovr)
+    if ckpt:
+        load_checkpoint(model, ckpt, strict=True, source=source)
+    return RestoredModel(model.eval(), canonical, dataset, (int(hw[0]), int(hw[1])), saved, source)

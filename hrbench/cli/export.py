@@ -42,7 +42,7 @@ def export_cmd(
 ) -> None:
     """Export ARCH (eval mode, BatchNorms folded where exact) and check ONNX Runtime against PyTorch
     (max abs difference <= 1e-4 in fp32) before writing the file; a failing file is never written."""
-    from hrbench.evaluation.images import load_model
+    from hrbench.checkpoint import restore_model
     from hrbench.speed.onnx import EXPORTERS, FORMATS, export_onnx, require_onnx
 
     if fmt not in FORMATS:
@@ -52,7 +52,7 @@ def export_cmd(
     b = parse_batch(batch)
     hw = parse_input(input_size) if input_size else None
     require_onnx()
-    lm = load_model(arch, checkpoint, parse_overrides(sets) or None, dataset, hw)
+    lm = restore_model(arch, checkpoint, parse_overrides(sets) or None, dataset, hw)
     h, w = lm.input_hw
     path = out or Path(f"{lm.arch}_{h}x{w}_b{b}.onnx")
     if path.exists() and path.is_dir():

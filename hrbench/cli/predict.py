@@ -116,14 +116,15 @@ def predict_cmd(
 ) -> None:
     """Keypoints of ARCH's checkpoint per person box: overlay images (videos: an overlay video) and
     OUT/predictions.json in the COCO keypoint results format. No boxes: the whole image is one box."""
-    from hrbench.evaluation.images import collect_inputs, is_video, load_model
+    from hrbench.checkpoint import restore_model
+    from hrbench.evaluation.images import collect_inputs, is_video
 
     hw = parse_input(input_size) if input_size else None
     boxes = _box_source(boxes_file, box)
     files = collect_inputs(inputs)
     if out.exists() and not out.is_dir():
         raise HrbenchError(f"--out {out}: exists and is not a folder")
-    lm = load_model(arch, checkpoint, parse_overrides(sets) or None, dataset, hw)
+    lm = restore_model(arch, checkpoint, parse_overrides(sets) or None, dataset, hw)
     _check_inputs(files)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))

@@ -15,7 +15,6 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from hrbench.datasets import DATASET_INPUT, DATASET_KEYPOINTS, check_dataset
 from hrbench.engine import dist as D
 from hrbench.engine.config import resolve_config
 from hrbench.engine.resume import locate_run, resumed_config
@@ -321,37 +320,6 @@ def _detections(det_file: str | Path | None, root: Path) -> Path | None:
     raise DataError(f"detection file {det_file} does not exist (looked in the working folder and under {root})")
 
 
-def _checkpoint_model(canonical: str, ckpt: dict[str, Any], source: str, overrides: dict[str, Any] | None,
-                      dataset: str | None, input_hw: tuple[int, int] | None,
-                      amp: str | None) -> tuple[nn.Module, str, tuple[int, int], str | None]:
-    """(model with the weights, dataset, input, precision): the checkpoint's own settings unless given."""
-    from hrbench.checkpoint import load_checkpoint
-    from hrbench.registry import create_model, resolve
-
-    saved_cfg: dict[str, Any] = {}
-    ovr = dict(overrides or {})
-    ours = ckpt.get("format") == CHECKPOINT_FORMAT
-    if ours:
-        if str(ckpt.get("arch")) != canonical:
-            try:
-                other = resolve(str(ckpt.get("arch")))
-            except HrbenchError:
-                other = str(ckpt.get("arch"))
-            if other != canonical:
-                raise CheckpointError(f"checkpoint {source} is for architecture {other}, not {canonical}")
-        saved_cfg = ckpt.get("config") if isinstance(ckpt.get("config"), dict) else {}
-        ovr = {**(ckpt.get("overrides") or {}), **ovr}
-    dataset = check_dataset(dataset or saved_cfg.get("dataset") or "coco")
-    hw = tuple(input_hw or saved_cfg.get("input") or DATASET_INPUT[dataset])
-    k = int(ckpt.get("num_keypoints") or DATASET_KEYPOINTS[dataset]) if ours else DATASET_KEYPOINTS[dataset]
-    if k != DATASET_KEYPOINTS[dataset]:
-        raise CheckpointError(f"checkpoint {source} predicts {k} keypoints; {dataset} has {DATASET_KEYPOINTS[dataset]}")
-    model = create_model(canonical, num_keypoints=k, **ovr)
-    load_checkpoint(model, ckpt, strict=True, source=source)
-    precision = saved_cfg.get("amp") if amp is None else normalize_amp(amp)
-    return model, dataset, hw, precision
-
-
 def evaluate_checkpoint(arch: str, checkpoint: str | Path | dict[str, Any], data: str | Path,
                         dataset: str | None = None, input_hw: tuple[int, int] | None = None, flip: bool = True,
                         dark: bool = False, det_file: str | Path | None = None, det_thr: float = 0.0,
@@ -365,10 +333,8 @@ def evaluate_checkpoint(arch: str, checkpoint: str | Path | dict[str, Any], data
     ``det_file`` may be given relative to ``data``. Returns the metrics with their stamps
     (``arch``, ``checkpoint``, ``dataset``, ``input``, ``flip``, ``dark``, ``box_source``, ``amp``).
     """
-    from hrbench.checkpoint import read_checkpoint
-    from hrbench.registry import resolve
+    from hrbench.checkpoint import restore_model
 
-    canonical = resolve(arch)
     if batch_size < 1:
         raise ConfigError(f"invalid batch size {batch_size}: must be >= 1")
     if det_thr < 0 or det_thr > 1:
@@ -378,9 +344,10 @@ def evaluate_checkpoint(arch: str, checkpoint: str | Path | dict[str, Any], data
     if out_dir is not None:
         check_output_dir(out_dir)
     configure_threads(threads)
-    source = str(checkpoint) if not isinstance(checkpoint, dict) else "<in-memory checkpoint>"
-    ckpt = read_checkpoint(checkpoint) if not isinstance(checkpoint, dict) else checkpoint
-    model, dataset, hw, precision = _checkpoint_model(canonical, ckpt, source, overrides, dataset, input_hw, amp)
+    restored = restore_model(arch, checkpoint, overrides, dataset, input_hw)
+    model, canonical, dataset, hw, source = (restored.model, restored.arch, restored.dataset, restored.input_hw,
+                                             restored.source)
+    precision = restored.config.get("amp") if amp is None else normalize_amp(amp)
     info, dev = D.setup(device)
     model.to(dev).eval()
     val_set = build_split(dataset, root, "val", hw, train=False, det_file=det_file, det_score_thr=det_thr)

@@ -9,7 +9,6 @@ So the keypoints equal those of ``hrbench eval`` for the same image and box.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -20,67 +19,14 @@ import torch
 
 from hrbench.data.base import collate_meta, load_image, load_json, sample_meta
 from hrbench.data.transforms import box_to_center_scale, to_tensor, topdown_crop
-from hrbench.errors import CheckpointError, DataError, HrbenchError
+from hrbench.errors import DataError
 from hrbench.evaluation.coco_eval import rescore
 from hrbench.evaluation.inference import predict_batch
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
-DATASET_KEYPOINTS = {"coco": 17, "mpii": 16}
-DATASET_INPUT = {"coco": (256, 192), "mpii": (256, 256)}
 
 Box = tuple[list[float], float]  # ([x, y, w, h], score)
-
-
-@dataclasses.dataclass
-class LoadedModel:
-    """A model rebuilt from a checkpoint, with the dataset and input size it was trained for."""
-
-    model: torch.nn.Module
-    arch: str
-    dataset: str
-    input_hw: tuple[int, int]
-    source: str
-
-
-def load_model(arch: str, checkpoint: str | Path | None, overrides: dict[str, Any] | None = None,
-               dataset: str | None = None, input_hw: tuple[int, int] | None = None) -> LoadedModel:
-    """``arch`` with the weights of ``checkpoint`` (hrbench or official; None: fresh weights).
-
-    An hrbench checkpoint of another architecture, or with another keypoint count than
-    ``dataset``'s, is a one-line :class:`CheckpointError`. Dataset, input and overrides default to
-    the checkpoint's own (its training config), else COCO at the dataset's default input."""
-    from hrbench.checkpoint import FORMAT, load_checkpoint, read_checkpoint
-    from hrbench.registry import create_model, resolve
-
-    canonical = resolve(arch)
-    ckpt = read_checkpoint(checkpoint) if checkpoint is not None else {}
-    saved: dict[str, Any] = {}
-    ovr = dict(overrides or {})
-    if ckpt.get("format") == FORMAT:
-        try:
-            other = resolve(str(ckpt.get("arch")))
-        except HrbenchError:  # not a registered name: reported as the file spells it
-            other = str(ckpt.get("arch"))
-        if other != canonical:
-            raise CheckpointError(f"checkpoint {checkpoint} is for architecture {other}, not {canonical}")
-        saved = ckpt.get("config") if isinstance(ckpt.get("config"), dict) else {}
-        ovr = {**(ckpt.get("overrides") or {}), **ovr}
-        k_saved = ckpt.get("num_keypoints")
-        if dataset is None and isinstance(k_saved, int):
-            dataset = {17: "coco", 16: "mpii"}.get(k_saved, saved.get("dataset"))
-    dataset = dataset or saved.get("dataset") or "coco"
-    if dataset not in DATASET_KEYPOINTS:
-        raise DataError(f"unknown --dataset {dataset!r}: expected coco or mpii")
-    k = DATASET_KEYPOINTS[dataset]
-    if ckpt.get("format") == FORMAT and ckpt.get("num_keypoints") not in (None, k):
-        raise CheckpointError(f"checkpoint {checkpoint} predicts {ckpt.get('num_keypoints')} keypoints; "
-                              f"{dataset} has {k}")
-    hw = tuple(input_hw or saved.get("input") or DATASET_INPUT[dataset])
-    model = create_model(canonical, num_keypoints=k, **ovr)
-    if ckpt:
-        load_checkpoint(model, ckpt, strict=True, source=str(checkpoint))
-    return LoadedModel(model.eval(), canonical, dataset, (int(hw[0]), int(hw[1])), str(checkpoint or "fresh weights"))
 
 
 def collect_inputs(paths: Sequence[str | Path]) -> list[Path]:
