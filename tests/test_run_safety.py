@@ -32,6 +32,18 @@ def _cli(tiny_arch, synth, out, *extra):
             "--workers", "0", "--batch", "4", "--lr", "5e-3", *extra]
 
 
+def _tiny_cli(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A script that runs ``hrbench`` with ``tiny_engine_test`` registered, for separate processes."""
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import sys\nfrom conftest import TinyConfig\nfrom hrbench import registry\nfrom hrbench.cli import main\n"
+        "registry.list_models()\n"
+        "registry._REGISTRY['tiny_engine_test'] = registry.ModelEntry('tiny_engine_test', TinyConfig, paper='test')\n"
+        "sys.exit(main(sys.argv[1:]))\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parent)}
+    return script, env
+
+
 def _one_error_line(capsys) -> str:
     """The error line of a failed command: exactly one, last on stderr (progress may precede it)."""
     err = capsys.readouterr().err.strip()
@@ -91,13 +103,7 @@ def test_a_run_folder_in_use_is_refused(tiny_arch, synth, tmp_path, capsys):
 
 def test_two_concurrent_runs_with_one_name_do_not_mix(tiny_arch, synth, tmp_path):
     """Two real processes start the same run name at once: exactly one trains, the other exits 2."""
-    script = tmp_path / "run.py"
-    script.write_text(
-        "import sys\nfrom conftest import TinyConfig\nfrom hrbench import registry\nfrom hrbench.cli import main\n"
-        "registry.list_models()\n"
-        "registry._REGISTRY['tiny_engine_test'] = registry.ModelEntry('tiny_engine_test', TinyConfig, paper='test')\n"
-        "sys.exit(main(sys.argv[1:]))\n")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parent)}
+    script, env = _tiny_cli(tmp_path)
     cmd = [sys.executable, str(script), *_cli("tiny_engine_test", synth, tmp_path, "--epochs", "1", "--name", "same",
                                               "--no-progress", "--seed", "0")]
     procs = [subprocess.Popen(cmd + (["--seed", str(i)] if i else []), env=env, stderr=subprocess.PIPE, text=True)
@@ -313,13 +319,7 @@ def test_kill_9_at_any_moment_leaves_a_run_that_resumes_or_restarts(synth, tmp_p
     import signal
     import time
 
-    script = tmp_path / "run.py"
-    script.write_text(
-        "import sys\nfrom conftest import TinyConfig\nfrom hrbench import registry\nfrom hrbench.cli import main\n"
-        "registry.list_models()\n"
-        "registry._REGISTRY['tiny_engine_test'] = registry.ModelEntry('tiny_engine_test', TinyConfig, paper='test')\n"
-        "sys.exit(main(sys.argv[1:]))\n")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parent)}
+    script, env = _tiny_cli(tmp_path)
     base = [sys.executable, str(script), *_cli("tiny_engine_test", synth, tmp_path, "--epochs", "6", "--name", "k",
                                                "--no-progress", "--no-val-flip")]
     run = tmp_path / "k"
