@@ -8,14 +8,14 @@ so every kernel waits a scheduler time slice for its slowest thread; a 1 s step 
 
 Default (``--threads auto``): ``OMP_NUM_THREADS`` when it is set (a launcher or the user chose);
 otherwise the CPUs this process may use (affinity mask and cgroup CPU quota) minus the CPUs other
-processes keep busy (the larger of the 1-minute load average and the processes running right
-now), at least 1.
+processes keep busy (measured over a quarter of a second from ``/proc/stat``), at least 1.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import time
 from pathlib import Path
 
 import torch
@@ -34,14 +34,28 @@ def usable_cpus() -> int:
     return max(1, cpus)
 
 
-def busy_cpus() -> float:
-    """CPUs other processes keep busy: max(1-minute load average, runnable processes now - 1)."""
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    running = 0
-    stat = Path("/proc/loadavg")
-    if stat.exists():
-        running = int(stat.read_text().split()[3].split("/")[0]) - 1  # minus this process
-    return max(load, float(running))
+def _cpu_times() -> tuple[int, int] | None:
+    """(busy, total) jiffies of all CPUs from ``/proc/stat``; None where there is no such file."""
+    stat = Path("/proc/stat")
+    if not stat.exists():
+        return None
+    fields = [int(v) for v in stat.read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields[:8]) - idle, sum(fields[:8])
+
+
+def busy_cpus(window: float = 0.25) -> float:
+    """CPUs other processes keep busy right now: the machine's non-idle CPU time over ``window``
+    seconds while this process sleeps (``/proc/stat``); the 1-minute load average elsewhere. (The
+    load average lags by a minute, so it would still count a job that just finished, or this
+    process's own earlier work.)"""
+    before = _cpu_times()
+    if before is None:
+        return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    time.sleep(window)
+    after = _cpu_times()
+    busy, total = after[0] - before[0], after[1] - before[1]
+    return (os.cpu_count() or 1) * busy / max(total, 1)
 
 
 def default_threads() -> tuple[int, str]:
