@@ -77,9 +77,9 @@ def parse_threads(value: str | int | None) -> int | None:
     try:
         n = int(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"invalid --threads {value!r}: expected a positive integer or auto") from None
+        raise ConfigError(f"invalid --threads {value}: expected a positive integer or auto") from None
     if n < 1:
-        raise ConfigError(f"invalid --threads {value!r}: expected a positive integer or auto")
+        raise ConfigError(f"invalid --threads {value}: expected a positive integer or auto")
     return n
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import torch
 import typer
 from rich.table import Table
 
@@ -19,7 +18,7 @@ from hrbench.cli.options import (
     parse_overrides,
     resolve_keypoints,
 )
-from hrbench.errors import HrbenchError
+from hrbench.threads import configure_threads
 
 console = make_console()
 
@@ -34,7 +33,8 @@ def bench_cmd(
     modes: str = typer.Option("eager", "--modes", help=f"comma list of {','.join(MODES)}"),
     iters: int = typer.Option(20, "--iters", help="timed forwards per mode"),
     warmup: int = typer.Option(5, "--warmup", help="untimed forwards before timing"),
-    threads: int = typer.Option(None, "--threads", help="CPU threads (torch.set_num_threads)"),
+    threads: str = typer.Option("auto", "--threads", help="intra-op CPU threads: N, or auto (OMP_NUM_THREADS, "
+                                "else the free CPUs)"),
     overrides: list[str] = typer.Option(None, "--set", help="KEY=VALUE hyper-parameter override"),
     compile_backend: str = typer.Option("inductor", "--compile-backend",
                                         help="torch.compile backend for the compile mode (inductor, aot_eager, eager)"),
@@ -46,10 +46,7 @@ def bench_cmd(
     k = resolve_keypoints(None, dataset)
     sets = parse_overrides(overrides)
     check_device(device)
-    if threads is not None:
-        if threads < 1:
-            raise HrbenchError(f"invalid --threads {threads}: must be a positive integer")
-        torch.set_num_threads(threads)
+    configure_threads(threads)
     result = benchmark(arch, hw, k, sets or None, batch=batch, device=device, modes=chosen, iters=iters,
                        warmup=warmup, compile_kwargs={"backend": compile_backend})
     d = result.to_dict()

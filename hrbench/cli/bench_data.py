@@ -11,6 +11,7 @@ from rich.table import Table
 from hrbench.cli import app
 from hrbench.cli.options import DATASET_INPUT, make_console, parse_input
 from hrbench.errors import HrbenchError
+from hrbench.threads import configure_threads
 
 console = make_console()
 
@@ -42,21 +43,18 @@ def bench_data_cmd(
     batches: int = typer.Option(4, "--batches", help="timed batches per row (after one untimed)"),
     device: str = typer.Option("cpu", "--device", help="device of the tensor pipeline's warp: cpu | cuda"),
     pipelines: str = typer.Option("cpu,tensor", "--pipelines", help="comma list of cpu,tensor"),
-    threads: int = typer.Option(None, "--threads", help="main-process CPU threads (torch.set_num_threads)"),
+    threads: str = typer.Option("auto", "--threads", help="main-process intra-op CPU threads: N, or auto "
+                                "(OMP_NUM_THREADS, else the free CPUs)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
     """Training augmentation + target generation throughput: the CPU pipeline vs the tensor pipeline."""
-    import torch
 
     from hrbench.bench.data import bench_data
 
     if dataset not in DATASET_INPUT:
         raise HrbenchError(f"unknown --dataset {dataset!r}: expected coco or mpii")
     hw = parse_input(input_size) if input_size is not None else DATASET_INPUT[dataset]
-    if threads is not None:
-        if threads < 1:
-            raise HrbenchError(f"invalid --threads {threads}: must be a positive integer")
-        torch.set_num_threads(threads)
+    configure_threads(threads)
     result = bench_data(root, dataset, split, hw, _int_list(workers, "--workers"), batch, batches, device,
                         tuple(p.strip() for p in pipelines.split(",") if p.strip()))
     d = result.to_dict()
