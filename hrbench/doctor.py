@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from hrbench.data.synth import generate
+from hrbench.device import resolve_device
 from hrbench.engine import dist as D
 from hrbench.engine.api import build_split, make_evaluator
 from hrbench.engine.config import resolve_config
@@ -220,7 +221,7 @@ def _timed(name: str, fn: Callable[[Setup], str], s: Setup) -> Check:
 def run_doctor(device: str = "cpu", arch: str = "lite18", input_hw: tuple[int, int] | None = None,
                batch: int | None = None, steps: int = 8) -> Iterator[Check | DoctorReport]:
     """Yield each :class:`Check` as it finishes, then the :class:`DoctorReport`."""
-    dev = D.resolve_device(device)
+    dev = resolve_device(device)
     hw = input_hw or ((256, 192) if dev.type == "cuda" else (64, 64))
     n = batch or (32 if dev.type == "cuda" else 4)
     if steps < 2:

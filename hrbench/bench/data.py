@@ -94,8 +94,8 @@ def bench_data(root: str | Path, dataset: str = "coco", split: str = "train", in
                workers: Sequence[int] = (0, 1, 2), batch: int = 32, batches: int = 4, device: str = "cpu",
                pipelines: Sequence[str] = PIPELINES) -> DataBenchResult:
     """Throughput of the training pipelines on the dataset under ``root`` (see the module docstring)."""
-    from hrbench.bench.latency import check_device
     from hrbench.data import build_dataset, collate
+    from hrbench.device import resolve_device
     from hrbench.speed.gpu_pipeline import DeviceTopDown, RawTopDownDataset
 
     if batch < 1:
@@ -107,7 +107,7 @@ def bench_data(root: str | Path, dataset: str = "coco", split: str = "train", in
     bad = [p for p in pipelines if p not in PIPELINES]
     if bad or not pipelines:
         raise HrbenchError(f"unknown pipeline(s) {', '.join(bad) or '(none)'}: choose from {', '.join(PIPELINES)}")
-    dev = check_device(device)
+    dev = resolve_device(device)
     hw = (int(input_hw[0]), int(input_hw[1]))
     ds = build_dataset(dataset, root, split, hw, train=True)
     need = batch * (batches + 1)

@@ -34,6 +34,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from hrbench.device import resolve_device
 from hrbench.errors import HrbenchError
 from hrbench.speed import to_channels_last
 
@@ -115,16 +116,6 @@ def summarize(times_ms: Sequence[float], batch: int) -> dict[str, float]:
     return {"median_ms": med, "iqr_ms": percentile(times_ms, 75) - percentile(times_ms, 25),
             "p10_ms": percentile(times_ms, 10), "p90_ms": percentile(times_ms, 90),
             "throughput": batch / (med / 1000.0) if med > 0 else float("inf")}
-
-
-def check_device(device: str) -> torch.device:
-    """``cpu`` or ``cuda`` (one-line error when CUDA is asked for but unavailable)."""
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise HrbenchError(f"unknown --device {device!r}: expected cpu or cuda")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise HrbenchError(f"--device {device}: CUDA is not available here (torch {torch.__version__}, "
-                           f"{'built without CUDA' if torch.version.cuda is None else 'no visible GPU'})")
-    return torch.device(device)
 
 
 def _to_float(out: Any) -> torch.Tensor:
@@ -236,7 +227,7 @@ def benchmark_model(
     bad = [m for m in modes if m not in MODES]
     if bad or not modes:
         raise HrbenchError(f"unknown mode(s) {', '.join(bad) or '(none)'}: choose from {', '.join(MODES)}")
-    dev = check_device(device)
+    dev = resolve_device(device)
     x = torch.randn(batch, 3, *input_hw, generator=torch.Generator().manual_seed(0))
     rows: list[ModeResult] = []
     reference: torch.Tensor | None = None

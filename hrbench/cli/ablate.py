@@ -16,6 +16,7 @@ from rich.table import Table
 
 from hrbench.cli import app
 from hrbench.cli.options import make_console, parse_input
+from hrbench.device import DEVICE_HELP
 from hrbench.errors import HrbenchError
 
 console = make_console()
@@ -96,7 +97,7 @@ def ablate_cmd(
                                      "(the recipe's lr is scaled to the total batch)"),
     cells: str | None = typer.Option(None, "--cells", help="--train: only these cells (numbers as in the run "
                                      "names, e.g. 0,3)"),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     workers: int = typer.Option(2, "--workers", help="data-loader worker processes per cell (per process)"),
     threads: str = typer.Option("auto", "--threads", help="intra-op CPU threads: N, or auto"),
     launcher: str = typer.Option("local", "--launcher", help="--train: local (one cell after another in this "

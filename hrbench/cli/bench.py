@@ -7,7 +7,7 @@ import json
 import typer
 from rich.table import Table
 
-from hrbench.bench.latency import MODES, TOLERANCE_NOTE, benchmark, check_device
+from hrbench.bench.latency import MODES, TOLERANCE_NOTE, benchmark
 from hrbench.cli import app
 from hrbench.cli.options import (
     DATASET_INPUT,
@@ -18,6 +18,7 @@ from hrbench.cli.options import (
     parse_overrides,
     resolve_keypoints,
 )
+from hrbench.device import DEVICE_HELP, resolve_device
 from hrbench.threads import configure_threads
 
 console = make_console()
@@ -26,7 +27,7 @@ console = make_console()
 @app.command("bench")
 def bench_cmd(
     arch: str = typer.Argument(..., help="architecture name or alias"),
-    device: str = typer.Option("cpu", "--device", help="cpu | cuda"),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     batch: int = typer.Option(1, "--batch", help="images per forward"),
     input_size: str = typer.Option(None, "--input", help="HxW (default: coco 256x192, mpii 256x256)"),
     dataset: str = typer.Option(None, "--dataset", help="coco | mpii (sets K and the default input)"),
@@ -45,7 +46,7 @@ def bench_cmd(
     hw = parse_input(input_size) if input_size is not None else DATASET_INPUT[dataset or "coco"]
     k = resolve_keypoints(None, dataset)
     sets = parse_overrides(overrides)
-    check_device(device)
+    resolve_device(device)
     configure_threads(threads)
     result = benchmark(arch, hw, k, sets or None, batch=batch, device=device, modes=chosen, iters=iters,
                        warmup=warmup, compile_kwargs={"backend": compile_backend})

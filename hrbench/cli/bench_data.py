@@ -10,6 +10,7 @@ from rich.table import Table
 
 from hrbench.cli import app
 from hrbench.cli.options import DATASET_INPUT, make_console, parse_input
+from hrbench.device import DEVICE_HELP
 from hrbench.errors import HrbenchError
 from hrbench.threads import configure_threads
 
@@ -41,7 +42,7 @@ def bench_data_cmd(
     workers: str = typer.Option("0,1,2", "--workers", help="loader worker counts, e.g. 0,1,2 or 0-4"),
     batch: int = typer.Option(32, "--batch", help="samples per batch"),
     batches: int = typer.Option(4, "--batches", help="timed batches per row (after one untimed)"),
-    device: str = typer.Option("cpu", "--device", help="device of the tensor pipeline's warp: cpu | cuda"),
+    device: str = typer.Option("auto", "--device", help="device of the tensor pipeline's warp: " + DEVICE_HELP),
     pipelines: str = typer.Option("cpu,tensor", "--pipelines", help="comma list of cpu,tensor"),
     threads: str = typer.Option("auto", "--threads", help="main-process intra-op CPU threads: N, or auto "
                                 "(OMP_NUM_THREADS, else the free CPUs)"),

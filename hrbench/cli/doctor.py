@@ -10,6 +10,7 @@ from rich.table import Table
 
 from hrbench.cli import app
 from hrbench.cli.options import make_console, parse_input
+from hrbench.device import DEVICE_HELP
 from hrbench.doctor import Check, DoctorReport, run_doctor
 from hrbench.threads import configure_threads
 
@@ -18,7 +19,7 @@ STYLE = {"pass": "green", "fail": "bold red", "skip": "yellow"}
 
 @app.command("doctor")
 def doctor_cmd(
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     arch: str = typer.Option("lite18", "--arch", help="registered architecture to exercise"),
     input_size: str = typer.Option(None, "--input", help="network input HxW (default 64x64 on CPU, 256x192 on CUDA)"),
     batch: int = typer.Option(None, "--batch", help="samples per step (default 4 on CPU, 32 on CUDA)"),

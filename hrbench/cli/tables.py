@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from hrbench.cli import app
 from hrbench.cli.options import make_console
+from hrbench.device import DEVICE_HELP
 
 console = make_console()
 err_console = Console(stderr=True)
@@ -31,7 +32,7 @@ def tables_cmd(
                                                           "accuracy columns"),
     bench: bool = typer.Option(False, "--bench", help="instead: time every model on this machine "
                                                       "(reports/bench/, machine-dependent)"),
-    device: str = typer.Option("cpu", "--device", help="--bench: cpu, cuda or auto"),
+    device: str = typer.Option("auto", "--device", help="--bench: " + DEVICE_HELP),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
     """Regenerate every table and plot of the three papers with hrbench's measurements beside the

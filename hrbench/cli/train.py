@@ -16,6 +16,7 @@ from rich.table import Table
 
 from hrbench.cli import app
 from hrbench.cli.options import make_console, parse_input, parse_overrides
+from hrbench.device import DEVICE_HELP
 from hrbench.errors import HrbenchError
 
 
@@ -57,7 +58,7 @@ def train_cmd(
                                        help="channels-last memory format (default off)"),
     gpu_aug: bool = typer.Option(None, "--gpu-aug/--no-gpu-aug",
                                  help="affine warp + heatmap targets on the training device (default off)"),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     workers: int = typer.Option(2, "--workers", help="data-loader worker processes (train and validation)"),
     threads: str = typer.Option("auto", "--threads", help="intra-op CPU threads: N, or auto (OMP_NUM_THREADS, "
                                 "else the free CPUs)"),
@@ -116,7 +117,7 @@ def eval_cmd(
     det_thr: float = typer.Option(None, "--det-thr", help="keep detections with score >= T (with --det-file)"),
     batch: int = typer.Option(32, "--batch", help="samples per forward pass, per process"),
     amp: str = typer.Option(None, "--amp", help="precision: fp32 | bf16 | fp16 (default: the run's, else fp32)"),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     workers: int = typer.Option(2, "--workers", help="data-loader worker processes"),
     threads: str = typer.Option("auto", "--threads", help="intra-op CPU threads: N, or auto (OMP_NUM_THREADS, "
                                 "else the free CPUs)"),

@@ -15,7 +15,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from hrbench.errors import ConfigError, HrbenchError
+from hrbench.device import resolve_device
+from hrbench.errors import HrbenchError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,28 +34,6 @@ class DistInfo:
     @property
     def distributed(self) -> bool:
         return self.world_size > 1
-
-
-def resolve_device(device: str, local_rank: int = 0) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; ``cuda`` under torchrun -> ``cuda:<local_rank>``."""
-    name = (device or "auto").strip().lower()
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"invalid --device {device!r}: CUDA is not available on this machine")
-        if name == "cuda":
-            name = f"cuda:{local_rank}"
-        try:
-            dev = torch.device(name)
-        except RuntimeError as e:
-            raise ConfigError(f"invalid --device {device!r}: {e}") from None
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ConfigError(f"invalid --device {device!r}: only {torch.cuda.device_count()} CUDA device(s)")
-        return dev
-    if name == "cpu":
-        return torch.device("cpu")
-    raise ConfigError(f"invalid --device {device!r}: expected auto, cpu, cuda or cuda:N")
 
 
 def setup(device: str) -> tuple[DistInfo, torch.device]:

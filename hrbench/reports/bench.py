@@ -18,6 +18,7 @@ import torch
 from hrbench.bench.latency import benchmark_model
 from hrbench.cards import reported_for
 from hrbench.complexity.measure import measure, stamp
+from hrbench.device import resolve_device
 from hrbench.errors import HrbenchError
 from hrbench.registry import create_model, get_entry
 from hrbench.reports.render import fmt, markdown_table, to_csv, write_text
@@ -25,14 +26,6 @@ from hrbench.reports.tables import default_measurer
 
 #: (dataset, input) each model is timed at: its paper's COCO default.
 BENCH_INPUT = ("coco", (256, 192))
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise HrbenchError("--device cuda: no CUDA device on this machine")
-    return torch.device(name)
 
 
 def time_model(model: torch.nn.Module, input_hw: tuple[int, int], dev: torch.device, batch: int = 1,
@@ -79,7 +72,7 @@ def run_bench(out_dir: str | Path = "reports/bench", device: str = "cpu", batch:
     """Time the papers' main models (or ``models``); write ``latency.md``, ``latency.csv`` and the
     AP-vs-latency plot. Throughput is measured at ``batch`` (default 32 on CUDA; on CPU batch 1,
     i.e. the latency run itself)."""
-    dev = _device(device)
+    dev = resolve_device(device)
     batch = batch or (32 if dev.type == "cuda" else 1)
     dataset, hw = BENCH_INPUT
     inp = f"{hw[0]}x{hw[1]}"
