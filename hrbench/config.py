@@ -28,7 +28,7 @@ class ModelConfig:
         """Raise ConfigError for an out-of-range hyper-parameter."""
 
     def override(self, **overrides: Any) -> ModelConfig:
-        """Return a copy with ``overrides`` applied, coercing lists to tuples; unknown keys fail."""
+        """Return a copy with ``overrides`` applied, coercing lists to tuples at every depth; unknown keys fail."""
         names = {f.name for f in dataclasses.fields(self)}
         for key in overrides:
             if key not in names:
@@ -38,7 +38,7 @@ class ModelConfig:
                     f"unknown hyper-parameter {key!r} for {type(self).__name__}{hint}; "
                     f"known: {', '.join(sorted(names))}"
                 )
-        fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+        fixed = {k: _tuples(v) for k, v in overrides.items()}
         new = dataclasses.replace(self, **fixed)
         new.validate()
         return new
@@ -54,6 +54,11 @@ def require(cond: bool, param: str, message: str) -> None:
     """Raise ConfigError ``"<param>: <message>"`` unless ``cond``."""
     if not cond:
         raise ConfigError(f"invalid hyper-parameter {param}: {message}")
+
+
+def _tuples(value: Any) -> Any:
+    """Lists (e.g. from JSON: ``num_channels`` [[40, 80], [40, 80, 160]]) as tuples, at every depth."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
 def per_branch(value: Any, n: int, param: str) -> tuple:

@@ -263,3 +263,14 @@ def test_ablation_grids() -> None:
             resolve(cell.model)
             assert (cell.dataset, cell.input_hw) in (("coco", (256, 192)), ("mpii", (256, 256)))
         assert len(grid.cells) == 2 * len(printed)
+
+
+def test_nested_lists_from_json_are_tuples_at_every_depth() -> None:
+    """A configuration read back from JSON (config.json, --set) has lists of lists: they are accepted
+    as the nested tuples the model validates (num_channels per stage and branch)."""
+    import json
+
+    cfg = create_config("lite18")
+    from_json = {k: v for k, v in json.loads(json.dumps(cfg.to_dict())).items() if k == "num_channels"}
+    assert from_json["num_channels"][0] == [40, 80]
+    assert create_config("lite18", **from_json).num_channels == ((40, 80), (40, 80, 160), (40, 80, 160, 320))

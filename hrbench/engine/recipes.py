@@ -4,7 +4,8 @@ Facts taken from the official configurations (numbers only):
 
 * Lite-HRNet (github HRNet/Lite-HRNet, ``configs/top_down/lite_hrnet``): Adam, lr 2e-3, 210 epochs,
   linear warm-up over 500 iterations from 0.001 x lr, lr x 0.1 at epochs 170 and 200; 64 samples
-  per GPU on COCO 256x192, 32 on COCO 384x288 and on MPII; 8 GPUs (its paper, Sec. 4.1).
+  per GPU on COCO 256x192 (the official config; the paper, Sec. 4.1, says 32 per GPU), 32 on COCO
+  384x288 and on MPII; 8 GPUs (the paper).
 * Dite-HRNet (github ZiyiZhang27/Dite-HRNet): the same optimiser and schedule, 270 epochs on COCO
   and 260 on MPII, 32 samples per GPU on 8 GPUs (its paper, Sec. 4.1).
 * HRNet and DPN (no official DPN code): HRNet's Adam recipe, lr 1e-3, 210 epochs, steps 170/200,
