@@ -20,10 +20,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from hrbench.datasets import DATASET_KEYPOINTS
 from hrbench.errors import HrbenchError
 from hrbench.registry import Grid, GridCell, get_grid, list_grids
 from hrbench.reports.tables import (
-    DATASET_KEYPOINTS,
     Measurer,
     default_measurer,
     giga_of,

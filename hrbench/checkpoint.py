@@ -293,7 +293,7 @@ def restore_model(arch: str, checkpoint: str | Path | Mapping[str, Any] | None,
     configuration; the dataset also from its keypoint count), else COCO at the dataset's default
     input. An hrbench checkpoint of another architecture, or with another keypoint count than the
     dataset's, is a one-line :class:`CheckpointError`."""
-    from hrbench.datasets import DATASET_INPUT, DATASET_KEYPOINTS, check_dataset
+    from hrbench.datasets import DATASET_INPUT, DATASET_KEYPOINTS, check_dataset, dataset_of
     from hrbench.registry import create_model, resolve
 
     canonical = resolve(arch)
@@ -314,8 +314,7 @@ def restore_model(arch: str, checkpoint: str | Path | Mapping[str, Any] | None,
         saved = ckpt.get("config") if isinstance(ckpt.get("config"), dict) else {}
         ovr = {**(ckpt.get("overrides") or {}), **ovr}
         k_saved = ckpt.get("num_keypoints")
-    by_k = {k: name for name, k in DATASET_KEYPOINTS.items()}.get(k_saved) if isinstance(k_saved, int) else None
-    dataset = check_dataset(dataset or saved.get("dataset") or by_k or "coco")
+    dataset = check_dataset(dataset or saved.get("dataset") or dataset_of(k_saved) or "coco")
     k = DATASET_KEYPOINTS[dataset]
     if k_saved not in (None, k):
         raise CheckpointError(f"checkpoint {source} predicts {k_saved} keypoints; {dataset} has {k}")

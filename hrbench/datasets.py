@@ -17,3 +17,8 @@ def check_dataset(dataset: str) -> str:
     if dataset not in DATASET_KEYPOINTS:
         raise ConfigError(f"unknown dataset {dataset!r}: expected coco or mpii")
     return dataset
+
+
+def dataset_of(keypoints: int | None) -> str | None:
+    """The dataset whose keypoint count is ``keypoints`` (17 -> coco, 16 -> mpii), else None."""
+    return next((name for name, k in DATASET_KEYPOINTS.items() if k == keypoints), None)

@@ -37,6 +37,7 @@ from hrbench.complexity.macs import Probe, run_probe
 from hrbench.complexity.traffic import summary as traffic_summary
 from hrbench.complexity.train import train_step_macs
 from hrbench.complexity.walker import analytic_counts
+from hrbench.datasets import dataset_of
 from hrbench.errors import HrbenchError
 
 __all__ = ["ENGINES", "UNITS", "Complexity", "measure", "measure_model", "measure_many", "stamp"]
@@ -50,7 +51,6 @@ UNITS = {
     "macs": "M MACs, decimal (1e6); every convolution and matrix product, functional ones included",
 }
 
-DATASET_OF_K = {17: "coco", 16: "mpii"}
 
 
 @dataclasses.dataclass
@@ -175,7 +175,7 @@ def published_for(name: str, input_hw: tuple[int, int], keypoints: int, result: 
     """The model card's published params/MFLOPs at this input, with the deltas of our counts."""
     from hrbench.cards import published_complexity
 
-    pub = published_complexity(name, input_hw, dataset or DATASET_OF_K.get(keypoints))
+    pub = published_complexity(name, input_hw, dataset or dataset_of(keypoints))
     if not pub:
         return {}
     pub = dict(pub)

@@ -24,9 +24,9 @@ from typing import Any
 
 from hrbench.complexity.measure import measure
 from hrbench.complexity.table2 import layer_counts
+from hrbench.datasets import DATASET_KEYPOINTS
 from hrbench.registry import Grid, GridCell, get_entry, get_grid, list_grids, list_models
 
-DATASET_KEYPOINTS = {"coco": 17, "mpii": 16}
 #: Accuracy columns printed per dataset, in the papers' order.
 COCO_METRICS = ("AP", "AP50", "AP75", "APM", "APL", "AR")
 MPII_METRICS = ("PCKh",)
