@@ -71,7 +71,7 @@ def default_threads() -> tuple[int, str]:
 
 
 def parse_threads(value: str | int | None) -> int | None:
-    """``--threads``: a positive integer, or ``auto``/None (:func:`default_threads`)."""
+    """``--threads``: a positive integer, or None for ``auto`` (:func:`default_threads`)."""
     if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
         return None
     try:
@@ -84,7 +84,10 @@ def parse_threads(value: str | int | None) -> int | None:
 
 
 def configure_threads(value: str | int | None) -> tuple[int, str]:
-    """Set torch's intra-op threads from ``--threads``; returns (threads, reason) for the banner."""
+    """Set torch's intra-op threads from ``--threads`` (N or ``auto``; the CLI's default is ``auto``);
+    None (the Python API's default) leaves the caller's setting alone. Returns (threads, reason)."""
+    if value is None:
+        return torch.get_num_threads(), "unchanged"
     n = parse_threads(value)
     n, why = (n, "--threads") if n is not None else default_threads()
     torch.set_num_threads(n)

@@ -63,8 +63,8 @@ def test_batched_dka_equals_per_sample_reference_with_gradients(cin, cout, k, st
     g = torch.randn_like(y)
     grads = torch.autograd.grad(y, (x, att, agg.weight), g)
     grads_ref = torch.autograd.grad(ref, (x, att, agg.weight), g)
-    for a, b in zip(grads, grads_ref, strict=True):
-        assert (a - b).abs().max().item() <= 1e-5
+    for a, b in zip(grads, grads_ref, strict=True):  # float32 sums of hundreds of terms: relative to their size
+        assert (a - b).abs().max().item() <= 1e-5 * max(1.0, b.abs().max().item())
 
 
 def test_dka_is_a_mixture_of_kernels():

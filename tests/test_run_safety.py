@@ -290,6 +290,7 @@ def test_threads_option(monkeypatch):
     before = torch.get_num_threads()
     try:
         assert configure_threads("1") == (1, "--threads") and torch.get_num_threads() == 1
+        assert configure_threads(None) == (1, "unchanged")  # the Python API leaves the caller's setting
         monkeypatch.setenv("OMP_NUM_THREADS", "2")
         assert default_threads() == (2, "OMP_NUM_THREADS")
         monkeypatch.delenv("OMP_NUM_THREADS")

@@ -205,7 +205,8 @@ def train(arch: str, data: str | Path | None, dataset: str | None = None, epochs
     process. ``out``/``name``: run folder ``<out>/<name>``, locked while the run uses it.
     ``resume``: True (``<out>/<name>``) or a run folder / checkpoint path. ``validate_first``: also
     validate the untrained model (summary key ``initial``). ``stop_after``: train at most this many
-    epochs in this call. ``threads``: intra-op CPU threads (:mod:`hrbench.threads`).
+    epochs in this call. ``threads``: intra-op CPU threads, N or ``auto`` (:mod:`hrbench.threads`; None,
+    the default, leaves torch's setting alone).
     """
     n_threads, why = configure_threads(threads)
     info, dev = D.setup(device)
