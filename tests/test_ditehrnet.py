@@ -105,16 +105,6 @@ def test_dka_exports_as_one_static_graph_with_one_convolution():
         assert torch.allclose(program.module()(x), dka(x), atol=1e-6)
 
 
-def test_dka_onnx_export():
-    pytest.importorskip("onnx")  # ONNX export needs the onnx package, not a dependency of hrbench
-    import io
-
-    dka = DynamicKernelAggregation(8, 8, 3, padding=1, groups=8, num_kernels=4).eval()
-    buffer = io.BytesIO()
-    torch.onnx.export(dka, (torch.randn(3, 8, 6, 6),), buffer, dynamo=False)
-    assert buffer.getvalue()
-
-
 # --- SCS / DSC ------------------------------------------------------------------------------
 def test_scs_kernel_sizes_split_and_shuffle():
     scs = SplitConcatShuffle(12, groups=3)

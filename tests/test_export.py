@@ -1,5 +1,6 @@
 """ONNX export (`hrbench export`, :mod:`hrbench.speed.onnx`): ONNX Runtime parity for every family,
-dynamic kernels made static, dynamic batch, nothing written on failure, the bench `ort` mode."""
+dynamic kernels made static, dynamic batch, nothing written on failure, the bench `ort` mode.
+(onnx / onnxruntime come with `make setup`, the `onnx` extra: a missing one fails here, not skips.)"""
 
 from __future__ import annotations
 
@@ -7,13 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("onnxruntime")
-
-from hrbench.checkpoint import hrbench_payload, save_checkpoint  # noqa: E402
-from hrbench.cli import main  # noqa: E402
-from hrbench.models.dynamic import KernelAggregation, per_sample_reference  # noqa: E402
-from hrbench.registry import create_model  # noqa: E402
-from hrbench.speed.onnx import ExportError, StaticKernelAggregation, export_onnx  # noqa: E402
+from hrbench.checkpoint import hrbench_payload, save_checkpoint
+from hrbench.cli import main
+from hrbench.models.dynamic import KernelAggregation, per_sample_reference
+from hrbench.registry import create_model
+from hrbench.speed.onnx import ExportError, StaticKernelAggregation, export_onnx
 
 HW = (64, 64)
 
