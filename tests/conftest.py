@@ -86,3 +86,16 @@ def synth(tmp_path_factory):
     return root
 
 
+
+
+def official_inplace_fusion(fusion, xs: list[torch.Tensor], relu: nn.Module) -> list[torch.Tensor]:
+    """The official Lite-HRNet fusion loop, literally (facts from its code): the running sum aliases
+    branch 0 and is updated in place, and output i >= 1 calls ``fusion[i][0]`` twice."""
+    xs = [x.clone() for x in xs]
+    outs = []
+    for i in range(len(fusion)):
+        y = xs[0] if i == 0 else fusion[i][0](xs[0])
+        for j in range(len(xs)):
+            y += xs[j] if i == j else fusion[i][j](xs[j])
+        outs.append(relu(y))
+    return outs

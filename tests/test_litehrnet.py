@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import official_fixture
+from conftest import official_fixture, official_inplace_fusion
 from torch import nn
 
 from hrbench.complexity.conventions import TORCHSTAT
@@ -168,18 +168,6 @@ def test_official_initialisation() -> None:
             assert torch.all(m.weight == 1) and torch.all(m.bias == 0)
 
 
-def _official_inplace_fusion(fusion: MultiResolutionFusion, xs: list[torch.Tensor], relu: nn.Module):
-    """The official loop, literally: the running sum aliases branch 0 and is updated in place."""
-    xs = [x.clone() for x in xs]
-    outs = []
-    for i in range(len(fusion)):
-        y = xs[0] if i == 0 else fusion[i][0](xs[0])
-        for j in range(len(xs)):
-            y += xs[j] if i == j else fusion[i][j](xs[j])
-        outs.append(relu(y))
-    return outs
-
-
 @pytest.mark.parametrize("relu_inplace", [False, True])
 def test_fusion_reproduces_official_inplace_loop(relu_inplace: bool) -> None:
     torch.manual_seed(0)
@@ -190,7 +178,7 @@ def test_fusion_reproduces_official_inplace_loop(relu_inplace: bool) -> None:
     xs = [torch.randn(2, c, 16 // 2**i, 12 // 2**i) for i, c in enumerate(chans)]
     with torch.no_grad():
         ours = fusion(xs, nn.ReLU(inplace=relu_inplace))
-        official = _official_inplace_fusion(fusion, xs, nn.ReLU(inplace=relu_inplace))
+        official = official_inplace_fusion(fusion, xs, nn.ReLU(inplace=relu_inplace))
         naive_reading = [torch.relu(sum(x if i == j else fusion[i][j](x) for j, x in enumerate(xs)))
                          for i in range(len(chans))]
     for a, b in zip(ours, official, strict=True):

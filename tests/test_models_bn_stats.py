@@ -13,6 +13,7 @@ import copy
 
 import pytest
 import torch
+from conftest import official_inplace_fusion
 from torch import nn
 
 from hrbench.models.bn_updates import repeated_bn_updates, repeated_update_factor
@@ -22,21 +23,9 @@ from hrbench.registry import create_model
 HW = (64, 64)
 
 
-def official_fusion(fusion: MultiResolutionFusion, xs: list[torch.Tensor], relu: nn.Module) -> list[torch.Tensor]:
-    """The official in-place loop, written out: output i >= 1 calls ``fusion[i][0]`` twice."""
-    xs = list(xs)
-    outs = []
-    for i in range(len(fusion)):
-        y = xs[0] if i == 0 else fusion[i][0](xs[0])
-        for j in range(len(xs)):
-            y += xs[j] if i == j else fusion[i][j](xs[j])
-        outs.append(relu(y))
-    return outs
-
-
 class OfficialFusion(MultiResolutionFusion):
     def forward(self, xs, relu):
-        return official_fusion(self, xs, relu)
+        return official_inplace_fusion(self, xs, relu)
 
 
 def with_official_fusion(model: nn.Module) -> nn.Module:
