@@ -184,6 +184,23 @@ def test_seeded_samples_are_order_independent():
     assert not torch.equal(view[0]["image"], forward[0])
 
 
+def test_seeded_samples_leave_the_callers_rngs_alone():
+    """With workers=0 samples load in the main process: its RNGs draw afterwards what they would have."""
+    import random
+
+    view = SeededSamples(TinyPoseSet(3), seed=1)
+    for load in (False, True):
+        torch.manual_seed(5)
+        np.random.seed(5)
+        random.seed(5)
+        if load:
+            view[2]
+        drawn = (torch.rand(3), np.random.rand(3), random.random())
+        if not load:
+            expected = drawn
+    assert torch.equal(drawn[0], expected[0]) and np.array_equal(drawn[1], expected[1]) and drawn[2] == expected[2]
+
+
 def test_training_reduces_loss_and_checkpoint_is_weights_only(tmp_path):
     from hrbench.checkpoint import read_checkpoint
 

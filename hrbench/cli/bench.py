@@ -10,7 +10,6 @@ from rich.table import Table
 from hrbench.bench.latency import MODES, TOLERANCE_NOTE, benchmark
 from hrbench.cli import app
 from hrbench.cli.options import (
-    DATASET_INPUT,
     fmt_number,
     make_console,
     parse_choices,
@@ -18,6 +17,7 @@ from hrbench.cli.options import (
     parse_overrides,
     resolve_keypoints,
 )
+from hrbench.datasets import DATASET_INPUT
 from hrbench.device import DEVICE_HELP, resolve_device
 from hrbench.threads import configure_threads
 

@@ -9,7 +9,8 @@ import typer
 from rich.table import Table
 
 from hrbench.cli import app
-from hrbench.cli.options import DATASET_INPUT, make_console, parse_input
+from hrbench.cli.options import make_console, parse_input
+from hrbench.datasets import DATASET_INPUT
 from hrbench.device import DEVICE_HELP
 from hrbench.errors import HrbenchError
 from hrbench.threads import configure_threads

@@ -125,8 +125,9 @@ def show_cmd(
 ) -> None:
     """A grid of N crops as the model receives them, with the target heatmaps and the joints drawn
     (left side orange, right side blue): a broken flip pair or aspect ratio shows at a glance."""
-    from hrbench.cli.options import DATASET_INPUT, parse_input
+    from hrbench.cli.options import parse_input
     from hrbench.data import build_dataset
+    from hrbench.datasets import DATASET_INPUT
     from hrbench.reports.overlay import grid, write_png
 
     if split not in ("train", "val"):

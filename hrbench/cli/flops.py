@@ -13,7 +13,6 @@ from rich.table import Table
 
 from hrbench.cli import app
 from hrbench.cli.options import (
-    DATASET_INPUT,
     fmt_number,
     make_console,
     parse_choices,
@@ -29,6 +28,7 @@ from hrbench.complexity.measure import (
     measure_many,
     set_threads_for_counting,
 )
+from hrbench.datasets import DATASET_INPUT
 from hrbench.errors import HrbenchError
 from hrbench.registry import get_entry, list_models, resolve
 

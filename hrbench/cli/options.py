@@ -9,11 +9,8 @@ from typing import Any
 
 from rich.console import Console
 
-from hrbench.datasets import DATASET_INPUT, DATASET_KEYPOINTS
+from hrbench.datasets import DATASET_KEYPOINTS
 from hrbench.errors import HrbenchError
-
-__all__ = ["DATASET_INPUT", "DATASET_KEYPOINTS", "fmt_number", "make_console", "parse_choices", "parse_input",
-           "parse_overrides", "parse_value", "resolve_keypoints"]
 
 
 def parse_input(text: str) -> tuple[int, int]:

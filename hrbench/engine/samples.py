@@ -49,11 +49,13 @@ class SeededSamples(Dataset):
     def __getitem__(self, index: int) -> Any:
         if get_worker_info() is not None:  # a loader worker: its RNGs are its own
             return self._draw(index)
-        saved = capture_rng(cuda=False)
+        saved = random.getstate(), np.random.get_state(), torch.get_rng_state()  # as they are: no conversion
         try:
             return self._draw(index)
         finally:
-            restore_rng(saved)
+            random.setstate(saved[0])
+            np.random.set_state(saved[1])
+            torch.set_rng_state(saved[2])
 
     def _draw(self, index: int) -> Any:
         s = sample_seed(self.seed, self.epoch, int(index))
@@ -85,8 +87,8 @@ def worker_init(worker_id: int) -> None:
     np.random.seed(s)
 
 
-def capture_rng(cuda: bool = True) -> dict[str, Any]:
-    """python, numpy, torch (and, with ``cuda``, CUDA) RNG states as tensors / plain values."""
+def capture_rng() -> dict[str, Any]:
+    """python, numpy, torch (and CUDA) RNG states as tensors / plain values."""
     version, state, gauss = random.getstate()
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     out: dict[str, Any] = {
@@ -95,7 +97,7 @@ def capture_rng(cuda: bool = True) -> dict[str, Any]:
                   "has_gauss": int(has_gauss), "cached": float(cached)},
         "torch": torch.get_rng_state(),
     }
-    if cuda and torch.cuda.is_available():
+    if torch.cuda.is_available():
         out["cuda"] = torch.cuda.get_rng_state_all()
     return out
 
