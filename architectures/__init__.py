@@ -1,5 +1,7 @@
-"""Registered variants: each module declares configurations (never model code) by name.
+"""Registered variants and ablation grids (installed as ``hrbench.architectures``): each module
+declares configurations (never model code) by name.
 
-Every ``*.py`` here is imported by :func:`hrbench.registry._load` and registers its variants
-with :func:`hrbench.registry.register_model`.
+Every public module here is imported by :func:`hrbench.registry._load` at the first lookup and
+registers its variants with :func:`hrbench.registry.register_model` and its grids with
+:func:`hrbench.registry.register_grid`.
 """

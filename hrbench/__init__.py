@@ -6,7 +6,8 @@
 """
 
 from hrbench.errors import HrbenchError
-from hrbench.registry import create_config, create_model, list_models, register_model
+from hrbench.factory import create_model
+from hrbench.registry import create_config, list_models, register_model
 
 __all__ = ["HrbenchError", "create_config", "create_model", "list_models", "register_model"]
 __version__ = "0.1.0"

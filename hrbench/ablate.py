@@ -20,17 +20,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from hrbench.complexity.measure import Measurer, default_measurer
 from hrbench.datasets import DATASET_KEYPOINTS
 from hrbench.errors import HrbenchError
+from hrbench.reference import giga_of, match_cell, printed_flops, rows_of
 from hrbench.registry import Grid, GridCell, get_grid, list_grids
-from hrbench.reports.tables import (
-    Measurer,
-    default_measurer,
-    giga_of,
-    match_cell,
-    printed_flops,
-    rows_of,
-)
 
 STATE_FORMAT = "hrbench-ablate-v1"
 
@@ -106,10 +100,7 @@ def run_ablation(grid_name: str, *, train: bool = False, epochs: int | None = No
     state (``trained`` | ``resumed`` | ``skipped`` (already finished) | ``not selected``) and metric.
     """
     grid = get_grid(grid_name)
-    if train and data is None:
-        raise HrbenchError("--train needs --data DIR (a COCO/MPII-layout data folder, e.g. from `hrbench data synth`)")
-    if epochs is not None and epochs < 1:
-        raise HrbenchError(f"invalid --epochs {epochs}: must be at least 1")
+    _check_train_args(data, epochs, need_data=train)
     selected = set(check_cells(cells, len(grid.cells)))
     out = Path(out)
     state = read_state(out, grid.name) if train else {}
@@ -132,6 +123,13 @@ def run_ablation(grid_name: str, *, train: bool = False, epochs: int | None = No
         cells_out.append(row)
     return {"grid": grid.name, "source": grid.source, "table": grid.table, "description": grid.description,
             "giga": giga_of(grid.source, grid.table), "cells": cells_out}
+
+
+def _check_train_args(data: str | Path | None, epochs: int | None, need_data: bool = True) -> None:
+    if need_data and data is None:
+        raise HrbenchError("--train needs --data DIR (a COCO/MPII-layout data folder, e.g. from `hrbench data synth`)")
+    if epochs is not None and epochs < 1:
+        raise HrbenchError(f"invalid --epochs {epochs}: must be at least 1")
 
 
 def complexity_row(grid: Grid, i: int, cell: GridCell, measure: Measurer) -> dict[str, Any]:
@@ -179,17 +177,30 @@ def check_cells(cells: Sequence[int] | None, n: int) -> list[int]:
 
 
 def read_state(out: Path, grid: str) -> dict[str, Any]:
-    """``<out>/ablate-<grid>.json`` (a fresh one when missing or unreadable)."""
+    """``<out>/ablate-<grid>.json`` (a fresh one when missing). A file that cannot be read, is not JSON or
+    is not a ``hrbench-ablate-v1`` state is a one-line :class:`HrbenchError` that names it."""
     state: dict[str, Any] = {"format": STATE_FORMAT, "grid": grid, "cells": {}}
     path = Path(out) / f"ablate-{grid}.json"
-    if path.exists():
-        try:
-            old = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return state
-        if old.get("format") == STATE_FORMAT:
-            state.update({k: v for k, v in old.items() if k in ("cells", "plan")})
+    if not path.exists():
+        return state
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise _bad_state(path, f"{type(e).__name__}: {e}") from e
+    if not isinstance(old, dict) or old.get("format") != STATE_FORMAT:
+        found = old.get("format") if isinstance(old, dict) else type(old).__name__
+        raise _bad_state(path, f"not a {STATE_FORMAT} state file (format: {found!r})")
+    cells, plan = old.get("cells", {}), old.get("plan")
+    if not (isinstance(cells, dict) and all(isinstance(c, dict) for c in cells.values())
+            and isinstance(plan, (dict, type(None)))):
+        raise _bad_state(path, "its 'cells' or 'plan' entry is malformed")
+    state.update({k: v for k, v in old.items() if k in ("cells", "plan")})
     return state
+
+
+def _bad_state(path: Path, problem: str) -> HrbenchError:
+    return HrbenchError(f"cannot use the ablation state file {path}: {problem}; delete it and run again "
+                        f"(it is rebuilt from the runs in {path.parent})")
 
 
 def write_state(out: Path, state: dict[str, Any], epochs: int | None, input_hw: tuple[int, int] | None) -> None:
@@ -317,10 +328,7 @@ def submit_grid(grid_name: str, *, data: str | Path, opts, out: str | Path = "ru
     from hrbench.engine import resolve_config
 
     grid = get_grid(grid_name)
-    if data is None:
-        raise HrbenchError("--train needs --data DIR (a COCO/MPII-layout data folder, e.g. from `hrbench data synth`)")
-    if epochs is not None and epochs < 1:
-        raise HrbenchError(f"invalid --epochs {epochs}: must be at least 1")
+    _check_train_args(data, epochs)
     selected = set(check_cells(cells, len(grid.cells)))
     launch.check_options(opts, dry_run=dry_run)
     out = Path(out).resolve()

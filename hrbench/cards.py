@@ -2,26 +2,10 @@
 
 from __future__ import annotations
 
-import csv
-import functools
-from importlib import resources
 from typing import Any
 
+from hrbench.reference import reported_rows
 from hrbench.registry import get_entry
-
-NUMERIC = ("params_M", "gflops", "mflops", "AP", "AP50", "AP75", "APM", "APL", "AR", "AR50", "PCKh", "PCKh01")
-
-
-@functools.cache
-def reported_rows() -> tuple[dict[str, Any], ...]:
-    """Every row of ``reported.csv`` (copied from shared/reference), numbers as floats/None."""
-    text = resources.files("hrbench.reference").joinpath("reported.csv").read_text(encoding="utf-8")
-    rows = []
-    for row in csv.DictReader(text.splitlines()):
-        for key in NUMERIC:
-            row[key] = float(row[key]) if row.get(key) not in (None, "") else None
-        rows.append(row)
-    return tuple(rows)
 
 
 def reported_for(name: str) -> list[dict[str, Any]]:

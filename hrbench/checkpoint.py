@@ -10,8 +10,7 @@ Accepted by :func:`load_checkpoint`:
 * a bare state_dict (name -> tensor).
 
 Keys are mapped to hrbench's (``keypoint_head.final_layer`` -> ``head.final_layer``, a
-DataParallel ``module.`` prefix dropped, then the backbone's optional
-``official_key_map(key) -> key | None`` on backbone-relative keys), and compared with the
+DataParallel ``module.`` prefix dropped; the backbones keep the official names), and compared with the
 model: missing, unexpected and shape-mismatched keys are reported, and with ``strict=True``
 any of them is a :class:`~hrbench.errors.CheckpointError` (one line).
 """
@@ -28,6 +27,7 @@ from torch import nn
 
 from hrbench.errors import CheckpointError, HrbenchError
 from hrbench.fsutil import atomic_write
+from hrbench.registry import create_config, resolve
 
 FORMAT = "hrbench-checkpoint-v1"
 
@@ -137,16 +137,11 @@ def split_payload(obj: Mapping[str, Any], source: str) -> tuple[str, dict[str, t
     return fmt, dict(sd), rest
 
 
-def map_official_key(key: str, model: nn.Module) -> str | None:
-    """hrbench key for an official (mmpose 0.x/1.x) key; ``None`` drops the key."""
+def map_official_key(key: str) -> str:
+    """hrbench key for an official (mmpose 0.x/1.x) key."""
     for old, new in _PREFIX_MAP:
         if key.startswith(old):
             key = new + key[len(old):]
-    backbone = getattr(model, "backbone", None)
-    keymap = getattr(backbone, "official_key_map", None)
-    if callable(keymap) and key.startswith("backbone."):
-        mapped = keymap(key[len("backbone."):])
-        return None if mapped is None else "backbone." + mapped
     return key
 
 
@@ -155,8 +150,6 @@ def _check_arch(model: nn.Module, rest: Mapping[str, Any], source: str) -> None:
     want = getattr(model, "arch", "") or ""
     if arch and want:
         try:
-            from hrbench.registry import resolve
-
             arch_c = resolve(str(arch))
         except HrbenchError:
             arch_c = str(arch)
@@ -195,9 +188,7 @@ def load_checkpoint(model: nn.Module, path_or_dict: str | Path | Mapping[str, An
 
     state: dict[str, torch.Tensor] = {}
     for key, value in raw.items():
-        new = key if fmt == "hrbench" else map_official_key(key, model)
-        if new is not None:
-            state[new] = value
+        state[key if fmt == "hrbench" else map_official_key(key)] = value
     own = model.state_dict()
     missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in state if k not in own]
@@ -221,25 +212,27 @@ def load_checkpoint(model: nn.Module, path_or_dict: str | Path | Mapping[str, An
     return LoadReport(source, fmt, sorted(fitting), missing, unexpected, mismatched, rest)
 
 
+def make_payload(arch: str, overrides: Mapping[str, Any], num_keypoints: int | None, model: nn.Module,
+                 **extra: Any) -> dict[str, Any]:
+    """The hrbench checkpoint (format :data:`FORMAT`): ``arch`` (canonical), the hyper-parameter
+    ``overrides`` it was built with, K, a contiguous CPU copy of ``model``'s state_dict (channels-last
+    safe), and ``extra`` (epoch, optimizer state, metrics, the run's configuration...)."""
+    return {"format": FORMAT, "arch": arch, "overrides": dict(overrides), "num_keypoints": num_keypoints,
+            "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, **extra}
+
+
 def hrbench_payload(model: nn.Module, **extra: Any) -> dict[str, Any]:
-    """An hrbench-format checkpoint dict for a :func:`~hrbench.registry.create_model` model:
-    arch, the hyper-parameters that differ from the registered variant, K, the state_dict, and
-    ``extra`` (epoch, optimizer state, metrics...)."""
+    """:func:`make_payload` of a :func:`~hrbench.factory.create_model` model: its arch, the
+    hyper-parameters that differ from the registered variant, its K."""
     arch = getattr(model, "arch", "")
     if not arch:
         raise CheckpointError("cannot save an hrbench checkpoint of a model without .arch (use create_model)")
     overrides: dict[str, Any] = {}
     cfg = getattr(model, "config", None)
     if cfg is not None:
-        from hrbench.registry import create_config
-
         default = create_config(arch).to_dict()
         overrides = {k: v for k, v in cfg.to_dict().items() if default.get(k) != v}
-    payload = {"format": FORMAT, "arch": arch, "overrides": overrides,
-               "num_keypoints": getattr(model, "num_keypoints", None),
-               "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
-    payload.update(extra)
-    return payload
+    return make_payload(arch, overrides, getattr(model, "num_keypoints", None), model, **extra)
 
 
 def save_checkpoint(path: str | Path, payload: Mapping[str, Any]) -> Path:
@@ -248,78 +241,3 @@ def save_checkpoint(path: str | Path, payload: Mapping[str, Any]) -> Path:
     with atomic_write(path, binary=True) as fh:
         torch.save(dict(payload), fh)
     return Path(path)
-
-
-def load_model(path: str | Path, strict: bool = True):
-    """Rebuild the model an hrbench checkpoint was saved from (arch, overrides, K) and load it."""
-    obj = read_checkpoint(path)
-    if obj.get("format") != FORMAT:
-        raise CheckpointError(f"checkpoint {path}: not an hrbench checkpoint (no format {FORMAT!r}); "
-                              "use create_model(name, checkpoint=...) for official checkpoints")
-    from hrbench.registry import create_model
-
-    overrides = obj.get("overrides") or {}
-    if not isinstance(overrides, Mapping):
-        raise CheckpointError(f"checkpoint {path}: 'overrides' is not a dict")
-    try:
-        model = create_model(str(obj.get("arch")), num_keypoints=int(obj.get("num_keypoints") or 17), **overrides)
-    except CheckpointError:
-        raise
-    except HrbenchError as exc:
-        raise CheckpointError(f"checkpoint {path}: {exc}") from None
-    load_checkpoint(model, obj, strict=strict, source=str(path))
-    return model
-
-
-@dataclasses.dataclass
-class RestoredModel:
-    """A model rebuilt from a checkpoint, with what it was trained for: dataset, input (H, W), the
-    run's configuration (hrbench training checkpoints; {} otherwise) and where it came from."""
-
-    model: nn.Module
-    arch: str
-    dataset: str
-    input_hw: tuple[int, int]
-    config: dict[str, Any]
-    source: str
-
-
-def restore_model(arch: str, checkpoint: str | Path | Mapping[str, Any] | None,
-                  overrides: Mapping[str, Any] | None = None, dataset: str | None = None,
-                  input_hw: tuple[int, int] | None = None) -> RestoredModel:
-    """``arch`` (eval mode) with the weights of ``checkpoint`` (hrbench or official; None: fresh).
-
-    Dataset, input size and hyper-parameter overrides default to the checkpoint's own (its training
-    configuration; the dataset also from its keypoint count), else COCO at the dataset's default
-    input. An hrbench checkpoint of another architecture, or with another keypoint count than the
-    dataset's, is a one-line :class:`CheckpointError`."""
-    from hrbench.datasets import DATASET_INPUT, DATASET_KEYPOINTS, check_dataset, dataset_of
-    from hrbench.registry import create_model, resolve
-
-    canonical = resolve(arch)
-    source = "fresh weights" if checkpoint is None else "<in-memory checkpoint>" if isinstance(checkpoint, Mapping) \
-        else str(checkpoint)
-    ckpt = {} if checkpoint is None else dict(checkpoint) if isinstance(checkpoint, Mapping) \
-        else read_checkpoint(checkpoint)
-    saved: dict[str, Any] = {}
-    ovr = dict(overrides or {})
-    k_saved = None
-    if ckpt.get("format") == FORMAT:
-        try:
-            other = resolve(str(ckpt.get("arch")))
-        except HrbenchError:  # not a registered name: reported as the file spells it
-            other = str(ckpt.get("arch"))
-        if other != canonical:
-            raise CheckpointError(f"checkpoint {source} is for architecture {other}, not {canonical}")
-        saved = ckpt.get("config") if isinstance(ckpt.get("config"), dict) else {}
-        ovr = {**(ckpt.get("overrides") or {}), **ovr}
-        k_saved = ckpt.get("num_keypoints")
-    dataset = check_dataset(dataset or saved.get("dataset") or dataset_of(k_saved) or "coco")
-    k = DATASET_KEYPOINTS[dataset]
-    if k_saved not in (None, k):
-        raise CheckpointError(f"checkpoint {source} predicts {k_saved} keypoints; {dataset} has {k}")
-    hw = tuple(input_hw or saved.get("input") or DATASET_INPUT[dataset])
-    model = create_model(canonical, num_keypoints=k, **ovr)
-    if ckpt:
-        load_checkpoint(model, ckpt, strict=True, source=source)
-    return RestoredModel(model.eval(), canonical, dataset, (int(hw[0]), int(hw[1])), saved, source)

@@ -56,6 +56,11 @@ def require(cond: bool, param: str, message: str) -> None:
         raise ConfigError(f"invalid hyper-parameter {param}: {message}")
 
 
+def is_positive_int(v: object) -> bool:
+    """An ``int`` (not a ``bool``) >= 1: the check of every count and width hyper-parameter."""
+    return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+
 def _tuples(value: Any) -> Any:
     """Lists (e.g. from JSON: ``num_channels`` [[40, 80], [40, 80, 160]]) as tuples, at every depth."""
     return tuple(_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value

@@ -30,7 +30,7 @@ from hrbench.engine.api import build_split, make_evaluator
 from hrbench.engine.config import resolve_config
 from hrbench.engine.trainer import Trainer
 from hrbench.errors import ConfigError
-from hrbench.registry import create_model
+from hrbench.factory import create_model
 
 
 @dataclasses.dataclass
@@ -165,7 +165,7 @@ def check_ddp(s: Setup) -> str:
         raise _Skip(f"NCCL DDP needs 2+ GPUs, this machine has {gpus}")
     with tempfile.TemporaryDirectory() as out:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
-               "hrbench.engine", "train", s.arch, "--data", str(s.data), "--input", f"{s.input_hw[0]}x{s.input_hw[1]}",
+               "hrbench", "train", s.arch, "--data", str(s.data), "--input", f"{s.input_hw[0]}x{s.input_hw[1]}",
                "--batch", str(max(1, s.batch // 2)), "--epochs", "1", "--out", out, "--name", "ddp", "--workers", "0",
                "--device", "cuda" if gpus >= 2 else "cpu", "--no-progress", "--threads", "1", "--no-val-flip"]
         env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -1,7 +1,7 @@
 """The one model registry (timm-style): variants are registered by name in ``architectures/``.
 
-``create_model(name, num_keypoints=17, checkpoint=None, **overrides)`` builds a full pose model
-(backbone + 1x1 heatmap head); ``list_models(pattern)`` lists canonical names.
+``list_models(pattern)`` lists canonical names, ``create_config(name, **overrides)`` returns a
+variant's validated configuration; :func:`hrbench.factory.create_model` builds the model.
 """
 
 from __future__ import annotations
@@ -10,12 +10,15 @@ import dataclasses
 import difflib
 import fnmatch
 import importlib
+import pkgutil
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from hrbench.config import ModelConfig
-from hrbench.errors import ConfigError, HrbenchError
+from hrbench.errors import HrbenchError
+
+#: The package holding the registered variants (installed from the repository's ``architectures/``).
+SPEC_PACKAGE = "hrbench.architectures"
 
 #: Counting conventions a card may name (see ``hrbench.complexity.conventions``).
 CONVENTIONS = ("torchstat", "torchstat-dite", "hrnet-summary")
@@ -77,16 +80,17 @@ def register_model(
 
 
 def _load() -> None:
-    """Import every module of the ``architectures`` package (they register themselves)."""
+    """Import every module of the spec package :mod:`hrbench.architectures` (the repository's
+    ``architectures/`` folder); each registers its variants and grids here. The registry finds
+    them by name at the first lookup, like plugins: specs import the registry, never the reverse."""
     global _LOADED
     if _LOADED:
         return
     _LOADED = True
-    import architectures
-
-    for path in sorted(Path(architectures.__file__).parent.glob("*.py")):
-        if not path.stem.startswith("_"):
-            importlib.import_module(f"architectures.{path.stem}")
+    package = importlib.import_module(SPEC_PACKAGE)
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{SPEC_PACKAGE}.{info.name}")
 
 
 def resolve(name: str) -> str:
@@ -118,29 +122,6 @@ def list_models(pattern: str = "*", *, include_aliases: bool = False) -> list[st
 
 def create_config(name: str, **overrides: Any) -> ModelConfig:
     return get_entry(name).config(**overrides)
-
-
-def create_model(name: str, num_keypoints: int = 17, checkpoint: str | Path | None = None,
-                 **overrides: Any):
-    """Build the full pose model ``name`` (backbone + heatmap head) with ``num_keypoints`` outputs.
-
-    ``overrides`` replace hyper-parameters of the variant's config; ``checkpoint`` loads an
-    official (mmpose 0.x/1.x) or hrbench checkpoint through :mod:`hrbench.checkpoint`.
-    """
-    from hrbench.models.pose import PoseModel
-
-    if not isinstance(num_keypoints, int) or num_keypoints < 1:
-        raise ConfigError(f"invalid num_keypoints {num_keypoints!r}: must be a positive integer")
-    entry = get_entry(name)
-    cfg = entry.config(**overrides)
-    model = PoseModel(cfg.build_backbone(), num_keypoints)
-    model.arch = entry.name
-    model.config = cfg
-    if checkpoint is not None:
-        from hrbench.checkpoint import load_checkpoint
-
-        load_checkpoint(model, checkpoint)
-    return model
 
 
 @dataclasses.dataclass(frozen=True)

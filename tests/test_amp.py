@@ -10,7 +10,7 @@ from hrbench.data.synth import generate
 from hrbench.engine import evaluate_checkpoint, read_metrics, resolve_config, train
 from hrbench.engine.api import build_split
 from hrbench.engine.trainer import Trainer
-from hrbench.registry import create_model
+from hrbench.factory import create_model
 
 
 @pytest.fixture(scope="module")

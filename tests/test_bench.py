@@ -9,7 +9,8 @@ import torch
 from test_complexity import TinyBackbone, register_tiny
 from torch import nn
 
-from hrbench.bench.latency import TOLERANCE, benchmark, benchmark_model, percentile, summarize
+from hrbench.bench.latency import TOLERANCE, benchmark, benchmark_model
+from hrbench.bench.timing import percentile, summarize
 from hrbench.cli import main
 
 register_tiny()
@@ -66,11 +67,7 @@ def test_cli_json(capsys):
 
 
 def test_cli_table(capsys, monkeypatch):
-    from rich.console import Console
-
-    import hrbench.cli.bench
-
-    monkeypatch.setattr(hrbench.cli.bench, "console", Console(width=200))
+    monkeypatch.setenv("COLUMNS", "200")  # the console is built when the command runs
     assert main(["bench", "_test_tiny", "--input", "32x24", "--iters", "2", "--warmup", "0"]) == 0
     out = capsys.readouterr().out
     assert "median" in out and "times in ms" in out and "n/a" in out
@@ -90,5 +87,74 @@ def test_cli_errors(capsys, argv, message):
     if argv[:2] == ["--device", "cuda"] and torch.cuda.is_available():
         pytest.skip("a GPU is present")
     assert main(["bench", "_test_tiny", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("hrbench: error: ") and message in err and len(err.strip().splitlines()) == 1
+
+
+# ------------------------------------------------------------------ hrbench bench-dka
+def test_dka_cli_json(capsys):
+    argv = ["bench-dka", "--batch", "2", "--input", "64x64", "--repeats", "1", "--threads", "1", "--device", "cpu"]
+    assert main([*argv, "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["input"] == "64x64" and d["batch"] == 2 and d["device"] == "cpu" and d["threads"] == 1
+    assert {r["mode"] for r in d["rows"]} == {"forward", "forward+backward"} and len(d["rows"]) % 2 == 0
+    assert all(r["batched_ms"] > 0 and r["loop_ms"] > 0 and r["speedup"] == r["loop_ms"] / r["batched_ms"]
+               for r in d["rows"])
+    # Dite-HRNet-18 at 64x64: branch 0 is 40 channels at 1/4 (16x16), branch 1 80 at 1/8 (8x8); the DSC's
+    # dynamic half is C/2 channels; 3x3 kernels; N = 4,4,2,1 kernels to aggregate (Section 3.1).
+    shapes = {r["case"]: r["shape"] for r in d["rows"]}
+    assert shapes["branch 0 group 0"] == "20x16x16 k3 N4" and shapes["branch 1 group 0"] == "40x8x8 k3 N4"
+
+
+def test_dka_cli_table(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(["bench-dka", "--batch", "2", "--input", "64x64", "--repeats", "1", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "DKA, Dite-HRNet-18 DSC shapes at 64x64, batch 2, cpu" in out and "speed-up" in out and "branch 1" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--input", "48x64"], "multiples of 32"),
+    (["--repeats", "0"], "invalid --repeats 0"),
+    (["--batch", "1"], "invalid --batch 1"),
+    (["--device", "tpu"], "unknown --device 'tpu'"),
+    (["--threads", "x"], "invalid --threads x"),
+])
+def test_dka_cli_errors(capsys, argv, message):
+    assert main(["bench-dka", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("hrbench: error: ") and message in err and len(err.strip().splitlines()) == 1
+
+
+# ------------------------------------------------------------------ hrbench bench-threads
+def test_threads_cli_json(capsys):
+    before = torch.get_num_threads()
+    assert main(["bench-threads", "--arch", "_test_tiny", "--input", "32x24", "--batch", "2", "--steps", "1",
+                 "--busy", "0", "--json"]) == 0
+    assert torch.get_num_threads() == before  # the benchmark restores torch's thread count
+    d = json.loads(capsys.readouterr().out)
+    assert d["arch"] == "_test_tiny" and d["input"] == "32x24" and d["batch"] == 2 and d["cpus"] >= 1
+    for label in ("loaded", "idle"):
+        m = d[label]
+        assert m["busy_processes"] == 0 and m["before_threads"] == d["cpus"] and m["auto_threads"] >= 1
+        assert m["before_step_s"] > 0 and m["auto_step_s"] > 0 and m["speedup"] > 0
+
+
+def test_threads_cli_text(capsys):
+    assert main(["bench-threads", "--arch", "_test_tiny", "--input", "32x24", "--batch", "1", "--steps", "1",
+                 "--busy", "0"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("_test_tiny 32x24 batch 1, loaded (0 busy process(es))")
+    assert "s/step, auto = " in lines[1] and lines[1].endswith("x")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--steps", "0"], "invalid --steps 0"),
+    (["--busy", "-1"], "invalid --busy -1"),
+    (["--input", "32"], "malformed --input '32'"),
+    (["--arch", "no_such_net"], "unknown architecture 'no_such_net'"),
+])
+def test_threads_cli_errors(capsys, argv, message):
+    assert main(["bench-threads", "--arch", "_test_tiny", *argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith("hrbench: error: ") and message in err and len(err.strip().splitlines()) == 1

@@ -13,12 +13,11 @@ from hrbench.checkpoint import (
     FORMAT,
     hrbench_payload,
     load_checkpoint,
-    load_model,
     read_checkpoint,
     save_checkpoint,
 )
 from hrbench.errors import CheckpointError
-from hrbench.registry import create_model
+from hrbench.factory import create_model, load_model
 
 
 class NotTensors:

@@ -62,11 +62,7 @@ def test_table_output_labels_units_and_skips(capsys):
 
 
 def test_dite_convention_shows_gap_per_block_type(capsys, monkeypatch):
-    from rich.console import Console
-
-    import hrbench.cli.flops
-
-    monkeypatch.setattr(hrbench.cli.flops, "console", Console(width=200))
+    monkeypatch.setenv("COLUMNS", "200")  # the console is built when the command runs
     assert main(["flops", "_test_tiny_dite", "--input", "32x24"]) == 0
     out = capsys.readouterr().out
     assert "gap between the published convention and true MACs" in out
@@ -124,11 +120,7 @@ def test_explain_train_traffic_and_stamp_in_json(capsys):
 
 
 def test_explain_and_traffic_tables(capsys, monkeypatch):
-    from rich.console import Console
-
-    import hrbench.cli.flops
-
-    monkeypatch.setattr(hrbench.cli.flops, "console", Console(width=220))
+    monkeypatch.setenv("COLUMNS", "220")  # the console is built when the command runs
     assert main(["flops", "_test_tiny", "--input", "32x24", "--explain", "--by-module", "--train"]) == 0
     out = capsys.readouterr().out
     for text in ("true MACs -> paper", "true MACs -> fvcore", "true MACs -> ptflops", "repeated calls",

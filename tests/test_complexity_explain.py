@@ -15,7 +15,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from hrbench.complexity.macs import example_input
 from hrbench.complexity.measure import measure, measure_model
 from hrbench.complexity.train import train_step_macs
-from hrbench.registry import create_model, get_entry, list_models
+from hrbench.factory import create_model
+from hrbench.registry import get_entry, list_models
 
 register_tiny()
 

@@ -6,7 +6,7 @@
   DistributedSampler deals them), gradients are averaged over ranks, BatchNorm normalises each
   rank's samples alone, and the running statistics that survive are rank 0's (DDP broadcasts rank
   0's buffers before every forward).
-* ``torchrun ... -m hrbench.engine train dite18`` through the CLI for a whole epoch.
+* ``torchrun ... -m hrbench train dite18`` through the CLI for a whole epoch.
 * A non-finite loss on one rank stops both ranks with one error line.
 """
 
@@ -27,7 +27,7 @@ from hrbench.engine import evaluate_checkpoint, read_metrics, resolve_config
 from hrbench.engine.api import build_split
 from hrbench.engine.recipes import lr_at
 from hrbench.engine.trainer import Trainer, joints_mse_loss
-from hrbench.registry import create_model
+from hrbench.factory import create_model
 
 MATRIX = ("lite18", "naive18", "dite18", "litehrnet_18_acm_dsc", "small_hrnet_w16", "dpn4_32")
 HW, PER_RANK, LR = (64, 64), 2, 1e-3
@@ -168,7 +168,7 @@ def test_ddp_matrix_of_real_models_matches_its_definition(coco, tmp_path):
 
 @pytest.mark.slow
 def test_torchrun_trains_dite18_for_an_epoch(coco, tmp_path):
-    run = _torchrun(["-m", "hrbench.engine", "train", "dite18", "--data", str(coco), "--input", "64x64", "--batch",
+    run = _torchrun(["-m", "hrbench", "train", "dite18", "--data", str(coco), "--input", "64x64", "--batch",
                      "2", "--epochs", "1", "--out", str(tmp_path), "--name", "d", "--workers", "0", "--device", "cpu",
                      "--no-progress", "--json"])
     assert run.returncode == 0, run.stderr[-4000:]

@@ -9,11 +9,11 @@ import torch
 import torch.nn.functional as F
 from conftest import official_fixture
 
-from hrbench.cards import reported_rows
 from hrbench.complexity.conventions import TORCHSTAT_DITE
 from hrbench.complexity.hooks import hook_counts
 from hrbench.complexity.walker import analytic_counts
 from hrbench.errors import ConfigError
+from hrbench.factory import create_model
 from hrbench.models.context import DenseContextModeling, GlobalContextModeling, adaptive_context_pool
 from hrbench.models.dynamic import (
     DynamicKernelAggregation,
@@ -22,7 +22,8 @@ from hrbench.models.dynamic import (
     SplitConcatShuffle,
     per_sample_reference,
 )
-from hrbench.registry import create_model, get_entry, get_grid, list_models
+from hrbench.reference import reported_rows
+from hrbench.registry import get_entry, get_grid, list_models
 
 
 def params(model: torch.nn.Module) -> int:

@@ -6,14 +6,15 @@ import pytest
 import torch
 from torch import nn
 
-from hrbench.cards import reported_rows
 from hrbench.cli import main
 from hrbench.complexity.conventions import get_convention
 from hrbench.complexity.hooks import hook_counts
 from hrbench.complexity.walker import analytic_counts
 from hrbench.errors import ConfigError
+from hrbench.factory import create_model
 from hrbench.models.dpn import DilationPyramid, dilation_schedule, pyramid_receptive_field
-from hrbench.registry import create_config, create_model, get_grid, list_models
+from hrbench.reference import reported_rows
+from hrbench.registry import create_config, get_grid, list_models
 
 SUMMARY = get_convention("hrnet-summary")
 

@@ -10,8 +10,8 @@ import torch
 
 from hrbench.checkpoint import hrbench_payload, save_checkpoint
 from hrbench.cli import main
+from hrbench.factory import create_model
 from hrbench.models.dynamic import KernelAggregation, per_sample_reference
-from hrbench.registry import create_model
 from hrbench.speed.onnx import ExportError, StaticKernelAggregation, export_onnx
 
 HW = (64, 64)

@@ -11,8 +11,9 @@ from hrbench.complexity.conventions import get_convention
 from hrbench.complexity.hooks import hook_counts
 from hrbench.complexity.walker import analytic_counts
 from hrbench.errors import ConfigError
-from hrbench.models.hrnet import HRModule
-from hrbench.registry import create_config, create_model, get_entry
+from hrbench.factory import create_model
+from hrbench.models.hrnet import ExchangeBlock
+from hrbench.registry import create_config, get_entry
 
 HRNETS = ("small_hrnet_w16", "hrnet_w32", "hrnet_w48")
 
@@ -82,7 +83,7 @@ def test_w32_stage_layout():
 def test_fusion_matches_definition():
     """Standard fusion: out_0 = ReLU(x0 + up(BN(conv1x1(x1)))), out_1 = ReLU(BN(conv3x3/2(x0)) + x1)."""
     torch.manual_seed(0)
-    mod = HRModule((4, 8), num_blocks=1).eval()
+    mod = ExchangeBlock((4, 8), num_blocks=1).eval()
     x0, x1 = torch.randn(1, 4, 8, 6), torch.randn(1, 8, 4, 3)
     with torch.no_grad():
         b0, b1 = mod.branches[0](x0), mod.branches[1](x1)

@@ -216,7 +216,7 @@ def test_train_on_two_nodes_through_torchrun_c10d_rendezvous(tmp_path, coco):
     port, out = _free_port(), tmp_path / "runs"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
            "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "hrbench-test",
-           "-m", "hrbench.engine", "train", "dpn1_32", "--data", str(coco), "--epochs", "1", "--batch", "2",
+           "-m", "hrbench", "train", "dpn1_32", "--data", str(coco), "--epochs", "1", "--batch", "2",
            *TRAIN, "--out", str(out), "--name", "two-nodes", "--no-progress"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     agents = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

@@ -14,8 +14,10 @@ from hrbench.complexity.conventions import TORCHSTAT
 from hrbench.complexity.hooks import hook_counts
 from hrbench.complexity.walker import analytic_counts
 from hrbench.errors import ConfigError, HrbenchError
-from hrbench.models.hr_modules import MultiResolutionFusion, channel_shuffle
-from hrbench.registry import create_config, create_model, get_entry, get_grid, list_models, resolve
+from hrbench.factory import create_model
+from hrbench.models.hr_modules import MultiResolutionFusion
+from hrbench.models.separable import channel_shuffle
+from hrbench.registry import create_config, get_entry, get_grid, list_models, resolve
 
 REPORTED = Path(__file__).resolve().parents[1] / "hrbench" / "reference" / "reported.csv"
 

@@ -16,9 +16,9 @@ import torch
 from conftest import official_inplace_fusion
 from torch import nn
 
+from hrbench.factory import create_model
 from hrbench.models.bn_updates import repeated_bn_updates, repeated_update_factor
 from hrbench.models.hr_modules import MultiResolutionFusion
-from hrbench.registry import create_model
 
 HW = (64, 64)
 

@@ -15,8 +15,9 @@ import pytest
 import torch
 from torch import nn
 
+from hrbench.factory import create_model
 from hrbench.models.context import DenseContextModeling
-from hrbench.registry import create_model, list_models
+from hrbench.registry import list_models
 
 HW = (64, 64)  # a multiple of 32: every lower branch halves exactly in the 4-branch nets
 

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from hrbench.checkpoint import hrbench_payload, load_model, save_checkpoint
+from hrbench.checkpoint import hrbench_payload, save_checkpoint
 from hrbench.cli import main
 from hrbench.data.coco import CocoPoseDataset
 from hrbench.data.synth import generate
 from hrbench.evaluation import coco_results, predict
-from hrbench.registry import create_model
+from hrbench.factory import create_model, load_model
 
 HW = (128, 96)
 

@@ -12,22 +12,15 @@ from pathlib import Path
 import pytest
 
 from hrbench.cli import main
+from hrbench.complexity.measure import Measurement
+from hrbench.complexity.table2 import closed_form
+from hrbench.reference import match_cell, parse_hw, rows_of
 from hrbench.registry import get_grid
 from hrbench.reports import generate_reports
-from hrbench.reports.tables import (
-    Context,
-    LocalRun,
-    Measurement,
-    agreement,
-    build_table,
-    get_spec,
-    lite_t2_counts,
-    load_runs,
-    match_cell,
-    parse_hw,
-    rows_of,
-    target_for,
-)
+from hrbench.reports.local_runs import LocalRun, load_runs
+from hrbench.reports.specs import get_spec
+from hrbench.reports.tables import Context, agreement, build_table
+from hrbench.reports.targets import target_for
 
 
 # ------------------------------------------------------------------------------------ agreement
@@ -44,7 +37,7 @@ def test_agreement_at_printed_precision():
 
 
 def test_lite_table2_formulas_match_print():
-    assert lite_t2_counts() == [13107200, 2211840, 261760, 274560, 536320]
+    assert list(closed_form().values()) == [13107200, 2211840, 261760, 274560, 536320]
     t = build_table(get_spec("lite-T2"), Context(measurer=_never))
     assert [c.status for c in t.checks] == ["yes"] * 5
     assert [c.printed for c in t.checks] == ["12.5", "2.1", "0.25", "0.26", "0.51"]
@@ -296,7 +289,7 @@ def test_ablate_table_uses_the_tables_own_gflops_divisor():
     from rich.console import Console
 
     from hrbench.cli.ablate import _ablate_table
-    from hrbench.reports.tables import giga_of
+    from hrbench.reference import giga_of
 
     assert giga_of("dite", "T5") == 1000 and giga_of("dpn", "T4") == 1024
     cell = {"labels": {"G": "4,2,1,1", "N": "1,2,4,4"}, "model": "ditehrnet_18", "params": 1_200_000,

@@ -337,3 +337,43 @@ def test_kill_9_at_any_moment_leaves_a_run_that_resumes_or_restarts(synth, tmp_p
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["epochs_done"] == 6
     assert not list(run.rglob("*.tmp"))
+
+
+def _summary(path: Path, **fields) -> None:
+    from hrbench.engine.runs import SUMMARY_FORMAT
+
+    path.mkdir(parents=True)
+    (path / "summary.json").write_text(json.dumps({"format": SUMMARY_FORMAT, "name": path.name, **fields}))
+
+
+def test_runs_registry_names_a_damaged_summary_instead_of_dropping_it(tmp_path, capsys):
+    from hrbench.engine import list_runs
+    from hrbench.errors import DataError
+
+    root = tmp_path / "runs"
+    (root / "data" / "images").mkdir(parents=True)  # not a run: passed over
+    _summary(root / "a")
+    assert [r["name"] for r in list_runs(root)] == ["a"]
+    (root / "b").mkdir()
+    (root / "b" / "summary.json").write_text('{"format": "hrbench-run-v1", "name": ')  # damaged
+    with pytest.raises(DataError, match=r"run summary .*b/summary.json is not valid JSON"):
+        list_runs(root)
+    (root / "b" / "summary.json").write_text('{"format": "something-else"}')
+    with pytest.raises(DataError, match=r"b/summary.json is not an hrbench run summary \(format 'something-else'"):
+        list_runs(root)
+    # the same through the CLI: one line, exit 2, no traceback, nothing written
+    assert main(["tables", "--runs", str(root), "--out", str(tmp_path / "reports")]) == 2
+    err = capsys.readouterr().err
+    assert "b/summary.json is not an hrbench run summary" in err and "Traceback" not in err
+    assert not (tmp_path / "reports").exists()
+
+
+def test_metrics_log_skips_only_a_torn_last_line(tmp_path):
+    from hrbench.engine import read_metrics
+    from hrbench.errors import DataError
+
+    (tmp_path / "metrics.jsonl").write_text('{"event": "train", "loss": 1.0}\n{"event": "train", "lo')
+    assert read_metrics(tmp_path) == [{"event": "train", "loss": 1.0}]
+    (tmp_path / "metrics.jsonl").write_text('{"event": "train", "lo\n{"event": "train", "loss": 1.0}\n')
+    with pytest.raises(DataError, match=r"metrics.jsonl: line 1 is not JSON"):
+        read_metrics(tmp_path)

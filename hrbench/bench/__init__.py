@@ -1,5 +1,5 @@
-"""Latency benchmarks (``hrbench bench``): eager, channels-last, bf16 autocast, torch.compile."""
-
-from hrbench.bench.latency import MODES, BenchResult, ModeResult, benchmark, benchmark_model
-
-__all__ = ["MODES", "BenchResult", "ModeResult", "benchmark", "benchmark_model"]
+"""Benchmarks behind the ``hrbench bench*`` commands, one module each: :mod:`~hrbench.bench.latency`
+(``bench``: forward latency per execution mode), :mod:`~hrbench.bench.data` (``bench-data``: training
+data-loader throughput), :mod:`~hrbench.bench.dka` (``bench-dka``: batched vs per-sample dynamic
+kernels) and :mod:`~hrbench.bench.threads` (``bench-threads``: training steps on a shared CPU); the
+timing they share is :mod:`~hrbench.bench.timing`."""

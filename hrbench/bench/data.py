@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
+from hrbench.bench.timing import sync
 from hrbench.errors import HrbenchError
 
 PIPELINES = ("cpu", "tensor")
@@ -38,9 +39,6 @@ class DataRow:
     seconds: float
     samples_per_s: float
     per_worker: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 @dataclasses.dataclass
@@ -59,13 +57,8 @@ class DataBenchResult:
     def to_dict(self) -> dict[str, Any]:
         return {"root": self.root, "dataset": self.dataset, "split": self.split,
                 "input": f"{self.input_hw[0]}x{self.input_hw[1]}", "batch": self.batch, "batches": self.batches,
-                "device": self.device, "threads": self.threads, "rows": [r.to_dict() for r in self.rows],
+                "device": self.device, "threads": self.threads, "rows": [dataclasses.asdict(r) for r in self.rows],
                 "device_step_samples_per_s": self.device_step_samples_per_s}
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _loader_rate(loader: DataLoader, batches: int) -> tuple[int, float]:
@@ -82,18 +75,19 @@ def _loader_rate(loader: DataLoader, batches: int) -> tuple[int, float]:
 def _step_rate(step, batch: dict, repeats: int, device: torch.device) -> float:
     """Samples/s of ``step(batch)`` (one untimed call, then ``repeats`` timed ones)."""
     step(batch)
-    _sync(device)
+    sync(device)
     t0 = time.perf_counter()
     for _ in range(repeats):
         step(batch)
-    _sync(device)
+    sync(device)
     return repeats * len(batch["meta"]["bbox_id"]) / (time.perf_counter() - t0)
 
 
 def bench_data(root: str | Path, dataset: str = "coco", split: str = "train", input_hw: tuple[int, int] = (256, 192),
-               workers: Sequence[int] = (0, 1, 2), batch: int = 32, batches: int = 4, device: str = "cpu",
+               worker_counts: Sequence[int] = (0, 1, 2), batch: int = 32, batches: int = 4, device: str = "cpu",
                pipelines: Sequence[str] = PIPELINES) -> DataBenchResult:
-    """Throughput of the training pipelines on the dataset under ``root`` (see the module docstring)."""
+    """Throughput of the training pipelines on the dataset under ``root``, one row per pipeline and
+    loader worker count in ``worker_counts`` (see the module docstring)."""
     from hrbench.data import build_dataset, collate
     from hrbench.device import resolve_device
     from hrbench.speed.gpu_pipeline import DeviceTopDown, RawTopDownDataset
@@ -102,8 +96,8 @@ def bench_data(root: str | Path, dataset: str = "coco", split: str = "train", in
         raise HrbenchError(f"invalid --batch {batch}: must be a positive integer")
     if batches < 1:
         raise HrbenchError(f"invalid --batches {batches}: must be a positive integer")
-    if not workers or any(w < 0 for w in workers):
-        raise HrbenchError(f"invalid --workers {list(workers)}: expected worker counts >= 0")
+    if not worker_counts or any(w < 0 for w in worker_counts):
+        raise HrbenchError(f"invalid worker counts {list(worker_counts)}: expected integers >= 0")
     bad = [p for p in pipelines if p not in PIPELINES]
     if bad or not pipelines:
         raise HrbenchError(f"unknown pipeline(s) {', '.join(bad) or '(none)'}: choose from {', '.join(PIPELINES)}")
@@ -115,7 +109,7 @@ def bench_data(root: str | Path, dataset: str = "coco", split: str = "train", in
     rows: list[DataRow] = []
     raw = RawTopDownDataset(ds)
     for pipeline in pipelines:
-        for w in workers:
+        for w in worker_counts:
             if pipeline == "cpu":
                 loader = DataLoader(ds, batch_size=batch, sampler=order, num_workers=w, collate_fn=collate)
             else:

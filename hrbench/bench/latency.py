@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import statistics
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -34,6 +33,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from hrbench.bench.timing import summarize, sync, time_calls
 from hrbench.device import resolve_device
 from hrbench.errors import HrbenchError
 from hrbench.speed import to_channels_last
@@ -67,9 +67,6 @@ class ModeResult:
     error: str | None = None
     threads: int | None = None  # ort: ONNX Runtime intra-op threads
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
 
 @dataclasses.dataclass
 class BenchResult:
@@ -96,26 +93,8 @@ class BenchResult:
             "peak_memory": "CUDA max_memory_allocated over the timed loop" if self.device == "cuda"
             else "n/a on CPU",
             "tolerance": TOLERANCE_NOTE,
-            "rows": [r.to_dict() for r in self.rows],
+            "rows": [dataclasses.asdict(r) for r in self.rows],
         }
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Linear-interpolation percentile (q in [0, 100]) of ``values``."""
-    s = sorted(values)
-    if len(s) == 1:
-        return s[0]
-    pos = (len(s) - 1) * q / 100.0
-    lo = int(pos)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
-
-
-def summarize(times_ms: Sequence[float], batch: int) -> dict[str, float]:
-    med = statistics.median(times_ms)
-    return {"median_ms": med, "iqr_ms": percentile(times_ms, 75) - percentile(times_ms, 25),
-            "p10_ms": percentile(times_ms, 10), "p90_ms": percentile(times_ms, 90),
-            "throughput": batch / (med / 1000.0) if med > 0 else float("inf")}
 
 
 def _to_float(out: Any) -> torch.Tensor:
@@ -143,10 +122,10 @@ def prepare(mode: str, model: nn.Module, x: torch.Tensor, device: torch.device,
         return run_amp, None
     if mode == "compile":
         compiled = torch.compile(m, **(compile_kwargs or {}))
-        _sync(device)
+        sync(device)
         t = time.perf_counter()
         compiled(inp)
-        _sync(device)
+        sync(device)
         return (lambda: compiled(inp)), time.perf_counter() - t
     if mode in ("fused", "traced", "cudagraph"):
         from hrbench.speed import CudaGraphForward, prepare_for_inference
@@ -178,33 +157,6 @@ def _prepare_ort(m: nn.Module, inp: torch.Tensor, device: torch.device) -> tuple
     return (lambda: torch.from_numpy(session.run([OUTPUT_NAME], feed)[0])), time.perf_counter() - t
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def time_calls(fn: Callable[[], Any], iters: int, warmup: int, device: torch.device) -> list[float]:
-    """Milliseconds of ``iters`` calls of ``fn`` after ``warmup`` untimed ones."""
-    for _ in range(warmup):
-        fn()
-    _sync(device)
-    times: list[float] = []
-    if device.type == "cuda":
-        events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(iters)]
-        for start, end in events:
-            start.record()
-            fn()
-            end.record()
-        torch.cuda.synchronize(device)
-        times = [start.elapsed_time(end) for start, end in events]
-    else:
-        for _ in range(iters):
-            t = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - t) * 1000.0)
-    return times
-
-
 def benchmark_model(
     model: nn.Module,
     input_hw: tuple[int, int] = (256, 192),
@@ -218,6 +170,27 @@ def benchmark_model(
 ) -> BenchResult:
     """Time ``model`` in each of ``modes`` (see the module docstring); a mode that fails gets
     an ``error`` in its row instead of stopping the others."""
+    _check_args(batch, iters, warmup, modes)
+    dev = resolve_device(device)
+    x = torch.randn(batch, 3, *input_hw, generator=torch.Generator().manual_seed(0))
+    rows: list[ModeResult] = []
+    with torch.inference_mode():
+        reference = None if modes[0] == "eager" else _to_float(prepare("eager", model, x, dev)[0]())
+        for mode in modes:
+            row, out = _run_mode(mode, model, x, dev, reference, iters, warmup, compile_kwargs)
+            if reference is None:
+                reference = out
+            rows.append(row)
+    first = next((r.median_ms for r in rows if r.median_ms), None)
+    for r in rows:
+        if r.median_ms is not None and first:
+            r.ratio = r.median_ms / first
+    return BenchResult(arch or getattr(model, "arch", "") or type(model).__name__, dev.type, batch,
+                       (int(input_hw[0]), int(input_hw[1])), iters, warmup, torch.get_num_threads(), rows)
+
+
+def _check_args(batch: int, iters: int, warmup: int, modes: Sequence[str]) -> None:
+    """One-line errors for the options of :func:`benchmark_model`."""
     if batch < 1:
         raise HrbenchError(f"invalid --batch {batch}: must be a positive integer")
     if iters < 1:
@@ -227,51 +200,40 @@ def benchmark_model(
     bad = [m for m in modes if m not in MODES]
     if bad or not modes:
         raise HrbenchError(f"unknown mode(s) {', '.join(bad) or '(none)'}: choose from {', '.join(MODES)}")
-    dev = resolve_device(device)
-    x = torch.randn(batch, 3, *input_hw, generator=torch.Generator().manual_seed(0))
-    rows: list[ModeResult] = []
-    reference: torch.Tensor | None = None
-    with torch.inference_mode():
-        if "eager" not in modes or modes[0] != "eager":
-            fn, _ = prepare("eager", model, x, dev)
-            reference = _to_float(fn())
-        for mode in modes:
-            row = ModeResult(mode, tolerance=TOLERANCE[mode],
-                             threads=torch.get_num_threads() if mode == "ort" else None)
-            fn = None
-            try:
-                fn, row.compile_s = prepare(mode, model, x, dev, compile_kwargs)
-                out = _to_float(fn())
-                if reference is None:
-                    reference = out
-                scale = float(reference.abs().max()) or 1.0
-                row.max_rel_diff = float((out - reference).abs().max()) / scale
-                row.ok = row.max_rel_diff <= row.tolerance
-                if dev.type == "cuda":
-                    torch.cuda.reset_peak_memory_stats(dev)
-                times = time_calls(fn, iters, warmup, dev)
-                if dev.type == "cuda":
-                    row.peak_mem_mb = torch.cuda.max_memory_allocated(dev) / 2**20
-                for k, v in summarize(times, batch).items():
-                    setattr(row, k, v)
-            except HrbenchError:
-                raise
-            except Exception as e:
-                row.error = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-            rows.append(row)
-            del fn  # free this mode's model copy before the next one
-    first = next((r.median_ms for r in rows if r.median_ms), None)
-    for r in rows:
-        if r.median_ms is not None and first:
-            r.ratio = r.median_ms / first
-    return BenchResult(arch or getattr(model, "arch", "") or type(model).__name__, dev.type, batch,
-                       (int(input_hw[0]), int(input_hw[1])), iters, warmup, torch.get_num_threads(), rows)
+
+
+def _run_mode(mode: str, model: nn.Module, x: torch.Tensor, dev: torch.device, reference: torch.Tensor | None,
+              iters: int, warmup: int, compile_kwargs: dict[str, Any] | None) -> tuple[ModeResult, torch.Tensor | None]:
+    """One row: prepare ``mode``, compare its output with ``reference`` (None: this output is the
+    reference), time it. A failure of the mode (not a user error) is the row's ``error``. Returns the
+    row and the mode's output (None when it failed)."""
+    row = ModeResult(mode, tolerance=TOLERANCE[mode], threads=torch.get_num_threads() if mode == "ort" else None)
+    try:
+        fn, row.compile_s = prepare(mode, model, x, dev, compile_kwargs)
+        out = _to_float(fn())
+        ref = out if reference is None else reference
+        row.max_rel_diff = float((out - ref).abs().max()) / (float(ref.abs().max()) or 1.0)
+        row.ok = row.max_rel_diff <= row.tolerance
+        if dev.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(dev)
+        times = time_calls(fn, iters, warmup, dev)
+        if dev.type == "cuda":
+            row.peak_mem_mb = torch.cuda.max_memory_allocated(dev) / 2**20
+    except HrbenchError:
+        raise
+    except Exception as e:
+        row.error = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        return row, None
+    for k, v in summarize(times, x.shape[0]).items():
+        setattr(row, k, v)
+    return row, out
 
 
 def benchmark(arch: str, input_hw: tuple[int, int] = (256, 192), num_keypoints: int = 17,
               overrides: dict[str, Any] | None = None, **kwargs: Any) -> BenchResult:
     """:func:`benchmark_model` on a freshly built registered model ``arch``."""
-    from hrbench.registry import create_model, resolve
+    from hrbench.factory import create_model
+    from hrbench.registry import resolve
 
     name = resolve(arch)
     model = create_model(name, num_keypoints=num_keypoints, **(overrides or {}))

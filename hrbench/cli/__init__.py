@@ -18,34 +18,12 @@ try:  # typer >= 0.16 vendors click as typer._click; older typer uses click itse
 except ImportError:  # pragma: no cover
     from click import exceptions as click_exc
 
-app = typer.Typer(
-    name="hrbench",
-    help="Lightweight pose HRNets: registry, exact complexity, COCO/MPII train/eval, paper tables.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-
-
-def _version(value: bool) -> None:
-    if value:
-        import torch
-
-        from hrbench import __version__
-
-        print(f"hrbench {__version__} (torch {torch.__version__})")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                       help="print the version and exit")) -> None:
-    """Lightweight pose HRNets: registry, exact complexity, COCO/MPII train/eval, paper tables."""
-
 # Sub-command modules register themselves on ``app`` when imported.
 from hrbench.cli import ablate as _ablate  # noqa: E402,F401
 from hrbench.cli import bench as _bench  # noqa: E402,F401
 from hrbench.cli import bench_data as _bench_data  # noqa: E402,F401
+from hrbench.cli import bench_dka as _bench_dka  # noqa: E402,F401
+from hrbench.cli import bench_threads as _bench_threads  # noqa: E402,F401
 from hrbench.cli import data as _data  # noqa: E402,F401
 from hrbench.cli import doctor as _doctor  # noqa: E402,F401
 from hrbench.cli import export as _export  # noqa: E402,F401
@@ -54,6 +32,7 @@ from hrbench.cli import models as _models  # noqa: E402,F401
 from hrbench.cli import predict as _predict  # noqa: E402,F401
 from hrbench.cli import tables as _tables  # noqa: E402,F401
 from hrbench.cli import train as _train  # noqa: E402,F401
+from hrbench.cli.root import app  # noqa: E402
 
 
 def _rank() -> int:

@@ -10,23 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from hrbench.cli import app
-from hrbench.cli.options import make_console, parse_input
-from hrbench.device import DEVICE_HELP
+from hrbench.cli import options
+from hrbench.cli.options import make_console, parse_input, print_json, progress_bar
+from hrbench.cli.root import app
 from hrbench.errors import HrbenchError
 
-console = make_console()
-err_console = Console(stderr=True)
 LAUNCHERS = ("local", "submitit")
-
-
-def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=err_console, transient=True)
 
 
 def _ablate_table(result: dict[str, Any], trained: bool) -> Table:
@@ -91,15 +82,15 @@ def ablate_cmd(
     epochs: int | None = typer.Option(None, "--epochs", help="training epochs per cell (default: the paper's; a "
                                       "cell the paper trained longer or shorter keeps its ratio)"),
     data: Path | None = typer.Option(None, "--data", help="data folder (COCO/MPII layout) for --train"),
-    out: Path = typer.Option(Path("runs"), "--out", help="runs registry folder"),
-    input_size: str | None = typer.Option(None, "--input", help="train at HxW instead of the paper's input"),
-    batch: int | None = typer.Option(None, "--batch", help="--train: samples per process, as in `hrbench train` "
-                                     "(the recipe's lr is scaled to the total batch)"),
+    out: Path = options.out_option(Path("runs"), "folder: the runs registry"),
+    input_size: str | None = options.input_option("the paper's; --train trains at it, --status reads those runs"),
+    batch: int | None = options.batch_option(None, "per process, as in `hrbench train` (--train; the recipe's lr is "
+                                     "scaled to the total batch)"),
     cells: str | None = typer.Option(None, "--cells", help="--train: only these cells (numbers as in the run "
                                      "names, e.g. 0,3)"),
-    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
-    workers: int = typer.Option(2, "--workers", help="data-loader worker processes per cell (per process)"),
-    threads: str = typer.Option("auto", "--threads", help="intra-op CPU threads: N, or auto"),
+    device: str = options.device_option("--train: "),
+    workers: int = options.workers_option("--train: "),
+    threads: str = options.threads_option("--train: "),
     launcher: str = typer.Option("local", "--launcher", help="--train: local (one cell after another in this "
                                  "process) | submitit (one job array, one job per unfinished cell)"),
     cluster: str | None = typer.Option(None, "--cluster", help="submitit: slurm (default) | local (the jobs as "
@@ -119,29 +110,20 @@ def ablate_cmd(
     wait: bool = typer.Option(False, "--wait", help="submitit: wait for the jobs and print the results"),
     status: bool = typer.Option(False, "--status", help="show each cell: done / running / queued / failed / "
                                 "interrupted / not started, with its log"),
-    as_json: bool = typer.Option(False, "--json", help="print the results as JSON"),
+    as_json: bool = options.json_option("the results"),
 ) -> None:
     """Complexity of every cell of an ablation grid; with --train also train + evaluate each cell
     (finished cells are skipped, interrupted ones resumed; results go to the runs registry)."""
-    from hrbench.registry import get_grid
-
     if list_:
         return _print_list(as_json)
-    if not grid:
-        raise HrbenchError("missing GRID: name an ablation grid (see `hrbench ablate --list`)")
-    get_grid(grid)
-    if launcher not in LAUNCHERS:
-        raise HrbenchError(f"unknown --launcher {launcher!r}: choose from {', '.join(LAUNCHERS)}")
-    hw = parse_input(input_size) if input_size else None
-    selected = _parse_cells(cells)
+    hw, selected = _check_grid(grid, launcher, input_size, cells)
     job_opts = {"--cluster": cluster, "--slurm-partition": partition, "--gpus-per-node": gpus_per_node,
                 "--nodes": nodes, "--timeout": timeout, "--array-parallelism": array_parallelism,
                 "--slurm-opt": slurm_opts, "--dry-run": dry_run, "--wait": wait}
     if status:
         _refuse({"--train": train, "--data": data, "--batch": batch, "--cells": cells, **job_opts},
                 "do not apply with --status (it reads the state of the cells; --epochs/--input pick the run names)")
-        rows = _status(grid, out, epochs, hw)
-        return print(json.dumps(rows, indent=1)) if as_json else console.print(_status_table(grid, rows))
+        return _print_status(grid, out, epochs, hw, as_json)
     if not train:
         if launcher != "local":
             raise HrbenchError(f"--launcher {launcher} needs --train (it launches training jobs)")
@@ -150,16 +132,36 @@ def ablate_cmd(
     if launcher == "local":
         _refuse(job_opts, "apply to --launcher submitit only")
         return _run_local(grid, train, epochs, data, out, hw, batch, device, workers, threads, selected, as_json)
+    opts = _job_options(threads, cluster, partition, gpus_per_node, nodes, timeout, array_parallelism, slurm_opts)
+    _submit(grid, opts, dict(data=data, out=out, epochs=epochs, input_hw=hw, batch_size=batch, device=device,
+                             workers=workers, threads=threads, cells=selected), dry_run, wait, as_json)
+
+
+def _check_grid(grid: str | None, launcher: str, input_size: str | None,
+                cells: str | None) -> tuple[tuple[int, int] | None, list[int] | None]:
+    """Refuse an unknown grid or launcher; the parsed --input and --cells."""
+    from hrbench.registry import get_grid
+
+    if not grid:
+        raise HrbenchError("missing GRID: name an ablation grid (see `hrbench ablate --list`)")
+    get_grid(grid)
+    if launcher not in LAUNCHERS:
+        raise HrbenchError(f"unknown --launcher {launcher!r}: choose from {', '.join(LAUNCHERS)}")
+    return (parse_input(input_size) if input_size else None), _parse_cells(cells)
+
+
+def _job_options(threads: str, cluster: str | None, partition: str | None, gpus_per_node: int | None,
+                 nodes: int | None, timeout: int | None, array_parallelism: int | None,
+                 slurm_opts: list[str] | None) -> Any:
+    """The submitit job options (:class:`hrbench.launch.JobOptions`), defaults filled in; --threads checked."""
     from hrbench.launch import JobOptions, parse_slurm_opts
     from hrbench.threads import parse_threads
 
     parse_threads(threads)
-    opts = JobOptions(cluster=cluster or "slurm", partition=partition,
+    return JobOptions(cluster=cluster or "slurm", partition=partition,
                       gpus_per_node=1 if gpus_per_node is None else gpus_per_node,
                       nodes=1 if nodes is None else nodes, timeout_min=24 * 60 if timeout is None else timeout,
                       array_parallelism=array_parallelism, slurm_opts=parse_slurm_opts(slurm_opts))
-    _submit(grid, opts, dict(data=data, out=out, epochs=epochs, input_hw=hw, batch_size=batch, device=device,
-                             workers=workers, threads=threads, cells=selected), dry_run, wait, as_json)
 
 
 def _print_list(as_json: bool) -> None:
@@ -167,14 +169,13 @@ def _print_list(as_json: bool) -> None:
 
     rows = grid_summaries()
     if as_json:
-        print(json.dumps(rows, indent=1))
-        return
+        return print_json(rows)
     t = Table(title=f"{len(rows)} ablation grids")
     for col in ("name", "source", "table", "cells", "description"):
         t.add_column(col)
     for r in rows:
         t.add_row(r["name"], r["source"], r["table"], str(r["cells"]), r["description"])
-    console.print(t)
+    make_console().print(t)
 
 
 def _status(grid: str, out: Path, epochs: int | None, hw: tuple[int, int] | None) -> list[dict[str, Any]]:
@@ -185,7 +186,16 @@ def _status(grid: str, out: Path, epochs: int | None, hw: tuple[int, int] | None
     return grid_status(grid, out, epochs=epochs, input_hw=hw)
 
 
-def _run_local(grid, train, epochs, data, out, hw, batch, device, workers, threads, selected, as_json) -> None:
+def _print_status(grid: str, out: Path, epochs: int | None, hw: tuple[int, int] | None, as_json: bool) -> None:
+    rows = _status(grid, out, epochs, hw)
+    if as_json:
+        return print_json(rows)
+    make_console().print(_status_table(grid, rows))
+
+
+def _run_local(grid: str, train: bool, epochs: int | None, data: Path | None, out: Path, hw: tuple[int, int] | None,
+               batch: int | None, device: str, workers: int, threads: str, selected: list[int] | None,
+               as_json: bool) -> None:
     """Today's in-process path: complexity of every cell, and with ``train`` each cell trained in turn."""
     import torch
 
@@ -201,27 +211,27 @@ def _run_local(grid, train, epochs, data, out, hw, batch, device, workers, threa
         configure_threads(threads)
     else:
         torch.set_num_threads(1)  # counting is latency-bound on tiny ops
+    err = make_console(stderr=True)
     try:
-        with _progress() if not train else _NoProgress() as prog:
+        with progress_bar(err, disable=train) as prog:  # training shows its own progress
             task = prog.add_task(grid, total=None)
 
             def on_cell(i: int, n: int, label: str) -> None:
                 prog.update(task, total=n, completed=i, description=f"{grid}: {label}")
                 if train and (selected is None or i in selected):
-                    err_console.print(f"[bold]{grid}[/bold] cell {i + 1}/{n}: {label}")
+                    err.print(f"[bold]{grid}[/bold] cell {i + 1}/{n}: {label}")
 
             result = run_ablation(grid, train=train, epochs=epochs, data=data, out=out, input_hw=hw,
                                   batch_size=batch, device=device, workers=workers, threads=threads, on_cell=on_cell,
-                                  train_progress=not as_json, console=err_console, cells=selected)
+                                  train_progress=not as_json, console=err, cells=selected)
     finally:
         torch.set_num_threads(before)
     if as_json:
-        print(json.dumps(result, indent=1, default=str))
-        return
-    console.print(_ablate_table(result, train))
+        return print_json(result)
+    make_console().print(_ablate_table(result, train))
 
 
-def _submit(grid: str, opts, kw: dict[str, Any], dry_run: bool, wait: bool, as_json: bool) -> None:
+def _submit(grid: str, opts: Any, kw: dict[str, Any], dry_run: bool, wait: bool, as_json: bool) -> None:
     """Submit the unfinished cells as one job array (or show what would be submitted)."""
     from hrbench.ablate import submit_grid
     from hrbench.fsutil import check_output_dir
@@ -232,6 +242,7 @@ def _submit(grid: str, opts, kw: dict[str, Any], dry_run: bool, wait: bool, as_j
     jobs = res.pop("submitted")
     if dry_run:
         return _print_dry_run(res, as_json)
+    console = make_console()
     if not as_json:
         counts = {s: sum(r["status"] == s for r in res["cells"]) for s in ("done", "running", "queued", "unknown")}
         held = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
@@ -246,7 +257,7 @@ def _submit(grid: str, opts, kw: dict[str, Any], dry_run: bool, wait: bool, as_j
         _wait(jobs, grid, quiet=as_json)
     rows = _status(grid, kw["out"], kw["epochs"], kw["input_hw"]) if wait else res["cells"]
     if as_json:
-        print(json.dumps({**res, "cells": rows}, indent=1, default=str))
+        print_json({**res, "cells": rows})
     elif wait:
         console.print(_status_table(grid, rows))
     if wait and any(r["status"] == "failed" for r in rows):
@@ -255,7 +266,7 @@ def _submit(grid: str, opts, kw: dict[str, Any], dry_run: bool, wait: bool, as_j
 
 def _wait(jobs: list, grid: str, quiet: bool) -> None:
     """Poll the submitted jobs until every one has ended (a progress bar counts them)."""
-    with _progress() if not quiet else _NoProgress() as prog:
+    with progress_bar(make_console(stderr=True), disable=quiet) as prog:
         task = prog.add_task(f"{grid}: jobs", total=len(jobs))
         while True:
             done = sum(job.done() for job in jobs)
@@ -267,8 +278,8 @@ def _wait(jobs: list, grid: str, quiet: bool) -> None:
 
 def _print_dry_run(res: dict[str, Any], as_json: bool) -> None:
     if as_json:
-        print(json.dumps(res, indent=1, default=str))
-        return
+        return print_json(res)
+    console = make_console()
     console.print(_status_table(res["grid"], res["cells"], title=f"{res['grid']}: cells now"))
     t = Table(title=f"would submit {len(res['submit'])} job(s) to {res['cluster']}")
     for col in ("#", "run", "model", "overrides", "input", "epochs", "batch", "lr", "lr steps", "recipe"):
@@ -282,19 +293,3 @@ def _print_dry_run(res: dict[str, Any], as_json: bool) -> None:
     console.print("job parameters: " + json.dumps(res["job"], default=str))
     if res["sbatch"]:
         console.print(res["sbatch"], markup=False, highlight=False)
-
-
-class _NoProgress:
-    """Stand-in for a progress bar while training (the trainer shows its own)."""
-
-    def __enter__(self) -> _NoProgress:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        return None
-
-    def add_task(self, *a, **k) -> int:
-        return 0
-
-    def update(self, *a, **k) -> None:
-        return None

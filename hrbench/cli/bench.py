@@ -2,58 +2,49 @@
 
 from __future__ import annotations
 
-import json
+from typing import Any
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from hrbench.bench.latency import MODES, TOLERANCE_NOTE, benchmark
-from hrbench.cli import app
-from hrbench.cli.options import (
-    fmt_number,
-    make_console,
-    parse_choices,
-    parse_input,
-    parse_overrides,
-    resolve_keypoints,
-)
-from hrbench.datasets import DATASET_INPUT
-from hrbench.device import DEVICE_HELP, resolve_device
+from hrbench.cli import options
+from hrbench.cli.options import fmt_number, parse_choices, parse_overrides, resolve_input, resolve_keypoints, show
+from hrbench.cli.root import app
+from hrbench.device import resolve_device
 from hrbench.threads import configure_threads
-
-console = make_console()
 
 
 @app.command("bench")
 def bench_cmd(
     arch: str = typer.Argument(..., help="architecture name or alias"),
-    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
-    batch: int = typer.Option(1, "--batch", help="images per forward"),
-    input_size: str = typer.Option(None, "--input", help="HxW (default: coco 256x192, mpii 256x256)"),
-    dataset: str = typer.Option(None, "--dataset", help="coco | mpii (sets K and the default input)"),
+    device: str = options.device_option(),
+    batch: int = options.batch_option(1, "per forward"),
+    input_size: str = options.input_option(),
+    dataset: str = options.dataset_option(shown="coco; it also sets K and the default input"),
     modes: str = typer.Option("eager", "--modes", help=f"comma list of {','.join(MODES)}"),
     iters: int = typer.Option(20, "--iters", help="timed forwards per mode"),
     warmup: int = typer.Option(5, "--warmup", help="untimed forwards before timing"),
-    threads: str = typer.Option("auto", "--threads", help="intra-op CPU threads: N, or auto (OMP_NUM_THREADS, "
-                                "else the free CPUs)"),
+    threads: str = options.threads_option(),
     overrides: list[str] = typer.Option(None, "--set", help="KEY=VALUE hyper-parameter override"),
     compile_backend: str = typer.Option("inductor", "--compile-backend",
                                         help="torch.compile backend for the compile mode (inductor, aot_eager, eager)"),
-    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+    as_json: bool = options.json_option(),
 ) -> None:
     """Forward latency (median, IQR, p10/p90), throughput and peak memory per execution mode."""
     chosen = parse_choices(modes, MODES, "--modes")
-    hw = parse_input(input_size) if input_size is not None else DATASET_INPUT[dataset or "coco"]
+    hw = resolve_input(input_size, dataset)
     k = resolve_keypoints(None, dataset)
     sets = parse_overrides(overrides)
     resolve_device(device)
     configure_threads(threads)
     result = benchmark(arch, hw, k, sets or None, batch=batch, device=device, modes=chosen, iters=iters,
                        warmup=warmup, compile_kwargs={"backend": compile_backend})
-    d = result.to_dict()
-    if as_json:
-        print(json.dumps(d, indent=1))
-        return
+    show(result.to_dict(), as_json, _print_table)
+
+
+def _print_table(console: Console, d: dict[str, Any]) -> None:
     t = Table(title=f"{d['arch']} forward, batch {d['batch']}, input {d['input']}, {d['device']} "
                     f"({d['threads']} threads), {d['iters']} iters after {d['warmup']} warm-up; times in ms")
     for col in ("mode", "median", "IQR", "p10", "p90", "img/s", "peak MiB", "x first", "compile s", "rel. diff", "ok"):

@@ -1,68 +1,53 @@
-"""``hrbench bench-data DIR``: samples/s of the training data pipelines (CPU vs tensor) per loader worker."""
+"""``hrbench bench-data DIR``: samples/s of the training data pipelines (CPU vs tensor) per loader worker count."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+from typing import Any
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
-from hrbench.cli import app
-from hrbench.cli.options import make_console, parse_input
-from hrbench.datasets import DATASET_INPUT
-from hrbench.device import DEVICE_HELP
+from hrbench.cli import options
+from hrbench.cli.options import DATASET_INPUT_TEXT, given, parse_int_list, resolve_input, show
+from hrbench.cli.root import app
 from hrbench.errors import HrbenchError
 from hrbench.threads import configure_threads
-
-console = make_console()
-
-
-def _int_list(text: str, option: str) -> tuple[int, ...]:
-    """``"0,1,2"`` or a range ``"0-4"`` -> (0, 1, 2[, 3, 4])."""
-    try:
-        if "-" in text and "," not in text:
-            lo, hi = (int(p) for p in text.split("-", 1))
-            values = tuple(range(lo, hi + 1))
-        else:
-            values = tuple(int(p) for p in text.split(",") if p.strip())
-    except ValueError:
-        raise HrbenchError(f"malformed {option} {text!r}: expected a comma list or range of integers, "
-                           "e.g. 0,1,2") from None
-    if not values or any(v < 0 for v in values):
-        raise HrbenchError(f"invalid {option} {text!r}: expected integers >= 0")
-    return values
 
 
 @app.command("bench-data")
 def bench_data_cmd(
+    ctx: typer.Context,
     root: Path = typer.Argument(..., help="dataset root (COCO or MPII layout, e.g. from `hrbench data synth`)"),
-    dataset: str = typer.Option("coco", "--dataset", help="coco | mpii"),
+    dataset: str = options.dataset_option("coco"),
     split: str = typer.Option("train", "--split", help="split to read"),
-    input_size: str = typer.Option(None, "--input", help="HxW crop (default: coco 256x192, mpii 256x256)"),
-    workers: str = typer.Option("0,1,2", "--workers", help="loader worker counts, e.g. 0,1,2 or 0-4"),
-    batch: int = typer.Option(32, "--batch", help="samples per batch"),
+    input_size: str = options.input_option(f"the dataset's: {DATASET_INPUT_TEXT}; the training crop"),
+    workers: int = options.workers_option(),
+    worker_counts: str = typer.Option(None, "--worker-counts", help="instead of --workers: compare several "
+                                      "worker counts, a comma list or range, e.g. 0,1,2 or 0-4"),
+    batch: int = options.batch_option(32),
     batches: int = typer.Option(4, "--batches", help="timed batches per row (after one untimed)"),
-    device: str = typer.Option("auto", "--device", help="device of the tensor pipeline's warp: " + DEVICE_HELP),
+    device: str = options.device_option("the tensor pipeline's warp: "),
     pipelines: str = typer.Option("cpu,tensor", "--pipelines", help="comma list of cpu,tensor"),
-    threads: str = typer.Option("auto", "--threads", help="main-process intra-op CPU threads: N, or auto "
-                                "(OMP_NUM_THREADS, else the free CPUs)"),
-    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+    threads: str = options.threads_option("main process: "),
+    as_json: bool = options.json_option(),
 ) -> None:
-    """Training augmentation + target generation throughput: the CPU pipeline vs the tensor pipeline."""
-
+    """Training augmentation + target generation throughput: the CPU pipeline vs the tensor pipeline,
+    with --workers loader workers (or each of --worker-counts)."""
     from hrbench.bench.data import bench_data
 
-    if dataset not in DATASET_INPUT:
-        raise HrbenchError(f"unknown --dataset {dataset!r}: expected coco or mpii")
-    hw = parse_input(input_size) if input_size is not None else DATASET_INPUT[dataset]
+    if worker_counts is not None and given(ctx, "workers"):
+        raise HrbenchError("give --workers N or --worker-counts LIST, not both")
+    counts = parse_int_list(worker_counts, "--worker-counts") if worker_counts is not None else (workers,)
+    hw = resolve_input(input_size, dataset)
     configure_threads(threads)
-    result = bench_data(root, dataset, split, hw, _int_list(workers, "--workers"), batch, batches, device,
+    result = bench_data(root, dataset, split, hw, counts, batch, batches, device,
                         tuple(p.strip() for p in pipelines.split(",") if p.strip()))
-    d = result.to_dict()
-    if as_json:
-        print(json.dumps(d, indent=1))
-        return
+    show(result.to_dict(), as_json, _print_table)
+
+
+def _print_table(console: Console, d: dict[str, Any]) -> None:
     t = Table(title=f"{d['dataset']} {d['split']} training data loader, input {d['input']}, batch {d['batch']} x "
                     f"{d['batches']} timed batches")
     for col in ("pipeline", "workers", "samples/s", "per worker"):

@@ -9,16 +9,15 @@ from pathlib import Path
 
 import numpy as np
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from hrbench.cli import app
+from hrbench.cli import options
+from hrbench.cli.options import DATASET_INPUT_TEXT, make_console, progress_bar, resolve_input
+from hrbench.cli.root import app
 from hrbench.errors import DataError, HrbenchError
 
 data_app = typer.Typer(help="Datasets: generate synthetic COCO/MPII-format data, look at training crops.",
                        no_args_is_help=True)
 app.add_typer(data_app, name="data")
-console = Console(stderr=True)
 
 #: What ``data synth`` writes at the top of a dataset root; ``--force`` removes exactly these.
 SYNTH_ENTRIES = ("annotations", "images", "person_detection_results")
@@ -30,8 +29,8 @@ def _existing_dataset(out: Path) -> list[str]:
 
 @data_app.command("synth")
 def synth_cmd(
-    dataset: str = typer.Option("coco", "--dataset", help="coco (17 keypoints) or mpii (16 joints)"),
-    out: Path = typer.Option(..., "--out", help="output dataset root"),
+    dataset: str = options.dataset_option("coco"),
+    out: Path = options.out_option(..., "folder: the dataset root to write"),
     train: int = typer.Option(200, "--train", help="number of training images"),
     val: int = typer.Option(50, "--val", help="number of validation images"),
     seed: int = typer.Option(0, "--seed", help="random seed (output is a deterministic function of it)"),
@@ -42,8 +41,6 @@ def synth_cmd(
     """Generate stick-figure images with annotations in the real COCO / MPII formats."""
     from hrbench.data.synth import generate
 
-    if dataset not in ("coco", "mpii"):
-        raise HrbenchError(f"unknown --dataset {dataset!r}: expected coco or mpii")
     if train < 1 or val < 1:
         raise HrbenchError("--train and --val must be positive")
     if out.exists() and not out.is_dir():
@@ -58,9 +55,8 @@ def synth_cmd(
     except OSError as e:
         raise DataError(f"--out {out}: cannot write there ({e.strerror})") from None
     try:  # generated aside, swapped in when complete: a failed run leaves the old data set as it was
-        with Progress(TextColumn("[bold]synth {task.fields[ds]}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=console, disable=quiet, transient=True) as bar:
-            task = bar.add_task("images", total=train + val, ds=dataset)
+        with progress_bar(make_console(stderr=True), f"[bold]synth {dataset}", disable=quiet) as bar:
+            task = bar.add_task("images", total=train + val)
             summary = generate(dataset, tmp, train, val, seed, progress=lambda k: bar.advance(task, k))
         for e in found:
             shutil.rmtree(out / e)
@@ -114,39 +110,34 @@ def sample_tile(ds, idx: int, scale: int) -> np.ndarray:
 @data_app.command("show")
 def show_cmd(
     root: Path = typer.Argument(..., help="dataset root (COCO or MPII layout)"),
-    dataset: str = typer.Option("coco", "--dataset", help="coco | mpii"),
+    dataset: str = options.dataset_option("coco"),
     split: str = typer.Option("train", "--split", help="train | val"),
     n: int = typer.Option(16, "--n", help="number of samples"),
     augment: bool = typer.Option(False, "--augment", help="the training augmentation (flip, half body, "
                                  "scale, rotation)"),
-    input_size: str = typer.Option(None, "--input", help="network input HxW (default coco 256x192, mpii 256x256)"),
+    input_size: str = options.input_option(f"the dataset's: {DATASET_INPUT_TEXT}"),
     seed: int = typer.Option(0, "--seed", help="which samples, and their augmentation"),
-    out: Path = typer.Option(Path("data_show.png"), "--out", help="PNG file to write"),
+    out: Path = options.out_option(Path("data_show.png"), "file: the PNG grid"),
 ) -> None:
     """A grid of N crops as the model receives them, with the target heatmaps and the joints drawn
     (left side orange, right side blue): a broken flip pair or aspect ratio shows at a glance."""
-    from hrbench.cli.options import parse_input
     from hrbench.data import build_dataset
-    from hrbench.datasets import DATASET_INPUT
     from hrbench.reports.overlay import grid, write_png
 
     if split not in ("train", "val"):
         raise HrbenchError(f"unknown --split {split!r}: expected train or val")
-    if dataset not in DATASET_INPUT:
-        raise HrbenchError(f"unknown --dataset {dataset!r}: expected coco or mpii")
     if n < 1:
         raise HrbenchError(f"invalid --n {n}: must be a positive integer")
     if out.suffix.lower() != ".png":
         raise HrbenchError(f"--out {out}: the grid is written as PNG (give a .png file name)")
-    hw = parse_input(input_size) if input_size else DATASET_INPUT[dataset]
+    hw = resolve_input(input_size, dataset)
     ds = build_dataset(dataset, root, split, hw, train=augment)
     ds.reseed(seed)
     rng = np.random.default_rng(seed)
     picks = sorted(rng.choice(len(ds), size=min(n, len(ds)), replace=False).tolist())
     scale = max(1, 256 // max(hw))
     tiles = []
-    with Progress(TextColumn("[bold]data show"), BarColumn(), MofNCompleteColumn(), console=console,
-                  transient=True) as bar:
+    with progress_bar(make_console(stderr=True), "[bold]data show") as bar:
         task = bar.add_task("", total=len(picks))
         for i in picks:
             tiles.append(sample_tile(ds, i, scale))

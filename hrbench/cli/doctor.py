@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from hrbench.cli import app
-from hrbench.cli.options import make_console, parse_input
-from hrbench.device import DEVICE_HELP
+from hrbench.cli import options
+from hrbench.cli.options import make_console, parse_input, print_json
+from hrbench.cli.root import app
 from hrbench.doctor import Check, DoctorReport, run_doctor
 from hrbench.threads import configure_threads
 
@@ -19,20 +16,20 @@ STYLE = {"pass": "green", "fail": "bold red", "skip": "yellow"}
 
 @app.command("doctor")
 def doctor_cmd(
-    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    device: str = options.device_option(),
     arch: str = typer.Option("lite18", "--arch", help="registered architecture to exercise"),
-    input_size: str = typer.Option(None, "--input", help="network input HxW (default 64x64 on CPU, 256x192 on CUDA)"),
-    batch: int = typer.Option(None, "--batch", help="samples per step (default 4 on CPU, 32 on CUDA)"),
+    input_size: str = options.input_option("64x64 on CPU, 256x192 on CUDA"),
+    batch: int = options.batch_option(None, "per training step (default: 4 on CPU, 32 on CUDA)"),
     steps: int = typer.Option(8, "--steps", help="training steps per precision"),
-    threads: str = typer.Option("auto", "--threads", help="intra-op CPU threads: N, or auto"),
-    as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
+    threads: str = options.threads_option(),
+    as_json: bool = options.json_option("the report"),
 ) -> int:
     """Check every training/evaluation path of a device on synthetic data: fp32 / bf16 / fp16+GradScaler
     steps, channels-last, --gpu-aug, evaluation with flip test, compiled and CUDA-graph inference, DDP.
     Prints a pass/fail table with timings; exits 1 when a check fails."""
     configure_threads(threads)
     hw = parse_input(input_size) if input_size else None
-    err = Console(stderr=True)
+    err = make_console(stderr=True)
     report: DoctorReport | None = None
     with err.status("hrbench doctor: preparing synthetic data") as status:
         for item in run_doctor(device, arch, hw, batch, steps):
@@ -44,7 +41,7 @@ def doctor_cmd(
                 report = item
     assert report is not None
     if as_json:
-        print(json.dumps(report.to_dict(), indent=1))
+        print_json(report.to_dict())
     else:
         table = Table(title=f"hrbench doctor: {report.arch} {report.input} on {report.device} (torch {report.torch})")
         for col in ("check", "result", "seconds", "detail"):

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
-from hrbench.cli import app
-from hrbench.cli.options import parse_input, parse_overrides
+from hrbench.cli import options
+from hrbench.cli.options import make_console, parse_input, parse_overrides, print_json
+from hrbench.cli.root import app
 from hrbench.errors import HrbenchError
-
-console = Console(stderr=True)
 
 
 def parse_batch(text: str) -> int | str:
@@ -31,18 +28,18 @@ def export_cmd(
     checkpoint: Path = typer.Option(None, "--checkpoint", help="hrbench or official checkpoint (default: fresh "
                                     "weights)"),
     fmt: str = typer.Option(..., "--format", help="onnx"),
-    input_size: str = typer.Option(None, "--input", help="HxW (default: the checkpoint's, else the dataset's)"),
-    batch: str = typer.Option("1", "--batch", help="N, or 'dynamic' (not for dynamic-kernel Dite models)"),
-    dataset: str = typer.Option(None, "--dataset", help="coco | mpii (default: the checkpoint's, else coco)"),
+    input_size: str = options.input_option("the checkpoint's, else the dataset's"),
+    batch: str = options.batch_option("1", "N, or 'dynamic' (not for dynamic-kernel Dite models)"),
+    dataset: str = options.dataset_option(shown="the checkpoint's, else coco"),
     sets: list[str] = typer.Option(None, "--set", help="KEY=VALUE model hyper-parameter"),
-    out: Path = typer.Option(None, "--out", help="output file (default <arch>_<HxW>_b<N>.onnx)"),
+    out: Path = options.out_option(None, "file (default: <arch>_<HxW>_b<N>.onnx)"),
     exporter: str = typer.Option("torchscript", "--exporter", help="torchscript (seconds) | dynamo (minutes)"),
     no_fold: bool = typer.Option(False, "--no-fold-bn", help="keep every BatchNorm (default: fold the exact ones)"),
-    as_json: bool = typer.Option(False, "--json", help="print the export report as JSON"),
+    as_json: bool = options.json_option("the export report"),
 ) -> None:
     """Export ARCH (eval mode, BatchNorms folded where exact) and check ONNX Runtime against PyTorch
     (max abs difference <= 1e-4 in fp32) before writing the file; a failing file is never written."""
-    from hrbench.checkpoint import restore_model
+    from hrbench.factory import restore_model
     from hrbench.speed.onnx import EXPORTERS, FORMATS, export_onnx, require_onnx
 
     if fmt not in FORMATS:
@@ -58,14 +55,13 @@ def export_cmd(
     if path.exists() and path.is_dir():
         raise HrbenchError(f"--out {path}: is a folder; give a file name")
     t = time.perf_counter()
-    with console.status(f"exporting {lm.arch} ({exporter} exporter, {h}x{w}, batch {b}) and checking it "
-                        "with ONNX Runtime ...", spinner="dots"):
+    status = f"exporting {lm.arch} ({exporter} exporter, {h}x{w}, batch {b}) and checking it with ONNX Runtime ..."
+    with make_console(stderr=True).status(status, spinner="dots"):
         report = export_onnx(lm.model, path, lm.input_hw, b, exporter=exporter, fold_bn=not no_fold, arch=lm.arch)
     d = report.to_dict()
     d.update({"checkpoint": lm.source, "dataset": lm.dataset, "total_s": time.perf_counter() - t})
     if as_json:
-        print(json.dumps(d, indent=1))
-        return
+        return print_json(d)
     print(f"wrote {d['path']} ({d['size_bytes'] / 2**20:.1f} MiB): {d['arch']} {d['input']} batch {d['batch']}, "
           f"{d['exporter']} exporter, opset {d['opset']}")
     print(f"  BatchNorms folded {d['folded_bn']}, kept {d['kept_bn']} (after dynamic kernels or not after a conv); "

@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
 from typing import Any
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
-from hrbench.cli import app
+from hrbench.cli import options
 from hrbench.cli.options import (
     fmt_number,
     make_console,
     parse_choices,
-    parse_input,
     parse_overrides,
+    print_json,
+    resolve_input,
     resolve_keypoints,
 )
+from hrbench.cli.root import app
 from hrbench.complexity.measure import (
     ENGINES,
     UNITS,
@@ -28,11 +30,8 @@ from hrbench.complexity.measure import (
     measure_many,
     set_threads_for_counting,
 )
-from hrbench.datasets import DATASET_INPUT
 from hrbench.errors import HrbenchError
 from hrbench.registry import get_entry, list_models, resolve
-
-console = make_console()
 
 SHORT_UNITS = {"paper": "MFLOPs /2^20", "analytic": "MFLOPs /2^20", "fvcore": "M flops /1e6",
                "ptflops": "MMac /1e6", "macs": "M MACs /1e6"}
@@ -83,7 +82,7 @@ def _value(c: Complexity, engine: str) -> float | None:
     return c.to_dict()["paper_mflops" if engine == "paper" else engine]
 
 
-def print_one(c: Complexity, show_modules: bool) -> None:
+def print_one(console: Console, c: Complexity, show_modules: bool) -> None:
     d = c.to_dict()
     pub = d["published"]
     console.print(f"[bold]{d['arch']}[/bold]  input {d['input']}  K={d['keypoints']}  "
@@ -122,7 +121,7 @@ def print_one(c: Complexity, show_modules: bool) -> None:
                     shown = value if not isinstance(value, dict) else ", ".join(f"{k}×{n}" for k, n in value.items())
                     console.print(f"  {key}: {shown}")
     if d.get("by_block_type") and (d["convention"] == "torchstat-dite" or show_modules):
-        print_block_types(d)
+        print_block_types(console, d)
     if show_modules and d.get("by_module"):
         t = Table(title="per module (each engine in its own unit; launches, M elements written, MB moved at fp32)")
         keys = [e for e in (*ENGINES, "launches", "written", "bytes_fp32") if e in d["by_module"][0]]
@@ -133,19 +132,19 @@ def print_one(c: Complexity, show_modules: bool) -> None:
                       *[f"{row[e]:.0f}" if e == "launches" else fmt_number(row.get(e), 3) for e in keys])
         console.print(t)
     if show_modules and d.get("traffic"):
-        print_traffic(d["traffic"])
+        print_traffic(console, d["traffic"])
     if d.get("train"):
-        print_train(d["train"])
+        print_train(console, d["train"])
     if d.get("explain"):
-        print_explain(d["explain"])
-    print_stamp(d["stamp"])
+        print_explain(console, d["explain"])
+    print_stamp(console, d["stamp"])
 
 
-def print_stamp(stamp: dict[str, Any]) -> None:
+def print_stamp(console: Console, stamp: dict[str, Any]) -> None:
     console.print("counted with " + ", ".join(f"{k} {v}" for k, v in stamp.items()))
 
 
-def print_traffic(traffic: dict[str, Any]) -> None:
+def print_traffic(console: Console, traffic: dict[str, Any]) -> None:
     """Memory traffic beside MACs: totals, per stage and per block type (batch 1)."""
     tot = traffic["total"]
     console.print(f"traffic per forward: {tot['launches']:,} kernel launches, {tot['written'] / 1e6:.2f}M elements "
@@ -164,7 +163,7 @@ def print_traffic(traffic: dict[str, Any]) -> None:
         console.print(t)
 
 
-def print_train(train: dict[str, Any]) -> None:
+def print_train(console: Console, train: dict[str, Any]) -> None:
     console.print(f"training step per image (batch {train['batch']}, measured): forward "
                   f"{train['forward_macs'] / 1e6:,.2f}M MACs + backward {train['backward_macs'] / 1e6:,.2f}M = "
                   f"{train['step_macs'] / 1e6:,.2f}M MACs, {train['ratio']:.3f}x the forward; backward by op: "
@@ -181,7 +180,7 @@ def explain_rows(rec: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     return rows
 
 
-def print_explain(explain: dict[str, Any]) -> None:
+def print_explain(console: Console, explain: dict[str, Any]) -> None:
     for target, rec in explain.items():
         unit = "/2^20" if rec["unit_divisor"] == 2**20 else "/1e6"
         t = Table(title=f"true MACs -> {target}, term by term (raw counts; value {unit})")
@@ -192,7 +191,7 @@ def print_explain(explain: dict[str, Any]) -> None:
         console.print(t)
 
 
-def print_block_types(d: dict[str, Any]) -> None:
+def print_block_types(console: Console, d: dict[str, Any]) -> None:
     """Per block type (innermost model-defined module class): the card's count vs true MACs."""
     t = Table(title="gap between the published convention and true MACs, per block type (decimal M; a row "
                 "counts everything inside that module class, so rows nest)")
@@ -206,7 +205,7 @@ def print_block_types(d: dict[str, Any]) -> None:
     console.print(t)
 
 
-def print_all(rows: list[Complexity | dict[str, str]]) -> None:
+def print_all(console: Console, rows: list[Complexity | dict[str, str]]) -> None:
     t = Table(title=f"{len(rows)} architectures")
     for col in ("arch", "input", "params", "paper", "an.=", "fvcore", "ptflops", "MACs", "published", "delta",
                 "paper skips"):
@@ -229,12 +228,12 @@ def print_all(rows: list[Complexity | dict[str, str]]) -> None:
 @app.command("flops")
 def flops_cmd(
     arch: str = typer.Argument(None, help="architecture (with --all: a shell pattern, default '*')"),
-    input_size: str = typer.Option(None, "--input", help="HxW (default: coco 256x192, mpii 256x256)"),
-    keypoints: int = typer.Option(None, "--keypoints", help="number of heatmaps K"),
-    dataset: str = typer.Option(None, "--dataset", help="coco | mpii (sets K and the default input)"),
+    input_size: str = options.input_option(),
+    keypoints: int = options.keypoints_option(),
+    dataset: str = options.dataset_option(shown="coco; it also sets K and the default input"),
     overrides: list[str] = typer.Option(None, "--set", help="KEY=VALUE hyper-parameter override"),
     by_module: bool = typer.Option(False, "--by-module", help="per stage/block breakdown"),
-    as_json: bool = typer.Option(False, "--json", help="print JSON (a list with --all)"),
+    as_json: bool = options.json_option("the result (a list with --all)"),
     engines: str = typer.Option(None, "--engines", help=f"comma list of {','.join(ENGINES)}"),
     all_models: bool = typer.Option(False, "--all", help="every registered model"),
     jobs: int = typer.Option(min(2, os.cpu_count() or 1), "--jobs", help="processes for --all"),
@@ -243,7 +242,7 @@ def flops_cmd(
 ) -> None:
     """#Params and FLOPs under every convention: the paper's (hooks), analytic, fvcore, ptflops, true MACs."""
     k = resolve_keypoints(keypoints, dataset)
-    hw = parse_input(input_size) if input_size is not None else DATASET_INPUT[dataset or "coco"]
+    hw = resolve_input(input_size, dataset)
     sets = parse_overrides(overrides)
     chosen = _engines(engines)
     set_threads_for_counting()
@@ -258,10 +257,11 @@ def flops_cmd(
                             engines=chosen, by_module=by_module, dataset=dataset, train=train, explain=explain)
         took = f"{len(rows)} models in {time.perf_counter() - t0:.1f} s ({jobs} jobs)"
         if as_json:
-            print(json.dumps([r if isinstance(r, dict) else r.to_dict() for r in rows], indent=1))
+            print_json([r if isinstance(r, dict) else r.to_dict() for r in rows])
             print(took, file=sys.stderr)
         else:
-            print_all(rows)
+            console = make_console()
+            print_all(console, rows)
             console.print(took)
         return
     if not arch:
@@ -271,6 +271,6 @@ def flops_cmd(
     detail = by_module or (not as_json and get_entry(name).convention == "torchstat-dite")
     result = measure(name, hw, k, sets or None, chosen, detail, dataset=dataset, train=train, explain=explain)
     if as_json:
-        print(json.dumps(result.to_dict(), indent=1))
+        print_json(result.to_dict())
     else:
-        print_one(result, by_module)
+        print_one(make_console(), result, by_module)

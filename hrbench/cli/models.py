@@ -2,51 +2,47 @@
 
 from __future__ import annotations
 
-import json
-
 import typer
 from rich.table import Table
 
 from hrbench.cards import model_card
-from hrbench.cli import app
-from hrbench.cli.options import make_console, parse_overrides
+from hrbench.cli import options
+from hrbench.cli.options import make_console, parse_overrides, print_json
+from hrbench.cli.root import app
 from hrbench.registry import get_entry, list_models
-
-console = make_console()
 
 
 @app.command("list")
 def list_cmd(
     pattern: str = typer.Argument("*", help="shell-style pattern, e.g. 'dite*'"),
-    as_json: bool = typer.Option(False, "--json", help="print a JSON list"),
+    as_json: bool = options.json_option("the list"),
 ) -> None:
     """List registered architectures (canonical names, aliases, paper, FLOPs convention)."""
     names = list_models(pattern)
     if as_json:
-        print(json.dumps([{"name": n, "aliases": list(get_entry(n).aliases), "paper": get_entry(n).paper,
-                           "convention": get_entry(n).convention} for n in names], indent=1))
-        return
+        return print_json([{"name": n, "aliases": list(get_entry(n).aliases), "paper": get_entry(n).paper,
+                            "convention": get_entry(n).convention} for n in names])
     table = Table(title=f"{len(names)} architectures")
     for col in ("name", "aliases", "paper", "convention"):
         table.add_column(col)
     for n in names:
         e = get_entry(n)
         table.add_row(n, ", ".join(e.aliases), e.paper, e.convention)
-    console.print(table)
+    make_console().print(table)
 
 
 @app.command("info")
 def info_cmd(
     arch: str = typer.Argument(..., help="architecture name or alias"),
     overrides: list[str] = typer.Option(None, "--set", help="KEY=VALUE hyper-parameter override"),
-    as_json: bool = typer.Option(False, "--json", help="print the model card as JSON"),
+    as_json: bool = options.json_option("the model card"),
 ) -> None:
     """Show a model card: configuration, counting convention, notes and published numbers."""
     over = parse_overrides(overrides)
     card = model_card(arch, **over)
     if as_json:
-        print(json.dumps(card, indent=1, default=str))
-        return
+        return print_json(card)
+    console = make_console()
     console.print(f"[bold]{card['name']}[/bold]  aliases: {', '.join(card['aliases']) or '-'}  "
                   f"paper: {card['paper']}  FLOPs convention: {card['convention']}")
     console.print(f"config: {card['config']}")

@@ -1,18 +1,102 @@
-"""Parsers shared by the sub-commands: ``--input HxW``, ``--set KEY=VALUE``, dataset/keypoints."""
+"""What the sub-commands share: the options every command spells the same way (``--input``,
+``--keypoints``, ``--dataset``, ``--workers``, ``--batch``, ``--device``, ``--threads``, ``--json``,
+``--out``: one definition each, so name, default and help agree everywhere), their parsers, and the
+rich console a command builds when it runs."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
+from collections.abc import Callable
 from typing import Any
 
+import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from hrbench.datasets import DATASET_KEYPOINTS
+from hrbench.datasets import DATASET_INPUT, DATASET_KEYPOINTS
+from hrbench.device import DEVICE_HELP
 from hrbench.errors import HrbenchError
 
+#: ``--workers``'s default everywhere: data-loader worker processes (as ``hrbench train``).
+DEFAULT_WORKERS = 2
+#: The dataset default inputs, as help text: "coco 256x192, mpii 256x256".
+DATASET_INPUT_TEXT = ", ".join(f"{name} {h}x{w}" for name, (h, w) in DATASET_INPUT.items())
+THREADS_HELP = "intra-op CPU threads: N, or auto (OMP_NUM_THREADS, else the free CPUs)"
+WORKERS_HELP = "data-loader worker processes (0: load in the main process; under torchrun: per process)"
 
+
+# --------------------------------------------------------------------------------------- shared options
+def input_option(default: str = f"the dataset's: {DATASET_INPUT_TEXT}") -> Any:
+    """``--input HxW`` (parse it with :func:`parse_input`); ``default`` says what None means."""
+    return typer.Option(None, "--input", help=f"network input HxW (default: {default})")
+
+
+def keypoints_option() -> Any:
+    """``--keypoints K``, resolved with ``--dataset`` by :func:`resolve_keypoints`."""
+    return typer.Option(None, "--keypoints", help="number of keypoints (heatmaps) K (default: the dataset's: "
+                        + ", ".join(f"{name} {k}" for name, k in DATASET_KEYPOINTS.items()) + ")")
+
+
+def dataset_option(default: str | None = None, shown: str = "coco") -> Any:
+    """``--dataset coco|mpii``, checked when parsed; ``shown`` says what a None default means."""
+    note = f" (default: {shown})" if default is None else ""
+    return typer.Option(default, "--dataset", callback=_check_dataset,
+                        help=" | ".join(DATASET_KEYPOINTS) + note)
+
+
+def workers_option(scope: str = "") -> Any:
+    """``--workers N``: data-loader worker processes, default :data:`DEFAULT_WORKERS` everywhere."""
+    return typer.Option(DEFAULT_WORKERS, "--workers", callback=_check_workers, help=scope + WORKERS_HELP)
+
+
+def batch_option(default: int | str | None, note: str = "") -> Any:
+    """``--batch``: samples per batch; ``note`` adds what is particular to the command."""
+    return typer.Option(default, "--batch", help="samples per batch" + (f", {note}" if note else ""))
+
+
+def device_option(scope: str = "") -> Any:
+    """``--device`` (default ``auto``), resolved by :func:`hrbench.device.resolve_device`."""
+    return typer.Option("auto", "--device", help=scope + DEVICE_HELP)
+
+
+def threads_option(scope: str = "") -> Any:
+    """``--threads N|auto`` (default ``auto``), applied by :func:`hrbench.threads.configure_threads`."""
+    return typer.Option("auto", "--threads", help=scope + THREADS_HELP)
+
+
+def json_option(what: str = "the result") -> Any:
+    """``--json``: print ``what`` as JSON (:func:`print_json`) instead of tables."""
+    return typer.Option(False, "--json", help=f"print {what} as JSON")
+
+
+def out_option(default: Any, what: str) -> Any:
+    """``--out``: where the command writes (``what``: "folder ...", "file ...")."""
+    return typer.Option(default, "--out", help=f"output {what}")
+
+
+def _check_dataset(dataset: str | None) -> str | None:
+    """``--dataset`` as given, or a one-line error for anything but coco / mpii (None: not given)."""
+    if dataset is not None and dataset not in DATASET_KEYPOINTS:
+        raise HrbenchError(f"unknown --dataset {dataset!r}: expected {' or '.join(DATASET_KEYPOINTS)}")
+    return dataset
+
+
+def _check_workers(workers: int) -> int:
+    if workers < 0:
+        raise HrbenchError(f"invalid --workers {workers}: must be >= 0")
+    return workers
+
+
+def given(ctx: typer.Context, name: str) -> bool:
+    """Whether the option whose parameter is ``name`` was given on the command line (not its default)."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
+
+
+# --------------------------------------------------------------------------------------- parsers
 def parse_input(text: str) -> tuple[int, int]:
     """``"256x192"`` -> (256, 192); one-line error for anything else or a non-positive size."""
     m = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", text or "")
@@ -24,6 +108,11 @@ def parse_input(text: str) -> tuple[int, int]:
     if h > 8192 or w > 8192:
         raise HrbenchError(f"invalid --input {text!r}: larger than 8192 pixels")
     return h, w
+
+
+def resolve_input(input_size: str | None, dataset: str | None = None) -> tuple[int, int]:
+    """``--input`` parsed, else the default input of ``--dataset`` (coco when None)."""
+    return parse_input(input_size) if input_size is not None else DATASET_INPUT[dataset or "coco"]
 
 
 def parse_value(text: str) -> Any:
@@ -57,8 +146,7 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
 
 def resolve_keypoints(keypoints: int | None, dataset: str | None) -> int:
     """K from ``--keypoints`` or ``--dataset`` (COCO 17, MPII 16); COCO by default."""
-    if dataset is not None and dataset not in DATASET_KEYPOINTS:
-        raise HrbenchError(f"unknown --dataset {dataset!r}: expected coco or mpii")
+    _check_dataset(dataset)
     if keypoints is not None:
         if keypoints < 1:
             raise HrbenchError(f"invalid --keypoints {keypoints}: must be a positive integer")
@@ -76,12 +164,51 @@ def parse_choices(text: str, allowed: tuple[str, ...], option: str) -> tuple[str
     return chosen
 
 
+def parse_int_list(text: str, option: str) -> tuple[int, ...]:
+    """``"0,1,2"`` or a range ``"0-4"`` -> (0, 1, 2[, 3, 4]); integers >= 0."""
+    try:
+        if "-" in text and "," not in text:
+            lo, hi = (int(p) for p in text.split("-", 1))
+            values = tuple(range(lo, hi + 1))
+        else:
+            values = tuple(int(p) for p in text.split(",") if p.strip())
+    except ValueError:
+        raise HrbenchError(f"malformed {option} {text!r}: expected a comma list or range of integers, "
+                           "e.g. 0,1,2") from None
+    if not values or any(v < 0 for v in values):
+        raise HrbenchError(f"invalid {option} {text!r}: expected integers >= 0")
+    return values
+
+
+# --------------------------------------------------------------------------------------- output
 def fmt_number(v: float | None, digits: int = 2) -> str:
     """``1,234.57``-style, ``-`` for a missing value."""
     return "-" if v is None else f"{v:,.{digits}f}"
 
 
-def make_console() -> Console:
-    """A rich console; when the output is not a terminal (a pipe, a log file) tables get 160
-    columns instead of rich's default 80, so wide tables are not cut."""
-    return Console() if sys.stdout.isatty() or os.environ.get("COLUMNS") else Console(width=160)
+def make_console(stderr: bool = False) -> Console:
+    """A rich console on stdout (``stderr``: on stderr), built when a command runs. ``COLUMNS`` sets
+    its width; when the stream is not a terminal (a pipe, a log file) and ``COLUMNS`` is unset, tables
+    get 160 columns instead of rich's default 80, so wide tables are not cut."""
+    stream = sys.stderr if stderr else sys.stdout
+    if stream.isatty() or os.environ.get("COLUMNS"):
+        return Console(stderr=stderr)
+    return Console(stderr=stderr, width=160)
+
+
+def print_json(obj: Any) -> None:
+    """``--json`` output: ``obj`` as indented JSON on stdout (non-JSON values as strings)."""
+    print(json.dumps(obj, indent=1, default=str))
+
+
+def show(result: Any, as_json: bool, render: Callable[[Console, Any], None]) -> None:
+    """A command's result: JSON with ``--json``, else ``render(console, result)`` on a new stdout console."""
+    if as_json:
+        return print_json(result)
+    render(make_console(), result)
+
+
+def progress_bar(console: Console, label: str = "{task.description}", disable: bool = False) -> Progress:
+    """A transient progress bar on ``console``: ``label``, bar, done/total, elapsed (``disable``: shows nothing)."""
+    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console,
+                    transient=True, disable=disable)

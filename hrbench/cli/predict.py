@@ -9,14 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from hrbench.cli import app
-from hrbench.cli.options import parse_input, parse_overrides
+from hrbench.cli import options
+from hrbench.cli.options import make_console, parse_input, parse_overrides, print_json, progress_bar
+from hrbench.cli.root import app
 from hrbench.errors import HrbenchError
-
-console = Console(stderr=True)
 
 
 def _overlay_name(file: Path, used: set[str], ext: str) -> str:
@@ -106,18 +103,18 @@ def predict_cmd(
     checkpoint: Path = typer.Option(..., "--checkpoint", help="hrbench or official (mmpose) checkpoint"),
     boxes_file: Path = typer.Option(None, "--boxes", help="person boxes JSON [{file_name|image_id, bbox, score}]"),
     box: str = typer.Option(None, "--box", help="one person box x,y,w,h for every input"),
-    input_size: str = typer.Option(None, "--input", help="network input HxW (default: the checkpoint's)"),
-    dataset: str = typer.Option(None, "--dataset", help="coco | mpii (default: the checkpoint's)"),
+    input_size: str = options.input_option("the checkpoint's"),
+    dataset: str = options.dataset_option(shown="the checkpoint's, else coco"),
     sets: list[str] = typer.Option(None, "--set", help="KEY=VALUE model hyper-parameter (default: the checkpoint's)"),
     flip: bool = typer.Option(True, "--flip/--no-flip", help="flip test (average with the mirrored crop)"),
-    out: Path = typer.Option(Path("predictions"), "--out", help="folder for overlays and predictions.json"),
+    out: Path = options.out_option(Path("predictions"), "folder: the overlays and predictions.json"),
     thr: float = typer.Option(0.2, "--thr", help="draw joints with confidence above this"),
-    as_json: bool = typer.Option(False, "--json", help="print the COCO-format results"),
+    as_json: bool = options.json_option("the COCO-format results"),
 ) -> None:
     """Keypoints of ARCH's checkpoint per person box: overlay images (videos: an overlay video) and
     OUT/predictions.json in the COCO keypoint results format. No boxes: the whole image is one box."""
-    from hrbench.checkpoint import restore_model
     from hrbench.evaluation.images import collect_inputs, is_video
+    from hrbench.factory import restore_model
 
     hw = parse_input(input_size) if input_size else None
     boxes = _box_source(boxes_file, box)
@@ -130,8 +127,7 @@ def predict_cmd(
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     results, used = [], set()
     try:
-        with Progress(TextColumn("[bold]predict[/bold] {task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=console, transient=True, disable=as_json) as bar:
+        with progress_bar(make_console(stderr=True), "[bold]predict[/bold] {task.description}", disable=as_json) as bar:
             task = bar.add_task("", total=len(files))
             for i, f in enumerate(files):
                 if is_video(f):
@@ -147,7 +143,6 @@ def predict_cmd(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if as_json:
-        print(json.dumps(results, indent=1))
-        return
+        return print_json(results)
     print(f"{lm.arch} ({lm.dataset}, {lm.input_hw[0]}x{lm.input_hw[1]}, flip {'on' if flip else 'off'}): "
                   f"{len(results)} persons in {len(files)} inputs -> {out}/ ({len(used)} overlays, predictions.json)")

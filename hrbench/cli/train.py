@@ -1,12 +1,11 @@
 """``hrbench train`` and ``hrbench eval``: the shared top-down engine (:mod:`hrbench.engine`) on the CLI.
 
-Several processes: ``torchrun --nproc_per_node N -m hrbench.engine train ARCH --data DIR ...``
+Several processes: ``torchrun --nproc_per_node N -m hrbench train ARCH --data DIR ...``
 (``--batch`` is per process everywhere in hrbench; the recipe's lr is scaled to the total batch).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +13,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from hrbench.cli import app
-from hrbench.cli.options import make_console, parse_input, parse_overrides
-from hrbench.device import DEVICE_HELP
+from hrbench.cli import options
+from hrbench.cli.options import DATASET_INPUT_TEXT, make_console, parse_input, parse_overrides, print_json
+from hrbench.cli.root import app
 from hrbench.errors import HrbenchError
 
 
@@ -44,12 +43,12 @@ def _print_metrics(console: Console, title: str, metrics: dict[str, Any]) -> Non
 def train_cmd(
     arch: str = typer.Argument(..., help="architecture name or alias (see `hrbench list`)"),
     data: Path = typer.Option(None, "--data", help="dataset root (COCO/MPII layout; `hrbench data synth` writes one)"),
-    dataset: str = typer.Option(None, "--dataset", help="coco | mpii (default coco)"),
+    dataset: str = options.dataset_option(),
     epochs: int = typer.Option(None, "--epochs", help="epochs (default: the recipe's; schedule scaled to it); "
                                "with --resume: extend the run to this many epochs"),
-    batch: int = typer.Option(None, "--batch", help="samples per process (default: the recipe's per-GPU batch); "
-                              "the total batch is this x processes, and the recipe's lr is scaled to it"),
-    input_size: str = typer.Option(None, "--input", help="network input HxW (default 256x192 COCO, 256x256 MPII)"),
+    batch: int = options.batch_option(None, "per process (default: the recipe's per-GPU batch); the total batch "
+                                      "is this x processes, and the recipe's lr is scaled to it"),
+    input_size: str = options.input_option(f"the dataset's: {DATASET_INPUT_TEXT}"),
     sets: list[str] = typer.Option(None, "--set", help="KEY=VALUE model hyper-parameter, or train.KEY=VALUE "
                                    "(lr, lr_steps, gamma, warmup_iters, warmup_ratio, weight_decay)"),
     lr: float = typer.Option(None, "--lr", help="base learning rate as used (no linear scaling)"),
@@ -58,11 +57,10 @@ def train_cmd(
                                        help="channels-last memory format (default off)"),
     gpu_aug: bool = typer.Option(None, "--gpu-aug/--no-gpu-aug",
                                  help="affine warp + heatmap targets on the training device (default off)"),
-    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
-    workers: int = typer.Option(2, "--workers", help="data-loader worker processes (train and validation)"),
-    threads: str = typer.Option("auto", "--threads", help="intra-op CPU threads: N, or auto (OMP_NUM_THREADS, "
-                                "else the free CPUs)"),
-    out: Path = typer.Option(Path("runs"), "--out", help="folder holding run folders"),
+    device: str = options.device_option(),
+    workers: int = options.workers_option(),
+    threads: str = options.threads_option(),
+    out: Path = options.out_option(Path("runs"), "folder: the runs registry (one folder per run)"),
     name: str = typer.Option(None, "--name", help="run folder name (default <arch>-<dataset>-<HxW>-<time>)"),
     resume: bool = typer.Option(False, "--resume", help="continue the run <out>/<name> from checkpoints/last.pt "
                                 "with its own settings (options that differ are refused; --epochs may extend it)"),
@@ -73,10 +71,10 @@ def train_cmd(
     validate_first: bool = typer.Option(False, "--validate-first", help="also validate the untrained model"),
     print_config: bool = typer.Option(False, "--print-config", help="print the resolved configuration and exit"),
     no_progress: bool = typer.Option(False, "--no-progress", help="no progress bar"),
-    as_json: bool = typer.Option(False, "--json", help="print the run summary as JSON"),
+    as_json: bool = options.json_option("the run summary"),
 ) -> None:
     """Train ARCH top-down on COCO/MPII with its paper's recipe; writes runs/<name>/ (config, metrics, checkpoints).
-    Several processes: torchrun --nproc_per_node N -m hrbench.engine train ..."""
+    Several processes: torchrun --nproc_per_node N -m hrbench train ..."""
     from hrbench.engine import resolve_config, train
 
     hw = parse_input(input_size) if input_size else None
@@ -84,8 +82,7 @@ def train_cmd(
     if print_config:
         cfg = resolve_config(arch, data, dataset, epochs, batch, hw, model_overrides, out, name, seed, amp,
                              channels_last, workers, val_interval, lr, train_overrides, val_flip, gpu_aug=gpu_aug)
-        print(json.dumps(cfg, indent=1, default=str))
-        return
+        return print_json(cfg)
     if data is None and not resume:
         raise HrbenchError("missing --data DIR (the dataset root)")
     summary = train(arch, data, dataset=dataset, epochs=epochs, batch_size=batch, input_hw=hw,
@@ -94,8 +91,7 @@ def train_cmd(
                     progress=not no_progress and not as_json, lr=lr, train_overrides=train_overrides,
                     val_flip=val_flip, validate_first=validate_first, gpu_aug=gpu_aug, threads=threads)
     if as_json:
-        print(json.dumps(summary, indent=1, default=str))
-        return
+        return print_json(summary)
     console = make_console()
     console.print(f"run folder: {summary['run_dir']}  ({summary['epochs_done']}/{summary['epochs']} epochs, "
                   f"{summary['train_time_s']:.1f}s)")
@@ -108,36 +104,32 @@ def eval_cmd(
     arch: str = typer.Argument(..., help="architecture name or alias"),
     checkpoint: Path = typer.Option(..., "--checkpoint", help="hrbench or official (mmpose) checkpoint"),
     data: Path = typer.Option(..., "--data", help="dataset root"),
-    dataset: str = typer.Option(None, "--dataset", help="coco | mpii (default: the checkpoint's, else coco)"),
-    input_size: str = typer.Option(None, "--input", help="network input HxW (default: the checkpoint's)"),
+    dataset: str = options.dataset_option(shown="the checkpoint's, else coco"),
+    input_size: str = options.input_option("the checkpoint's"),
     sets: list[str] = typer.Option(None, "--set", help="KEY=VALUE model hyper-parameter (default: the checkpoint's)"),
     no_flip: bool = typer.Option(False, "--no-flip", help="no flip test"),
     dark: bool = typer.Option(False, "--dark", help="DARK (distribution-aware) keypoint decoding"),
     det_file: Path = typer.Option(None, "--det-file", help="COCO person detections json (default: GT boxes)"),
     det_thr: float = typer.Option(None, "--det-thr", help="keep detections with score >= T (with --det-file)"),
-    batch: int = typer.Option(32, "--batch", help="samples per forward pass, per process"),
+    batch: int = options.batch_option(32, "per process"),
     amp: str = typer.Option(None, "--amp", help="precision: fp32 | bf16 | fp16 (default: the run's, else fp32)"),
-    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
-    workers: int = typer.Option(2, "--workers", help="data-loader worker processes"),
-    threads: str = typer.Option("auto", "--threads", help="intra-op CPU threads: N, or auto (OMP_NUM_THREADS, "
-                                "else the free CPUs)"),
-    out: Path = typer.Option(None, "--out", help="folder for the keypoint results file"),
-    as_json: bool = typer.Option(False, "--json", help="print the metrics as JSON"),
+    device: str = options.device_option(),
+    workers: int = options.workers_option(),
+    threads: str = options.threads_option(),
+    out: Path = options.out_option(None, "folder: the keypoint results file (default: none written)"),
+    as_json: bool = options.json_option("the metrics"),
 ) -> None:
     """Evaluate a checkpoint of ARCH on the val split: COCO AP (GT or detected boxes) or MPII PCKh."""
     from hrbench.engine import evaluate_checkpoint
 
     if det_thr is not None and det_file is None:
         raise HrbenchError("--det-thr needs --det-file")
-    if workers < 0:
-        raise HrbenchError(f"invalid --workers {workers}: must be >= 0")
     hw = parse_input(input_size) if input_size else None
     metrics = evaluate_checkpoint(arch, checkpoint, data, dataset=dataset, input_hw=hw, flip=not no_flip, dark=dark,
                                   det_file=det_file, det_thr=det_thr or 0.0, device=device, batch_size=batch,
                                   workers=workers, out_dir=out, overrides=parse_overrides(sets) or None, amp=amp,
                                   threads=threads)
     if as_json:
-        print(json.dumps(metrics, indent=1, default=str))
-        return
+        return print_json(metrics)
     title = f"{metrics['arch']} on {metrics['dataset']} val ({metrics['box_source']} boxes)"
     _print_metrics(make_console(), title, metrics)

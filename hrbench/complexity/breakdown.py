@@ -3,7 +3,7 @@ and what a hook-based convention left out on one model."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, overload
 
 from torch import nn
 
@@ -13,7 +13,7 @@ from hrbench.complexity.macs import Probe, is_data_movement, is_user_module
 ENGINES = ("paper", "analytic", "fvcore", "ptflops", "macs")
 #: Traffic keys carried beside the engines (per innermost module): launches, elements written, bytes.
 TRAFFIC = ("launches", "written", "bytes_fp32")
-#: Divisor of each key's raw count in the breakdown rows (binary M, decimal M, or 1 for launches).
+#: Divisor of each key's raw count: binary M for the papers' convention, 1 for launches, else decimal M.
 SCALE = {"paper": 2**20, "analytic": 2**20, "launches": 1}
 
 
@@ -46,8 +46,17 @@ def convention_skips(model: nn.Module, conv: Convention, probe: Probe) -> dict[s
     return out
 
 
-def _scale(engine: str, raw: int) -> float:
-    return raw / SCALE.get(engine, 10**6)
+@overload
+def scaled(key: str, raw: int) -> float: ...
+
+
+@overload
+def scaled(key: str, raw: None) -> None: ...
+
+
+def scaled(key: str, raw: int | None) -> float | None:
+    """A raw count of ``key`` (engine or traffic key) in its unit (:data:`SCALE`); None stays None."""
+    return None if raw is None else raw / SCALE.get(key, 10**6)
 
 
 def module_rows(model: nn.Module, exclusive: dict[str, dict[str, int]], depth: int) -> list[dict[str, Any]]:
@@ -71,7 +80,7 @@ def module_rows(model: nn.Module, exclusive: dict[str, dict[str, int]], depth: i
         row: dict[str, Any] = {"module": n or "(total)", "type": type(dict(model.named_modules())[n]).__name__}
         for engine in (*ENGINES, *TRAFFIC):
             if engine in exclusive:
-                row[engine] = round(_scale(engine, sums[n].get(engine, 0)), 6)
+                row[engine] = round(scaled(engine, sums[n].get(engine, 0)), 6)
         rows.append(row)
     return rows
 

@@ -138,48 +138,17 @@ def ptflops_count(model: nn.Module, input_hw: tuple[int, int], probe: Probe | No
     except Exception as e:  # pragma: no cover - ptflops is a dependency
         return LibCount(error=f"ptflops unavailable: {_error(e)}")
 
-    names = {m: n for n, m in model.named_modules()}
-    supported = set(MODULES_MAPPING)
-    per_module: dict[str, int] = {}
-
-    def wrap(orig):
-        def hook(mod, inp, out):
-            orig(mod, inp, out)
-            per_module[names.get(mod, type(mod).__name__)] = int(mod.__flops__)
-
-        return hook
-
-    custom = {t: wrap(MODULES_MAPPING[t]) for t in {type(m) for m in names} if t in supported}
-    op_names = {id(f): resolve_name(f) or getattr(f, "__qualname__", repr(f))
-                for f in (*FUNCTIONAL_MAPPING, *TENSOR_OPS_MAPPING)}
-    counted_out: Counter[str] = Counter()  # patched functions counted outside hooked modules
-    counted_twice: Counter[str] = Counter()
-    by_function: Counter[str] = Counter()  # ptflops' count per patched function ("... in Module" inside one)
-    stack = ModuleStack(model)
-    original_call = engine.torch_function_wrapper.__call__
-
-    def recording_call(self, *args, **kwargs):
-        name = op_names.get(id(self.op), getattr(self.op, "__name__", "?"))
-        inner = stack.stack[-1][1] if stack.stack else None
-        if inner is not None and type(inner) in supported:
-            name = f"{name} in {type(inner).__name__}"
-            counted_twice[name] += 1
-        else:
-            counted_out[name] += 1
-        before = len(self.collector)
-        out = original_call(self, *args, **kwargs)
-        by_function[name] += int(sum(self.collector[before:]))
-        return out
-
+    rec = _PtflopsRecorder(model, MODULES_MAPPING, (*FUNCTIONAL_MAPPING, *TENSOR_OPS_MAPPING))
     was_training = model.training
     x = example_input(input_hw)
+    original_call = engine.torch_function_wrapper.__call__
     try:
-        engine.torch_function_wrapper.__call__ = recording_call
-        with _quiet() as printed, stack, torch.no_grad():
+        engine.torch_function_wrapper.__call__ = rec.wrap_call(original_call)
+        with _quiet() as printed, rec.stack, torch.no_grad():
             macs, _ = get_model_complexity_info(
                 model, (3, *input_hw), print_per_layer_stat=False, as_strings=False,
                 input_constructor=lambda _res: x, ost=io.StringIO(), verbose=False,
-                custom_modules_hooks=custom, backend="pytorch")
+                custom_modules_hooks=rec.module_hooks(), backend="pytorch")
         if macs is None:
             lines = [ln for ln in printed.getvalue().splitlines() if ln.strip()]
             return LibCount(error="ptflops failed: " + (lines[-1] if lines else "no result"))
@@ -189,24 +158,76 @@ def ptflops_count(model: nn.Module, input_hw: tuple[int, int], probe: Probe | No
         engine.torch_function_wrapper.__call__ = original_call
         model.train(was_training)
         _strip_ptflops(model)
+    return rec.result(int(macs), probe)
 
-    zero_types: Counter[str] = Counter()
-    for mod, name in names.items():
-        if next(mod.children(), None) is None and type(mod) not in supported and stack.calls.get(name):
-            zero_types[type(mod).__name__] += 1
-    skipped: dict[str, object] = {"zero_op_modules": _sorted_counter(zero_types)}
-    if probe is not None:
-        mods = dict(model.named_modules())
-        seen: Counter[str] = Counter(
-            f for f, owner in probe.census.calls if type(mods.get(owner)) not in supported)
-        missed = Counter({f: n - counted_out.get(f, 0) for f, n in seen.items() if n > counted_out.get(f, 0)})
-        skipped["uncounted_functions"] = _sorted_counter(missed)
-    skipped["counted_twice"] = _sorted_counter(counted_twice)
-    functional = int(macs) - sum(per_module.values())
-    if functional:
-        per_module["(patched functions)"] = functional
-    return LibCount(total=int(macs), by_module=per_module, skipped=skipped,
-                    by_function=dict(sorted(by_function.items())))
+
+class _PtflopsRecorder:
+    """What ptflops counts where during one run: per module (its own module hooks, wrapped) and per
+    patched function (inside a module it hooks: counted twice; outside one: counted once)."""
+
+    def __init__(self, model: nn.Module, modules_mapping: dict, functions: tuple) -> None:
+        self.model = model
+        self.names = {m: n for n, m in model.named_modules()}
+        self.mapping = modules_mapping
+        self.supported = set(modules_mapping)
+        self.op_names = {id(f): resolve_name(f) or getattr(f, "__qualname__", repr(f)) for f in functions}
+        self.per_module: dict[str, int] = {}
+        self.counted_out: Counter[str] = Counter()  # patched functions counted outside hooked modules
+        self.counted_twice: Counter[str] = Counter()
+        self.by_function: Counter[str] = Counter()  # ptflops' count per patched function ("... in Module" inside one)
+        self.stack = ModuleStack(model)
+
+    def module_hooks(self) -> dict:
+        """ptflops' hook of every module type of the model it supports, also recording the module's count."""
+        def wrap(orig):
+            def hook(mod, inp, out):
+                orig(mod, inp, out)
+                self.per_module[self.names.get(mod, type(mod).__name__)] = int(mod.__flops__)
+
+            return hook
+
+        return {t: wrap(self.mapping[t]) for t in {type(m) for m in self.names} if t in self.supported}
+
+    def wrap_call(self, original_call):
+        """A replacement for ptflops' patched-function wrapper's ``__call__`` that records each call."""
+        rec = self
+
+        def recording_call(wrapper, *args, **kwargs):
+            name = rec.op_names.get(id(wrapper.op), getattr(wrapper.op, "__name__", "?"))
+            inner = rec.stack.stack[-1][1] if rec.stack.stack else None
+            if inner is not None and type(inner) in rec.supported:
+                name = f"{name} in {type(inner).__name__}"
+                rec.counted_twice[name] += 1
+            else:
+                rec.counted_out[name] += 1
+            before = len(wrapper.collector)
+            out = original_call(wrapper, *args, **kwargs)
+            rec.by_function[name] += int(sum(wrapper.collector[before:]))
+            return out
+
+        return recording_call
+
+    def result(self, macs: int, probe: Probe | None) -> LibCount:
+        """The count of a finished run: ``macs`` split per module, and what was skipped or counted twice."""
+        zero_types: Counter[str] = Counter()
+        for mod, name in self.names.items():
+            if next(mod.children(), None) is None and type(mod) not in self.supported and self.stack.calls.get(name):
+                zero_types[type(mod).__name__] += 1
+        skipped: dict[str, object] = {"zero_op_modules": _sorted_counter(zero_types)}
+        if probe is not None:
+            mods = dict(self.model.named_modules())
+            seen: Counter[str] = Counter(
+                f for f, owner in probe.census.calls if type(mods.get(owner)) not in self.supported)
+            out = self.counted_out
+            skipped["uncounted_functions"] = _sorted_counter(
+                Counter({f: n - out.get(f, 0) for f, n in seen.items() if n > out.get(f, 0)}))
+        skipped["counted_twice"] = _sorted_counter(self.counted_twice)
+        per_module = dict(self.per_module)
+        functional = macs - sum(per_module.values())
+        if functional:
+            per_module["(patched functions)"] = functional
+        return LibCount(total=macs, by_module=per_module, skipped=skipped,
+                        by_function=dict(sorted(self.by_function.items())))
 
 
 def _strip_ptflops(model: nn.Module) -> None:

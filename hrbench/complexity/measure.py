@@ -11,6 +11,8 @@ Engines (all on one model built once, batch 1, eval mode):
 
 Optional: the training-step cost (:mod:`train`) and the reconciliation of every count with the
 true MACs (:mod:`explain`). Every result is stamped with the versions, input, K and convention.
+:func:`default_measurer` is the cached (#Params, paper MFLOPs, MACs) of one model at one input that
+``hrbench tables`` and ``hrbench ablate`` put beside the printed figures.
 """
 
 from __future__ import annotations
@@ -20,17 +22,18 @@ import dataclasses
 import functools
 import gc
 import importlib.metadata
+import json
 import multiprocessing
 import time
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
 from hrbench.complexity import explain as ex
-from hrbench.complexity.breakdown import ENGINES, block_type_rows, convention_skips, module_rows
+from hrbench.complexity.breakdown import ENGINES, block_type_rows, convention_skips, module_rows, scaled
 from hrbench.complexity.conventions import Convention, get_convention
 from hrbench.complexity.libs import LibCount, fvcore_count, ptflops_count
 from hrbench.complexity.macs import Probe, run_probe
@@ -40,7 +43,8 @@ from hrbench.complexity.walker import analytic_counts
 from hrbench.datasets import dataset_of
 from hrbench.errors import HrbenchError
 
-__all__ = ["ENGINES", "UNITS", "Complexity", "measure", "measure_model", "measure_many", "stamp"]
+__all__ = ["ENGINES", "UNITS", "Complexity", "Measurement", "Measurer", "default_measurer", "measure", "measure_model",
+           "measure_many", "stamp"]
 
 UNITS = {
     "params": "parameters (exact count, every parameter incl. unused ones)",
@@ -74,15 +78,9 @@ class Complexity:
     train: dict[str, Any] | None = None
     explain: dict[str, Any] | None = None
 
-    def _scaled(self, engine: str) -> float | None:
-        raw = self.counts.get(engine)
-        if raw is None:
-            return None
-        return raw / (2**20 if engine in ("paper", "analytic") else 1e6)
-
     @property
     def paper_mflops(self) -> float | None:
-        return self._scaled("paper")
+        return scaled("paper", self.counts.get("paper"))
 
     @property
     def analytic_matches(self) -> bool | None:
@@ -96,10 +94,10 @@ class Complexity:
             "keypoints": self.keypoints,
             "params": self.params,
             "paper_mflops": self.paper_mflops,
-            "analytic": self._scaled("analytic"),
-            "fvcore": self._scaled("fvcore"),
-            "ptflops": self._scaled("ptflops"),
-            "macs": self._scaled("macs"),
+            "analytic": scaled("analytic", self.counts.get("analytic")),
+            "fvcore": scaled("fvcore", self.counts.get("fvcore")),
+            "ptflops": scaled("ptflops", self.counts.get("ptflops")),
+            "macs": scaled("macs", self.counts.get("macs")),
             "analytic_matches": self.analytic_matches,
             "counts": dict(self.counts),
             "units": dict(UNITS),
@@ -159,7 +157,8 @@ def measure(
 ) -> Complexity:
     """Build registered ``arch`` once and count it with every engine in ``engines`` (``train``:
     also the training-step cost; ``explain``: also the reconciliation of each count with MACs)."""
-    from hrbench.registry import create_model, get_entry
+    from hrbench.factory import create_model
+    from hrbench.registry import get_entry
 
     entry = get_entry(arch)
     model = create_model(entry.name, num_keypoints=num_keypoints, **(overrides or {}))
@@ -311,13 +310,18 @@ def _explain(res: Complexity, model: nn.Module, conv: Convention, probe: Probe,
     return out
 
 
+def _error_text(e: Exception) -> str:
+    """``Type: first line of the message``."""
+    return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+
+
 def _measure_or_error(name: str, kwargs: dict[str, Any]) -> Complexity | dict[str, str]:
     try:
         return measure(name, **kwargs)
     except HrbenchError as e:
         return {"arch": name, "error": str(e)}
     except Exception as e:  # one broken model must not stop the others
-        return {"arch": name, "error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
+        return {"arch": name, "error": _error_text(e)}
 
 
 def _worker_init() -> None:
@@ -341,3 +345,44 @@ def measure_many(names: Sequence[str], jobs: int = 1, **kwargs: Any) -> list[Com
 def set_threads_for_counting() -> None:
     """Counting is latency-bound on tiny ops: one thread avoids oversubscription."""
     torch.set_num_threads(1)
+
+
+# --------------------------------------------------------------------------------------------
+# The measurer of the paper tables and ablation grids (hrbench tables, hrbench ablate)
+# --------------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Measurement:
+    """hrbench's figures for one model at one input: #Params, the paper's own FLOPs convention
+    (binary M, as the papers print it), true multiply-accumulates (decimal); ``error``: why the
+    model could not be built or measured (shown in its table row)."""
+
+    params: int
+    paper_mflops: float
+    macs: int | None = None
+    error: str = ""
+
+
+#: ``(model, overrides, input_hw, keypoints) -> Measurement``; tests pass fakes.
+Measurer = Callable[[str, dict, tuple[int, int], int], Measurement]
+
+
+def freeze_overrides(overrides: dict[str, Any]) -> str:
+    """``overrides`` as canonical JSON (sorted keys, tuples as lists): a hashable key that compares equal
+    for equal overrides."""
+    return json.dumps({k: list(v) if isinstance(v, tuple) else v for k, v in sorted(overrides.items())},
+                      sort_keys=True, default=str)
+
+
+@functools.cache
+def _measured(model: str, frozen: str, input_hw: tuple[int, int], k: int) -> Measurement:
+    try:
+        c = measure(model, input_hw, k, overrides=json.loads(frozen) or None, engines=("paper", "macs"))
+        macs = c.counts.get("macs")
+        return Measurement(int(c.params), float(c.paper_mflops), int(macs) if macs is not None else None)
+    except Exception as e:  # a model that cannot be built/measured is reported in its row, not hidden
+        return Measurement(0, 0.0, None, error=_error_text(e))
+
+
+def default_measurer(model: str, overrides: dict, input_hw: tuple[int, int], k: int) -> Measurement:
+    """Measure with :func:`measure` (``paper`` and ``macs`` engines), cached per process."""
+    return _measured(model, freeze_overrides(overrides), tuple(input_hw), k)

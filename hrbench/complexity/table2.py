@@ -20,13 +20,13 @@ from hrbench.complexity.walker import Walker
 #: (H, W, C) of X1 and X2 in Table 2's example.
 EXAMPLE: tuple[tuple[int, int, int], ...] = ((64, 64, 40), (32, 32, 80))
 
-#: Table 2's "Example FLOPs" column as printed (binary millions).
+#: Table 2's "Example FLOPs" column as printed (binary millions; strings: the printed precision counts).
 PRINTED = {
-    "1x1 convolution": 12.5,
-    "3x3 depthwise convolution": 2.1,
-    "CCW w/ spatial weights": 0.25,
-    "CCW w/ multi-resolution weights": 0.26,
-    "CCW": 0.51,
+    "1x1 convolution": "12.5",
+    "3x3 depthwise convolution": "2.1",
+    "CCW w/ spatial weights": "0.25",
+    "CCW w/ multi-resolution weights": "0.26",
+    "CCW": "0.51",
 }
 
 FORMULAS = {
@@ -42,15 +42,16 @@ FORMULAS = {
 class Table2Row:
     model: str
     formula: str
-    count: int  # raw multiply(-accumulate)s
+    count: int  # raw multiply(-accumulate)s, counted from layers
     mflops: float  # count / 2**20, the paper's unit
-    printed: float
+    printed: str
+    closed_form: int  # the printed formula evaluated (equal to ``count``)
 
     @property
     def matches(self) -> bool:
         """The count rounds to the printed value at the printed precision."""
-        decimals = len(str(self.printed).split(".")[1])
-        return round(self.mflops, decimals) == self.printed
+        decimals = len(self.printed.split(".")[1]) if "." in self.printed else 0
+        return round(self.mflops, decimals) == float(self.printed)
 
 
 def closed_form(example: tuple[tuple[int, int, int], ...] = EXAMPLE) -> dict[str, int]:
@@ -104,6 +105,7 @@ def layer_counts(example: tuple[tuple[int, int, int], ...] = EXAMPLE) -> dict[st
 
 
 def table2(example: tuple[tuple[int, int, int], ...] = EXAMPLE) -> list[Table2Row]:
-    """Table 2 rows (counted from layers, equal to the closed forms) with the printed values."""
-    counts = layer_counts(example)
-    return [Table2Row(name, FORMULAS[name], counts[name], counts[name] / 2**20, PRINTED[name]) for name in PRINTED]
+    """Table 2 rows (counted from layers, beside the closed forms) with the printed values."""
+    counts, closed = layer_counts(example), closed_form(example)
+    return [Table2Row(name, FORMULAS[name], counts[name], counts[name] / 2**20, PRINTED[name], closed[name])
+            for name in PRINTED]

@@ -15,6 +15,7 @@ import math
 from torch import nn
 
 from hrbench.complexity.conventions import Convention, Shape, _pair
+from hrbench.models.shapes import conv_out
 
 #: Leaf modules whose output shape equals their input shape.
 SHAPE_PRESERVING: tuple[type, ...] = (
@@ -26,10 +27,6 @@ SHAPE_PRESERVING: tuple[type, ...] = (
 
 class AnalyticError(RuntimeError):
     """A module the walker cannot propagate shapes through (it lacks ``walk``)."""
-
-
-def conv_out(size: int, k: int, s: int, p: int, d: int) -> int:
-    return (size + 2 * p - d * (k - 1) - 1) // s + 1
 
 
 def leaf_shape(m: nn.Module, x: Shape) -> Shape:

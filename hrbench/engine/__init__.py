@@ -9,7 +9,7 @@ Python API::
 Modules: :mod:`~hrbench.engine.recipes` (official recipes, lr schedule), :mod:`~hrbench.engine.trainer`
 (the loop), :mod:`~hrbench.engine.runs` (run folders, ``summary.json`` schema, :func:`list_runs`),
 :mod:`~hrbench.engine.dist` (torchrun process groups), :mod:`~hrbench.engine.api` (the entry points).
-Several processes: ``torchrun --nproc_per_node N -m hrbench.engine train ARCH --data DIR ...``.
+Several processes: ``torchrun --nproc_per_node N -m hrbench train ARCH --data DIR ...``.
 """
 
 from hrbench.engine.api import evaluate_checkpoint, resolve_config, train

@@ -1,6 +1,6 @@
 """The engine's Python API: :func:`train`, :func:`evaluate_checkpoint` (and :func:`resolve_config`).
 
-``train`` runs in one process or, launched by ``torchrun --nproc_per_node N -m hrbench.engine
+``train`` runs in one process or, launched by ``torchrun --nproc_per_node N -m hrbench
 train ...``, in ``N`` (gloo on CPU, NCCL on CUDA); only rank 0 writes the run folder.
 """
 
@@ -12,18 +12,24 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from rich.console import Console
 from torch import nn
 from torch.utils.data import Dataset
 
+from hrbench.checkpoint import FORMAT, read_checkpoint, save_checkpoint
+from hrbench.data import build_dataset, collate, verify_images
 from hrbench.engine import dist as D
 from hrbench.engine.config import resolve_config
 from hrbench.engine.resume import locate_run, resumed_config
-from hrbench.engine.runs import SUMMARY_FORMAT, RunDir, now_iso, write_json_atomic
+from hrbench.engine.runs import SUMMARY_FORMAT, RunDir, now_iso, read_summary, write_json_atomic
 from hrbench.engine.samples import seed_everything
-from hrbench.engine.trainer import CHECKPOINT_FORMAT, Evaluator, Trainer
+from hrbench.engine.trainer import Evaluator, Trainer
 from hrbench.errors import CheckpointError, ConfigError, DataError, HrbenchError
+from hrbench.evaluation import evaluate, merge_predictions, predict
+from hrbench.factory import create_model, restore_model
 from hrbench.fsutil import check_output_dir
 from hrbench.precision import normalize_amp
+from hrbench.registry import resolve
 from hrbench.threads import configure_threads
 
 __all__ = ["build_summary", "evaluate_checkpoint", "make_evaluator", "resolve_config", "train"]
@@ -43,8 +49,6 @@ def _data_root(data: str | Path | None) -> Path:
 def build_split(dataset: str, data: str | Path, split: str, input_hw: tuple[int, int], train: bool,
                 det_file: str | Path | None = None, det_score_thr: float = 0.0) -> Dataset:
     """One split through :func:`hrbench.data.build_dataset`."""
-    from hrbench.data import build_dataset
-
     return build_dataset(dataset, _data_root(data), split, tuple(input_hw), train=train,
                          det_file=det_file, det_score_thr=det_score_thr)
 
@@ -58,8 +62,6 @@ def make_evaluator(out_dir: str | Path | None = None, flip: bool = True, dark: b
     (``bf16``/``fp16``/None), so a model is validated in the precision it was trained in."""
 
     def evaluator(model: nn.Module, val_set: Dataset, info: D.DistInfo, device: torch.device) -> dict[str, Any]:
-        from hrbench.evaluation import evaluate, merge_predictions, predict
-
         sampler = D.shard(len(val_set), info) if info.distributed else None
         preds = predict(model, val_set, batch_size=batch_size, flip_test=flip, device=device, amp=amp,
                         num_workers=workers, post_process="dark" if dark else "default", sampler=sampler)
@@ -130,12 +132,9 @@ def _requested(dataset, input_hw, batch_size, lr, seed, amp, channels_last, gpu_
 def _open_resumed(resume, out, name, arch, epochs, data, workers, requested,
                   info) -> tuple[dict, dict, RunDir, list[str]]:
     """(config, checkpoint, locked run folder) of the run to continue (rank 0 checks, every rank agrees)."""
-    from hrbench.checkpoint import read_checkpoint
-    from hrbench.registry import resolve
-
     run_path = locate_run(resume, out, name)
     ckpt = read_checkpoint(run_path / "checkpoints" / "last.pt")
-    if ckpt.get("format") != CHECKPOINT_FORMAT or not isinstance(ckpt.get("config"), dict):
+    if ckpt.get("format") != FORMAT or not isinstance(ckpt.get("config"), dict):
         raise CheckpointError(f"cannot resume {run_path}: last.pt is not an hrbench training checkpoint")
     cfg = resumed_config(ckpt["config"], requested, arch=resolve(arch), epochs=epochs,
                          epochs_done=int(ckpt.get("epoch", 0)), world_size=info.world_size, data=data,
@@ -147,7 +146,6 @@ def _open_resumed(resume, out, name, arch, epochs, data, workers, requested,
 
 def _build_data(cfg: dict[str, Any]) -> tuple[Dataset, Dataset]:
     """The train and val splits; every val image is checked to decode before any training."""
-    from hrbench.data import verify_images
 
     _data_root(cfg["data"])
     hw = tuple(cfg["input"])
@@ -171,7 +169,6 @@ def _check_input(model: nn.Module, cfg: dict[str, Any]) -> None:
 
 def _checkpointer(run: RunDir | None, cfg: dict[str, Any], created: str) -> Callable[[Trainer, bool], None]:
     """``on_checkpoint`` of :meth:`Trainer.fit`: config (first time), last.pt, best.pt, summary."""
-    from hrbench.checkpoint import save_checkpoint
 
     def on_checkpoint(tr: Trainer, improved: bool) -> None:
         if run is None:
@@ -214,22 +211,13 @@ def train(arch: str, data: str | Path | None, dataset: str | None = None, epochs
                            val_flip, overrides, train_overrides)
     run: RunDir | None = None
     try:
-        ckpt, notes = None, []
         if resume:
             cfg, ckpt, run, notes = _open_resumed(resume, out, name, arch, epochs, data, workers, requested, info)
         else:
-            if out is not None:
-                check_output_dir(out)
-            cfg = resolve_config(arch, data, dataset, epochs, batch_size, input_hw, overrides, out, name, seed, amp,
-                                 channels_last, workers, val_interval, lr, train_overrides, val_flip,
-                                 world_size=info.world_size, gpu_aug=gpu_aug)
-            cfg = D.broadcast_object(cfg)  # one run name (time stamp) for every rank
-            _data_root(cfg["data"])
-            if cfg["run_dir"] is not None:
-                run = RunDir(cfg["run_dir"])
-                notes = D.on_main(run.claim_new)  # atomic: a second run with this name is refused
-        from hrbench.registry import create_model
-
+            ckpt = None
+            cfg, run, notes = _open_new(arch, data, dataset, epochs, batch_size, input_hw, overrides, out, name,
+                                        seed, amp, channels_last, workers, val_interval, lr, train_overrides,
+                                        val_flip, gpu_aug, info)
         seed_everything(cfg["seed"])
         model = create_model(cfg["arch"], num_keypoints=cfg["keypoints"], **cfg["overrides"])
         _check_input(model, cfg)
@@ -237,28 +225,13 @@ def train(arch: str, data: str | Path | None, dataset: str | None = None, epochs
         evaluator = make_evaluator(None, flip=cfg["val_flip"], batch_size=cfg["train"]["batch_per_process"],
                                    workers=cfg["workers"], amp=cfg["amp"])
         if console is None and info.is_main and progress:
-            from rich.console import Console
-
             console = Console(stderr=True)
-        from hrbench.data import collate
-
         trainer = Trainer(model, train_set, val_set, cfg, run, dev, info, evaluator=evaluator, progress=progress,
                           log_interval=log_interval, console=console, collate=collate)
         for note in notes:
             trainer._say(note)
-        created = now_iso()
-        if ckpt is not None:
-            trainer.load_state(ckpt)
-            created = (_read_summary(run) or {}).get("created") or created
-            trainer._event({"event": "resume", "epoch": trainer.epoch, "iter": trainer.iteration})
-            trainer._say(f"resumed {run.path} at epoch {trainer.epoch}/{cfg['train']['epochs']} "
-                         f"(iteration {trainer.iteration}); {n_threads} CPU thread(s) ({why})")
-        else:
-            trainer._say(f"training {cfg['arch']} on {cfg['dataset']} {cfg['input'][0]}x{cfg['input'][1]}: "
-                         f"{cfg['train']['epochs']} epochs, batch {cfg['train']['total_batch']}, lr "
-                         f"{cfg['train']['lr']:.3g}, {len(train_set)} train / {len(val_set)} val samples, device {dev}"
-                         + (f" x {info.world_size}" if info.distributed else "")
-                         + f", {n_threads} CPU thread(s) ({why})")
+        created = _start(trainer, cfg, run, ckpt, info, dev, (len(train_set), len(val_set)),
+                         f"{n_threads} CPU thread(s) ({why})")
         return _fit(trainer, cfg, run, info, created, stop_after, validate_first)
     except BaseException:
         if run is not None and info.is_main:
@@ -267,6 +240,45 @@ def train(arch: str, data: str | Path | None, dataset: str | None = None, epochs
     finally:
         if run is not None:
             run.release()
+
+
+def _open_new(arch: str, data: str | Path | None, dataset: str | None, epochs: int | None,
+              batch_size: int | None, input_hw: tuple[int, int] | None, overrides: dict[str, Any] | None,
+              out: str | Path | None, name: str | None, seed: int | None, amp: str | None,
+              channels_last: bool | None, workers: int, val_interval: int | None, lr: float | None,
+              train_overrides: dict[str, Any] | None, val_flip: bool | None, gpu_aug: bool | None,
+              info: D.DistInfo) -> tuple[dict[str, Any], RunDir | None, list[str]]:
+    """A new run: its resolved configuration (one run name on every rank) and its claimed folder."""
+    if out is not None:
+        check_output_dir(out)
+    cfg = resolve_config(arch, data, dataset, epochs, batch_size, input_hw, overrides, out, name, seed, amp,
+                         channels_last, workers, val_interval, lr, train_overrides, val_flip,
+                         world_size=info.world_size, gpu_aug=gpu_aug)
+    cfg = D.broadcast_object(cfg)  # one run name (time stamp) for every rank
+    _data_root(cfg["data"])
+    if cfg["run_dir"] is None:
+        return cfg, None, []
+    run = RunDir(cfg["run_dir"])
+    return cfg, run, D.on_main(run.claim_new)  # atomic: a second run with this name is refused
+
+
+def _start(trainer: Trainer, cfg: dict[str, Any], run: RunDir | None, ckpt: dict[str, Any] | None,
+           info: D.DistInfo, dev: torch.device, samples: tuple[int, int], threads: str) -> str:
+    """Restore the resumed state (if any) and say what is about to run; the run's creation time."""
+    created = now_iso()
+    if ckpt is not None:
+        trainer.load_state(ckpt)
+        created = (_read_summary(run) or {}).get("created") or created
+        trainer._event({"event": "resume", "epoch": trainer.epoch, "iter": trainer.iteration})
+        trainer._say(f"resumed {run.path} at epoch {trainer.epoch}/{cfg['train']['epochs']} "
+                     f"(iteration {trainer.iteration}); {threads}")
+    else:
+        t = cfg["train"]
+        trainer._say(f"training {cfg['arch']} on {cfg['dataset']} {cfg['input'][0]}x{cfg['input'][1]}: "
+                     f"{t['epochs']} epochs, batch {t['total_batch']}, lr {t['lr']:.3g}, "
+                     f"{samples[0]} train / {samples[1]} val samples, device {dev}"
+                     + (f" x {info.world_size}" if info.distributed else "") + f", {threads}")
+    return created
 
 
 def _fit(trainer: Trainer, cfg: dict[str, Any], run: RunDir | None, info: D.DistInfo, created: str,
@@ -297,11 +309,9 @@ def _saved_epoch(run: RunDir) -> int | str:
 
 
 def _read_summary(run: RunDir) -> dict[str, Any] | None:
-    """The run's ``summary.json``, or None when it is missing or torn (a run killed mid-write)."""
-    try:
-        return run.read_json(run.summary_path)
-    except (OSError, ValueError):
-        return None
+    """The run's ``summary.json`` (written atomically), or None before its first checkpoint."""
+    return read_summary(run.summary_path) if run.summary_path.exists() else None
+
 
 def _check_keypoints(ds: Dataset, cfg: dict[str, Any]) -> None:
     k = getattr(ds, "num_keypoints", None)
@@ -334,7 +344,6 @@ def evaluate_checkpoint(arch: str, checkpoint: str | Path | dict[str, Any], data
     ``det_file`` may be given relative to ``data``. Returns the metrics with their stamps
     (``arch``, ``checkpoint``, ``dataset``, ``input``, ``flip``, ``dark``, ``box_source``, ``amp``).
     """
-    from hrbench.checkpoint import restore_model
 
     if batch_size < 1:
         raise ConfigError(f"invalid batch size {batch_size}: must be >= 1")

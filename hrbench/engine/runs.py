@@ -49,7 +49,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from hrbench.errors import ConfigError
+from hrbench.errors import ConfigError, DataError
 from hrbench.fsutil import FolderLock, atomic_write, remove_stale_temporaries
 
 SUMMARY_FORMAT = "hrbench-run-v1"
@@ -183,39 +183,54 @@ class RunDir:
         """One line of ``log.txt`` (kept in memory until the folder exists)."""
         self._write(self.log_path, line.rstrip("\n"))
 
-    def read_json(self, path: Path) -> dict[str, Any]:
-        with open(path) as f:
-            return json.load(f)
-
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
-    """The events of ``metrics.jsonl`` in order (a torn last line of a killed run is skipped)."""
-    out = []
+    """The events of ``metrics.jsonl`` in order. A torn last line (a run killed while appending) is
+    left out; a bad line anywhere else is a one-line :class:`DataError` naming the file and line."""
     path = Path(run_dir) / "metrics.jsonl"
     if not path.exists():
-        return out
-    for line in path.read_text().splitlines():
+        return []
+    lines = path.read_text().splitlines()
+    out = []
+    for number, line in enumerate(lines, 1):
         try:
             out.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
+        except json.JSONDecodeError as exc:
+            if number == len(lines):
+                break
+            raise DataError(f"{path}: line {number} is not JSON ({exc.msg})") from None
     return out
+
+
+def read_summary(path: Path) -> dict[str, Any]:
+    """A run's ``summary.json``; one-line :class:`DataError` if it is unreadable, not JSON or not a
+    run summary (summaries are written atomically, so any of these is damage to look at)."""
+    try:
+        summary = json.loads(path.read_text())
+    except OSError as exc:
+        raise DataError(f"cannot read run summary {path}: {exc.strerror or exc}") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"run summary {path} is not valid JSON ({exc.msg}, line {exc.lineno}); "
+                        "restore it or move the run folder away") from None
+    if not isinstance(summary, dict) or summary.get("format") != SUMMARY_FORMAT:
+        found = summary.get("format") if isinstance(summary, dict) else type(summary).__name__
+        raise DataError(f"{path} is not an hrbench run summary (format {found!r}, expected "
+                        f"{SUMMARY_FORMAT!r}); move it or its folder away")
+    return summary
 
 
 def list_runs(root: str | Path = "runs") -> list[dict[str, Any]]:
     """Summaries (schema in the module docstring) of every run folder directly under ``root``,
-    sorted by name; folders without a readable ``summary.json`` are skipped."""
+    sorted by name. Folders without ``summary.json`` are not runs (a data folder, a run killed before
+    its first checkpoint) and are passed over; a damaged summary is an error (:func:`read_summary`)."""
     root = Path(root)
     if not root.is_dir():
         return []
     runs = []
     for sub in sorted(p for p in root.iterdir() if p.is_dir()):
-        try:
-            summary = json.loads((sub / "summary.json").read_text())
-        except (OSError, json.JSONDecodeError):
+        if not (sub / "summary.json").exists():
             continue
-        if summary.get("format") != SUMMARY_FORMAT:
-            continue
+        summary = read_summary(sub / "summary.json")
         summary["run_dir"] = str(sub)
         runs.append(summary)
     return runs

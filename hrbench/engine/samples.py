@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 from torch.utils.data import Dataset, get_worker_info
 
 
@@ -113,7 +112,3 @@ def restore_rng(state: dict[str, Any]) -> None:
     if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(state["cuda"])
 
-
-def model_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """CPU copy of the (unwrapped) model's state_dict, contiguous (channels-last safe)."""
-    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}

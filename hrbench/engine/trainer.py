@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
+from hrbench.checkpoint import make_payload
 from hrbench.engine import dist as D
 from hrbench.engine.recipes import lr_at
 from hrbench.engine.runs import RunDir, now_iso
@@ -34,14 +35,13 @@ from hrbench.engine.samples import (
     SeededSamples,
     capture_rng,
     collate_samples,
-    model_state_dict,
     restore_rng,
     worker_init,
 )
 from hrbench.errors import ConfigError, DataError, DivergedError
 from hrbench.precision import autocast, normalize_amp
-
-CHECKPOINT_FORMAT = "hrbench-checkpoint-v1"
+from hrbench.speed import to_channels_last
+from hrbench.speed.gpu_pipeline import DeviceTopDown, RawTopDownDataset
 
 #: ``evaluator(model, val_set, info, device) -> metrics`` (collective; rank 0's dict is used).
 Evaluator = Callable[[nn.Module, Dataset, D.DistInfo, torch.device], dict[str, Any]]
@@ -94,40 +94,14 @@ class Trainer:
         self.channels_last = bool(cfg.get("channels_last"))
         self.metric = cfg.get("metric", "val_loss")
 
-        if device.type == "cuda":
-            torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick the fastest kernels
-        self.raw_model = model.to(device)
-        if self.channels_last:  # rank-4 tensors only: Module.to(memory_format=...) rejects Dite-HRNet's rank-5 kernels
-            from hrbench.speed import to_channels_last
-
-            self.raw_model = to_channels_last(self.raw_model)
-        self.model: nn.Module = self.raw_model
-        if self.info.distributed:
-            self.model = nn.parallel.DistributedDataParallel(
-                self.raw_model, device_ids=[device.index] if device.type == "cuda" else None)
+        self.raw_model, self.model = self._place(model)
         self.optimizer = torch.optim.Adam(self.raw_model.parameters(), lr=self.tcfg["lr"],
                                           weight_decay=self.tcfg["weight_decay"])
         # fp16 needs loss scaling (on CPU too: the same GradScaler logic as CUDA, tested there); bf16 does not
         self.scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
-
-        self.train_view = SeededSamples(train_set, cfg["seed"])
-        self.device_aug = None  # --gpu-aug: workers decode + draw the augmentation, the device warps + draws targets
-        if cfg.get("gpu_aug"):
-            from hrbench.speed.gpu_pipeline import DeviceTopDown, RawTopDownDataset
-
-            raw = RawTopDownDataset(train_set)
-            self.train_view = SeededSamples(raw, cfg["seed"])
-            self.device_aug = DeviceTopDown(raw.input_hw, device, raw.sigma)
         self.val_set = val_set
-        b = self.tcfg["batch_per_process"]
-        self.sampler = DistributedSampler(self.train_view, num_replicas=self.info.world_size, rank=self.info.rank,
-                                          shuffle=True, seed=cfg["seed"], drop_last=True)
-        collate = collate or getattr(train_set, "collate", None) or collate_samples
-        self.collate = collate
-        train_collate = self.train_view.base.collate if self.device_aug is not None else collate
-        self.loader = DataLoader(self.train_view, batch_size=b, sampler=self.sampler, num_workers=cfg["workers"],
-                                 collate_fn=train_collate, drop_last=True, pin_memory=device.type == "cuda",
-                                 worker_init_fn=worker_init)
+        self.collate = collate or getattr(train_set, "collate", None) or collate_samples
+        self.loader = self._train_loader(train_set)
         self.steps_per_epoch = len(self.loader)
         if self.steps_per_epoch == 0:
             raise DataError(f"the training set has {len(train_set)} samples, fewer than one total batch of "
@@ -140,30 +114,57 @@ class Trainer:
         self.train_time = 0.0
         self.history: list[dict[str, Any]] = []
 
+    def _place(self, model: nn.Module) -> tuple[nn.Module, nn.Module]:
+        """(the model on the device, channels-last if asked; what steps: DDP-wrapped when distributed)."""
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick the fastest kernels
+        raw = model.to(self.device)
+        if self.channels_last:  # rank-4 tensors only: Module.to(memory_format=...) rejects Dite-HRNet's rank-5 kernels
+            raw = to_channels_last(raw)
+        if not self.info.distributed:
+            return raw, raw
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return raw, nn.parallel.DistributedDataParallel(raw, device_ids=ids)
+
+    def _train_loader(self, train_set: Dataset) -> DataLoader:
+        """The seeded, sharded training loader; with ``gpu_aug`` the workers only decode and draw the
+        augmentation, and the device warps and draws the targets (:mod:`hrbench.speed.gpu_pipeline`)."""
+        cfg = self.cfg
+        self.train_view = SeededSamples(train_set, cfg["seed"])
+        self.device_aug = None
+        collate = self.collate
+        if cfg.get("gpu_aug"):
+            raw = RawTopDownDataset(train_set)
+            self.train_view = SeededSamples(raw, cfg["seed"])
+            self.device_aug = DeviceTopDown(raw.input_hw, self.device, raw.sigma)
+            collate = raw.collate
+        self.sampler = DistributedSampler(self.train_view, num_replicas=self.info.world_size, rank=self.info.rank,
+                                          shuffle=True, seed=cfg["seed"], drop_last=True)
+        return DataLoader(self.train_view, batch_size=self.tcfg["batch_per_process"], sampler=self.sampler,
+                          num_workers=cfg["workers"], collate_fn=collate, drop_last=True,
+                          pin_memory=self.device.type == "cuda", worker_init_fn=worker_init)
+
     # ------------------------------------------------------------------ state
     def payload(self) -> dict[str, Any]:
-        """The checkpoint (``hrbench-checkpoint-v1``) of the current state."""
+        """The checkpoint (:func:`hrbench.checkpoint.make_payload`) of the current state, with what
+        resuming needs (optimizer, schedule position, RNG states, scaler, metrics, configuration)."""
         cfg = self.cfg
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "arch": cfg["arch"],
-            "overrides": dict(cfg.get("overrides") or {}),
-            "num_keypoints": cfg["keypoints"],
-            "state_dict": model_state_dict(self.raw_model),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": {"epoch": self.epoch, "iteration": self.iteration,
-                          "lr": lr_at(self.tcfg, self.epoch, self.iteration), "train": dict(self.tcfg)},
-            "epoch": self.epoch,
-            "iteration": self.iteration,
-            "best_metric": None if self.best is None else dict(self.best),
-            "rng": capture_rng(),
-            "recipe": dict(cfg.get("recipe") or {}),
-            "config": cfg,
-            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
-            "train_time_s": self.train_time,
-            "final_metric": None if self.final is None else dict(self.final),
-            "initial_metric": None if self.initial is None else dict(self.initial),
-        }
+        return make_payload(
+            cfg["arch"], cfg.get("overrides") or {}, cfg["keypoints"], self.raw_model,
+            optimizer=self.optimizer.state_dict(),
+            scheduler={"epoch": self.epoch, "iteration": self.iteration,
+                       "lr": lr_at(self.tcfg, self.epoch, self.iteration), "train": dict(self.tcfg)},
+            epoch=self.epoch,
+            iteration=self.iteration,
+            best_metric=None if self.best is None else dict(self.best),
+            rng=capture_rng(),
+            recipe=dict(cfg.get("recipe") or {}),
+            config=cfg,
+            scaler=self.scaler.state_dict() if self.scaler.is_enabled() else None,
+            train_time_s=self.train_time,
+            final_metric=None if self.final is None else dict(self.final),
+            initial_metric=None if self.initial is None else dict(self.initial),
+        )
 
     def load_state(self, ckpt: dict[str, Any]) -> None:
         """Restore everything :meth:`payload` saved (for ``--resume``)."""

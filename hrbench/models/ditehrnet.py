@@ -2,8 +2,9 @@
 
 Facts from the paper (Section 3, Figure 2, Tables 1, 5, 6) and the official code and configs
 (github ZiyiZhang27/Dite-HRNet); the high-resolution skeleton (transitions, fusion, iterative
-head) is shared with Lite-HRNet in :mod:`hrbench.models.hr_modules`. Module paths equal the
-official ones, so official checkpoints load key for key.
+head) is shared with Lite-HRNet in :mod:`hrbench.models.hr_modules` and the stem in
+:mod:`hrbench.models.stem`. Module paths equal the official ones, so official checkpoints load
+key for key.
 """
 
 from __future__ import annotations
@@ -14,20 +15,14 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from hrbench.config import ModelConfig, require
+from hrbench.config import ModelConfig, is_positive_int, require
 from hrbench.models.context import DenseContextModeling, GlobalContextModeling
 from hrbench.models.dynamic import ConvNorm, DynamicSplitConvolution
-from hrbench.models.hr_modules import (
-    HRBackbone,
-    MultiBranchSequential,
-    Shape,
-    ShuffleStem,
-    channel_shuffle,
-    init_weights_official,
-    lite_stem,
-    make_stage,
-)
+from hrbench.models.hr_modules import HRBackbone, MultiBranchSequential, init_weights_official, make_stage
 from hrbench.models.litehrnet import ConditionalChannelWeighting
+from hrbench.models.separable import channel_shuffle
+from hrbench.models.shapes import Shape
+from hrbench.models.stem import ShuffleStem, lite_stem
 
 
 class DynamicMultiScaleContextBlock(nn.Module):
@@ -158,24 +153,31 @@ class DiteHRNetConfig(ModelConfig):
         return max(len(c) for c in self.num_channels) if self.num_channels else 0
 
     def validate(self) -> None:
-        def pos_int(v) -> bool:
-            return isinstance(v, int) and not isinstance(v, bool) and v > 0
+        """One :class:`~hrbench.errors.ConfigError` naming the first invalid hyper-parameter: the stem,
+        the per-stage and per-branch tuples, every stage's widths, then ``dka_reduction``."""
+        self._validate_stem()
+        self._validate_layout()
+        self._validate_stage_widths()
+        self._validate_dka_reduction()
 
-        def int_tuple(name: str, n: int, what: str) -> tuple:
-            value = getattr(self, name)
-            require(isinstance(value, tuple) and len(value) == n, name,
-                    f"needs {n} values ({what}), got {value!r}")
-            require(all(pos_int(v) for v in value), name, f"must be integers >= 1, got {value!r}")
-            return value
+    def _int_tuple(self, name: str, n: int, what: str) -> None:
+        value = getattr(self, name)
+        require(isinstance(value, tuple) and len(value) == n, name, f"needs {n} values ({what}), got {value!r}")
+        require(all(is_positive_int(v) for v in value), name, f"must be integers >= 1, got {value!r}")
 
-        require(pos_int(self.in_channels), "in_channels", f"must be a positive integer, got {self.in_channels!r}")
+    def _validate_stem(self) -> None:
+        """Input, stem and block-kind parameters; the DGC stem (Fig. 2) or Lite-HRNet's stem."""
+        require(is_positive_int(self.in_channels), "in_channels",
+                f"must be a positive integer, got {self.in_channels!r}")
         require(self.stem in STEMS, "stem", f"must be one of {', '.join(STEMS)}, got {self.stem!r}")
         require(self.context in CONTEXTS, "context", f"must be one of {', '.join(CONTEXTS)}, got {self.context!r}")
-        require(pos_int(self.stem_channels) and self.stem_channels % 2 == 0, "stem_channels",
+        require(is_positive_int(self.stem_channels) and self.stem_channels % 2 == 0, "stem_channels",
                 f"must be a positive even integer, got {self.stem_channels!r}")
-        require(pos_int(self.stem_kernels), "stem_kernels", f"must be an integer >= 1, got {self.stem_kernels!r}")
-        require(pos_int(self.dka_reduction), "dka_reduction", f"must be a positive integer, got {self.dka_reduction!r}")
-        require(pos_int(self.stem_gcm_reduction), "stem_gcm_reduction",
+        require(is_positive_int(self.stem_kernels), "stem_kernels",
+                f"must be an integer >= 1, got {self.stem_kernels!r}")
+        require(is_positive_int(self.dka_reduction), "dka_reduction",
+                f"must be a positive integer, got {self.dka_reduction!r}")
+        require(is_positive_int(self.stem_gcm_reduction), "stem_gcm_reduction",
                 f"must be a positive integer, got {self.stem_gcm_reduction!r}")
         if self.stem == "dgc":
             half = self.stem_channels // 2
@@ -186,27 +188,30 @@ class DiteHRNetConfig(ModelConfig):
             require(isinstance(self.stem_expand_ratio, (int, float)) and not isinstance(self.stem_expand_ratio, bool)
                     and round(self.stem_channels * self.stem_expand_ratio) >= 1, "stem_expand_ratio",
                     f"must be a positive number, got {self.stem_expand_ratio!r}")
+
+    def _validate_layout(self) -> None:
+        """The shapes of the per-stage and per-branch tuples and the switches."""
         require(isinstance(self.num_channels, tuple) and len(self.num_channels) >= 1
                 and all(isinstance(c, tuple) and len(c) >= 1 for c in self.num_channels), "num_channels",
                 "must be a tuple of per-stage channel tuples")
         n_stages = len(self.num_channels)
-        int_tuple("num_modules", n_stages, "one per stage")
-        int_tuple("num_blocks", n_stages, "one per stage")
-        int_tuple("dcm_reductions", n_stages, "one per stage")
-        int_tuple("reduce_ratios", n_stages, "one per stage")
+        for name in ("num_modules", "num_blocks", "dcm_reductions", "reduce_ratios"):
+            self._int_tuple(name, n_stages, "one per stage")
         require(isinstance(self.with_fuse, tuple) and len(self.with_fuse) == n_stages
                 and all(isinstance(v, bool) for v in self.with_fuse), "with_fuse",
                 f"needs {n_stages} booleans (one per stage), got {self.with_fuse!r}")
         require(isinstance(self.with_head, bool), "with_head", f"must be a boolean, got {self.with_head!r}")
         require(isinstance(self.fuse_relu_inplace, bool), "fuse_relu_inplace", "must be a boolean")
-        nb = self.num_branches
-        what = f"one per resolution branch, highest first; the network has {nb} branches"
-        groups = int_tuple("groups", nb, what)
-        int_tuple("kernels", nb, what)
-        gcm_r = int_tuple("gcm_reductions", nb, what)
+        what = f"one per resolution branch, highest first; the network has {self.num_branches} branches"
+        for name in PER_BRANCH:
+            self._int_tuple(name, self.num_branches, what)
+
+    def _validate_stage_widths(self) -> None:
+        """Every stage's widths against its branches' G (SCS groups) and context reductions."""
+        groups, gcm_r = self.groups, self.gcm_reductions
         prev = 1
         for s, chans in enumerate(self.num_channels):
-            require(all(pos_int(c) and c % 2 == 0 for c in chans), "num_channels",
+            require(all(is_positive_int(c) and c % 2 == 0 for c in chans), "num_channels",
                     f"stage {s} widths must be positive even integers, got {chans!r}")
             require(len(chans) >= prev, "num_channels", f"stage {s} has fewer branches than the stage before it")
             prev = len(chans)
@@ -221,6 +226,9 @@ class DiteHRNetConfig(ModelConfig):
             ratio = self.dcm_reductions[s] if self.context == "acm" else self.reduce_ratios[s]
             name = "dcm_reductions" if self.context == "acm" else "reduce_ratios"
             require(sum(half) // ratio >= 1, name, f"{ratio} leaves no hidden unit in stage {s}")
+
+    def _validate_dka_reduction(self) -> None:
+        """``dka_reduction`` leaves a hidden unit in every DKA attention (Sec. 3.1, Eq. 3)."""
         inputs = [(c, where) for c, where in self.dka_inputs() if c != 3]  # 3 channels: N hidden units
         if inputs:
             narrowest, where = min(inputs)

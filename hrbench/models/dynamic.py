@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hrbench.complexity.walker import conv_out
-from hrbench.models.hr_modules import channel_shuffle
+from hrbench.models.separable import channel_shuffle
+from hrbench.models.shapes import conv_out
 
 
 class KernelAttention(nn.Module):

@@ -1,16 +1,17 @@
-"""Building blocks shared by Lite-HRNet and Dite-HRNet (the high-resolution skeleton).
+"""The high-resolution skeleton shared by Lite-HRNet and Dite-HRNet.
 
 Both families share one structure (Lite-HRNet paper, Section 3 and Table 1; Dite-HRNet paper,
-Section 3): a stride-4 *stem* (3x3/2 convolution, then a two-branch shuffle block with stride 2),
-then stages of parallel resolution branches. Entering a stage, a *transition* adapts existing
-branches and adds a half-resolution branch; a stage is a sequence of *modules*, each a
-sequence of multi-branch *blocks* followed by one *multi-resolution fusion*. Optionally an
-*iterative head* (``with_head=True``) folds the low resolutions back into the high one.
+Section 3): a stride-4 *stem* (:mod:`hrbench.models.stem`), then stages of parallel resolution
+branches. Entering a stage, a *transition* adapts existing branches and adds a half-resolution
+branch; a stage is a sequence of *cross-resolution modules* (Dite-HRNet Section 3; Lite-HRNet
+Table 1 "module"), each a sequence of multi-branch *blocks* followed by one *multi-resolution
+fusion*. Optionally an *iterative head* (``with_head=True``) folds the low resolutions back into
+the high one.
 
 Only the per-block type differs between the families, so everything here is parameterised by
-the block: :class:`HRModule` takes the module's blocks (a module mapping a list of branch
-tensors to a list of branch tensors; :class:`PerBranch` adapts one-tensor blocks) and
-:class:`HRBackbone` takes a ``make_layers(stage_index, channels)`` factory.
+the block: :class:`CrossResolutionModule` takes the module's blocks (a module mapping a list of
+branch tensors to a list of branch tensors; :class:`PerBranch` adapts one-tensor blocks) and
+:class:`HRBackbone` takes a ``make_stage_fn(stage_index, channels)`` factory.
 
 Submodule names follow the official implementations (github HRNet/Lite-HRNet and
 ZiyiZhang27/Dite-HRNet, both mmpose-0.x based), so that official ``state_dict`` keys map one to
@@ -23,7 +24,7 @@ Every composite module implements ``walk(w, *shapes)`` for the analytic counter
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -31,181 +32,8 @@ from torch import nn
 
 from hrbench.errors import HrbenchError
 from hrbench.models.bn_updates import repeated_bn_updates
-
-Shape = tuple[int, ...]
-
-
-# --------------------------------------------------------------------------------------------
-# small pieces
-# --------------------------------------------------------------------------------------------
-def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
-    """Channel shuffle of ShuffleNet V2 (Lite-HRNet Sec. 3.1): interleave ``groups`` channel groups."""
-    n, c, h, w = x.shape
-    return x.view(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
-
-
-def make_activation(act: str | None) -> nn.Module | None:
-    """``"relu"`` / ``"sigmoid"`` / ``None`` -> a fresh activation module (never shared)."""
-    if act is None:
-        return None
-    if act == "relu":
-        return nn.ReLU(inplace=True)
-    if act == "sigmoid":
-        return nn.Sigmoid()
-    raise ValueError(f"unknown activation {act!r}")
-
-
-class ConvBNAct(nn.Module):
-    """Convolution -> BatchNorm (optional) -> activation (optional); mmcv ``ConvModule`` layout.
-
-    Parameter keys are ``conv.*`` and ``bn.*`` as in the official checkpoints. ``bias=None``
-    means "bias only without BN" (mmcv's ``bias='auto'``).
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 1, stride: int = 1,
-                 padding: int | None = None, groups: int = 1, *, norm: bool = True, act: str | None = "relu",
-                 bias: bool | None = None) -> None:
-        super().__init__()
-        padding = kernel_size // 2 if padding is None else padding
-        bias = (not norm) if bias is None else bias
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, groups=groups, bias=bias)
-        self.bn = nn.BatchNorm2d(out_channels) if norm else None
-        self.activate = make_activation(act)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv(x)
-        if self.bn is not None:
-            x = self.bn(x)
-        if self.activate is not None:
-            x = self.activate(x)
-        return x
-
-    def walk(self, w, x: Shape) -> Shape:
-        x = w(self.conv, x)
-        if self.bn is not None:
-            x = w(self.bn, x)
-        if self.activate is not None:
-            x = w(self.activate, x)
-        return x
-
-
-class DepthwiseSeparableConv(nn.Module):
-    """3x3 depthwise conv + BN, then 1x1 pointwise conv + BN + ReLU (the separable convolution
-    of Lite-HRNet Sec. 3.1, as mmcv ``DepthwiseSeparableConvModule`` with ``dw_act_cfg=None``)."""
-
-    def __init__(self, in_channels: int, out_channels: int) -> None:
-        super().__init__()
-        self.depthwise_conv = ConvBNAct(in_channels, in_channels, 3, groups=in_channels, act=None)
-        self.pointwise_conv = ConvBNAct(in_channels, out_channels, 1, act="relu")
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pointwise_conv(self.depthwise_conv(x))
-
-    def walk(self, w, x: Shape) -> Shape:
-        return w(self.pointwise_conv, w(self.depthwise_conv, x))
-
-
-def separable_unit(in_channels: int, out_channels: int, stride: int, relu: bool) -> nn.Sequential:
-    """Depthwise 3x3 (stride ``stride``) + BN + 1x1 conv + BN (+ ReLU): a plain ``nn.Sequential``
-    whose indices (0 dw conv, 1 BN, 2 pw conv, 3 BN, 4 ReLU) are the official key layout of the
-    transitions and fusion paths."""
-    layers: list[nn.Module] = [
-        nn.Conv2d(in_channels, in_channels, 3, stride, 1, groups=in_channels, bias=False),
-        nn.BatchNorm2d(in_channels),
-        nn.Conv2d(in_channels, out_channels, 1, bias=False),
-        nn.BatchNorm2d(out_channels),
-    ]
-    if relu:
-        layers.append(nn.ReLU())
-    return nn.Sequential(*layers)
-
-
-def init_weights_official(module: nn.Module) -> None:
-    """The official initialisation (``LiteHRNet.init_weights`` / ``DiteHRNet.init_weights``):
-    every ``nn.Conv2d`` kernel ~ N(0, 0.001^2) with zero bias, every BatchNorm weight 1 / bias 0.
-
-    Modules with their own ``reset_parameters_official()`` (e.g. Dite-HRNet's dynamic kernels)
-    are re-initialised by it afterwards.
-    """
-    for m in module.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.normal_(m.weight, mean=0.0, std=0.001)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
-            if m.weight is not None:
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-    for m in module.modules():
-        reset = getattr(m, "reset_parameters_official", None)
-        if callable(reset):
-            reset()
-
-
-# --------------------------------------------------------------------------------------------
-# stem
-# --------------------------------------------------------------------------------------------
-class ShuffleStem(nn.Module):
-    """The stem (Lite-HRNet Table 1 / Dite-HRNet Fig. 2): a 3x3/2 conv + BN + ReLU to
-    ``stem_channels``, then a stride-2 shuffle block: the channels are split in two halves, the
-    first goes through ``branch1``, the second through the second branch, the outputs are
-    concatenated and channel-shuffled (groups 2). Output at 1/4 of the input resolution.
-
-    ``branch1``: a module (key ``branch1.*``). ``branch2``: either a module (key ``branch2.*``, as
-    in Dite-HRNet) or an ordered mapping name -> module whose entries are registered directly on
-    the stem under those names and applied in order (Lite-HRNet: ``expand_conv``,
-    ``depthwise_conv``, ``linear_conv``), which keeps the official key names.
-    """
-
-    def __init__(self, conv1: nn.Module, branch1: nn.Module, branch2: nn.Module | Mapping[str, nn.Module],
-                 out_channels: int) -> None:
-        super().__init__()
-        self.conv1 = conv1
-        self.branch1 = branch1
-        if isinstance(branch2, nn.Module):
-            self.branch2 = branch2
-            self._branch2_names: tuple[str, ...] = ("branch2",)
-        else:
-            for name, mod in branch2.items():
-                self.add_module(name, mod)
-            self._branch2_names = tuple(branch2)
-        self.out_channels = out_channels
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv1(x)
-        x1, x2 = x.chunk(2, dim=1)
-        x1 = self.branch1(x1)
-        for name in self._branch2_names:
-            x2 = getattr(self, name)(x2)
-        return channel_shuffle(torch.cat((x1, x2), dim=1), 2)
-
-    def walk(self, w, x: Shape) -> Shape:
-        x = w(self.conv1, x)
-        half = (x[0], x[1] // 2, x[2], x[3])
-        x1 = w(self.branch1, half)
-        x2 = (x[0], x[1] - x[1] // 2, x[2], x[3])
-        for name in self._branch2_names:
-            x2 = w(getattr(self, name), x2)
-        return (x1[0], x1[1] + x2[1], x1[2], x1[3])
-
-
-def lite_stem(in_channels: int, stem_channels: int, out_channels: int, expand_ratio: float) -> ShuffleStem:
-    """Lite-HRNet's stem: the second branch is 1x1 expand (+BN+ReLU), 3x3/2 depthwise (+BN),
-    1x1 linear (+BN+ReLU); the first branch is 3x3/2 depthwise (+BN), 1x1 (+BN+ReLU)."""
-    mid = int(round(stem_channels * expand_ratio))
-    half = stem_channels // 2
-    if stem_channels == out_channels:
-        inc, lin_out = out_channels - half, half
-    else:
-        inc, lin_out = out_channels - stem_channels, stem_channels
-    conv1 = ConvBNAct(in_channels, stem_channels, 3, stride=2)
-    branch1 = nn.Sequential(ConvBNAct(half, half, 3, stride=2, groups=half, act=None), ConvBNAct(half, inc, 1))
-    branch2 = {
-        "expand_conv": ConvBNAct(half, mid, 1),
-        "depthwise_conv": ConvBNAct(mid, mid, 3, stride=2, groups=mid, act=None),
-        "linear_conv": ConvBNAct(mid, lin_out, 1),
-    }
-    return ShuffleStem(conv1, branch1, branch2, inc + lin_out)
+from hrbench.models.separable import DepthwiseSeparableConv, separable_unit
+from hrbench.models.shapes import Shape
 
 
 # --------------------------------------------------------------------------------------------
@@ -257,16 +85,17 @@ class PerBranch(nn.ModuleList):
 
 
 class MultiBranchSequential(nn.Sequential):
-    """A sequence of multi-branch blocks (list -> list), e.g. two CCW blocks (key ``layers.<k>.*``)."""
+    """Multi-branch modules applied in order, list of branch tensors -> list: a module's blocks
+    (e.g. two CCW blocks, key ``layers.<k>.*``) or a stage's modules (key ``stage<i>.<k>.*``)."""
 
     def forward(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
-        for block in self:
-            xs = block(xs)
+        for module in self:
+            xs = module(xs)
         return xs
 
     def walk(self, w, xs: list[Shape]) -> list[Shape]:
-        for block in self:
-            xs = w(block, xs)
+        for module in self:
+            xs = w(module, xs)
         return xs
 
 
@@ -303,8 +132,8 @@ class MultiResolutionFusion(nn.ModuleList):
     ``relu_inplace=False``); Dite-HRNet's fusion ReLU is in place, so there the overwritten
     tensor is ``ReLU(S0)`` (``relu_inplace=True``). The summation order is the official one.
     ``relu`` is the module's activation, passed in so that it stays registered on the
-    :class:`HRModule` (official key layout); it is called once per output, as in the official
-    loop (torchstat: last call wins).
+    :class:`CrossResolutionModule` (official key layout); it is called once per output, as in
+    the official loop (torchstat: last call wins).
     """
 
     def __init__(self, channels: Sequence[int], multiscale_output: bool = True, relu_inplace: bool = False) -> None:
@@ -347,11 +176,12 @@ class MultiResolutionFusion(nn.ModuleList):
         return out
 
 
-class HRModule(nn.Module):
-    """One module of a stage (Lite-HRNet Table 1: "two blocks and one fusion block"): the
-    module's ``layers`` (list of branch tensors -> list, e.g. a :class:`MultiBranchSequential`
-    of CCW blocks or a :class:`PerBranch` of shuffle-block stacks), then (``with_fuse``) the
-    :class:`MultiResolutionFusion` and its ReLU. Keys: ``layers.*``, ``fuse_layers.*``.
+class CrossResolutionModule(nn.Module):
+    """One module of a stage, the cross-resolution module (Dite-HRNet Section 3; Lite-HRNet
+    Table 1: "two blocks and one fusion block"): the module's ``layers`` (list of branch tensors
+    -> list, e.g. a :class:`MultiBranchSequential` of CCW blocks or a :class:`PerBranch` of
+    shuffle-block stacks), then (``with_fuse``) the :class:`MultiResolutionFusion` and its ReLU.
+    Keys: ``layers.*``, ``fuse_layers.*``.
 
     Without fusion and with ``multiscale_output=False`` only the highest branch is returned
     (official behaviour).
@@ -380,20 +210,6 @@ class HRModule(nn.Module):
         if self.with_fuse:
             return self.fuse_layers.walk(w, out, self.relu)
         return out if self.multiscale_output else [out[0]]
-
-
-class StageSequential(nn.Sequential):
-    """A stage: modules applied in order to the list of branch tensors (key ``stage<i>.<k>.*``)."""
-
-    def forward(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
-        for module in self:
-            xs = module(xs)
-        return xs
-
-    def walk(self, w, xs: list[Shape]) -> list[Shape]:
-        for module in self:
-            xs = w(module, xs)
-        return xs
 
 
 class IterativeHead(nn.Module):
@@ -426,21 +242,42 @@ class IterativeHead(nn.Module):
 # --------------------------------------------------------------------------------------------
 # backbone
 # --------------------------------------------------------------------------------------------
-LayersFactory = Callable[[int, tuple[int, ...]], nn.Module]
+def init_weights_official(module: nn.Module) -> None:
+    """The official initialisation (``LiteHRNet.init_weights`` / ``DiteHRNet.init_weights``):
+    every ``nn.Conv2d`` kernel ~ N(0, 0.001^2) with zero bias, every BatchNorm weight 1 / bias 0.
+
+    Modules with their own ``reset_parameters_official()`` (e.g. Dite-HRNet's dynamic kernels)
+    are re-initialised by it afterwards.
+    """
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.normal_(m.weight, mean=0.0, std=0.001)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
+            if m.weight is not None:
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+    for m in module.modules():
+        reset = getattr(m, "reset_parameters_official", None)
+        if callable(reset):
+            reset()
 
 
 def make_stage(channels: Sequence[int], num_modules: int, make_layers: Callable[[], nn.Module], *,
-               with_fuse: bool = True, relu_inplace: bool = False) -> StageSequential:
-    """``num_modules`` :class:`HRModule` s on ``channels``, each with fresh ``make_layers()`` blocks."""
-    return StageSequential(*[HRModule(channels, make_layers(), with_fuse=with_fuse, relu_inplace=relu_inplace)
-                             for _ in range(num_modules)])
+               with_fuse: bool = True, relu_inplace: bool = False) -> MultiBranchSequential:
+    """A stage: ``num_modules`` :class:`CrossResolutionModule` s on ``channels``, each with fresh
+    ``make_layers()`` blocks."""
+    return MultiBranchSequential(*[
+        CrossResolutionModule(channels, make_layers(), with_fuse=with_fuse, relu_inplace=relu_inplace)
+        for _ in range(num_modules)])
 
 
 class HRBackbone(nn.Module):
     """Stem -> (transition<i>, stage<i>) for each stage -> optional iterative head; returns the
     highest-resolution output (1/4 of the input) as one tensor, ``out_channels`` wide.
 
-    ``make_stage(i, channels)`` builds stage i (normally via :func:`make_stage`); the stem must
+    ``make_stage_fn(i, channels)`` builds stage i (normally via :func:`make_stage`); the stem must
     expose ``out_channels``. Subclasses (Lite-HRNet, Dite-HRNet) only choose stem and blocks.
     """
 

@@ -20,14 +20,11 @@ from hrbench.config import ModelConfig, require
 from hrbench.models.resnet_blocks import BLOCKS, BasicBlock, conv3x3, init_weights, make_layer
 
 
-def _upsample_shape(x: tuple[int, ...], scale: int) -> tuple[int, ...]:
-    return (x[0], x[1], x[2] * scale, x[3] * scale)
-
-
-class HRModule(nn.Module):
-    """One multi-resolution module: parallel branches of residual blocks, then the standard fusion
-    (HRNet paper Sec. 3, "Repeated multi-scale fusion"): lower→higher = 1x1 conv + BN + nearest
-    upsampling; higher→lower = chained 3x3/2 conv + BN (+ReLU except the last); sum, then ReLU.
+class ExchangeBlock(nn.Module):
+    """An exchange block (HRNet paper Sec. 3, "Network instantiation"), one multi-resolution module
+    of a stage: parallel branches of residual blocks, then the exchange units of the standard fusion
+    (Sec. 3, "Repeated multi-scale fusion"): lower→higher = 1x1 conv + BN + nearest upsampling;
+    higher→lower = chained 3x3/2 conv + BN (+ReLU except the last); sum, then ReLU.
 
     ``num_outputs`` < number of branches keeps only the highest-resolution outputs (the last
     module of HRNet's final stage returns the 1/4 branch only).
@@ -93,7 +90,7 @@ class HRModule(nn.Module):
             for j, xj in enumerate(xs):
                 t = xj if i == j else w(row[j], xj)
                 if tuple(t) != tuple(xs[i]):
-                    raise ValueError(f"HRModule fusion {j}->{i}: shape {t} does not match {xs[i]}")
+                    raise ValueError(f"ExchangeBlock fusion {j}->{i}: shape {t} does not match {xs[i]}")
             outs.append(w(self.relu, xs[i]))
         return outs
 
@@ -122,7 +119,7 @@ class HRNet(nn.Module):
             mods = []
             for m in range(cfg.modules[s]):
                 outputs = 1 if last_stage and m == cfg.modules[s] - 1 else None
-                mods.append(HRModule(widths, cfg.blocks[s], num_outputs=outputs))
+                mods.append(ExchangeBlock(widths, cfg.blocks[s], num_outputs=outputs))
             setattr(self, f"stage{s + 2}", nn.Sequential(*mods))
             prev = list(widths)
         self.out_channels = cfg.widths[0]

@@ -3,7 +3,7 @@ the backbone and its configuration.
 
 Facts from the paper (Sections 3.1-3.2, Tables 1, 6, 7) and the official configs
 (github HRNet/Lite-HRNet ``configs/top_down/``); the shared skeleton is in
-:mod:`hrbench.models.hr_modules`.
+:mod:`hrbench.models.hr_modules`, the stem in :mod:`hrbench.models.stem`.
 """
 
 from __future__ import annotations
@@ -14,18 +14,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hrbench.config import ModelConfig, require
-from hrbench.models.hr_modules import (
-    ConvBNAct,
-    HRBackbone,
-    MultiBranchSequential,
-    PerBranch,
-    Shape,
-    channel_shuffle,
-    init_weights_official,
-    lite_stem,
-    make_stage,
-)
+from hrbench.config import ModelConfig, is_positive_int, require
+from hrbench.models.hr_modules import HRBackbone, MultiBranchSequential, PerBranch, init_weights_official, make_stage
+from hrbench.models.separable import ConvBNAct, channel_shuffle
+from hrbench.models.shapes import Shape
+from hrbench.models.stem import lite_stem
 
 
 class SpatialWeighting(nn.Module):
@@ -176,13 +169,12 @@ class LiteHRNetConfig(ModelConfig):
     shuffle_pointwise: int = 2
 
     def validate(self) -> None:
-        def pos_int(v) -> bool:
-            return isinstance(v, int) and not isinstance(v, bool) and v > 0
-
-        require(pos_int(self.in_channels), "in_channels", f"must be a positive integer, got {self.in_channels!r}")
-        require(pos_int(self.stem_channels) and self.stem_channels % 2 == 0, "stem_channels",
+        require(is_positive_int(self.in_channels), "in_channels",
+                f"must be a positive integer, got {self.in_channels!r}")
+        require(is_positive_int(self.stem_channels) and self.stem_channels % 2 == 0, "stem_channels",
                 f"must be a positive even integer, got {self.stem_channels!r}")
-        require(pos_int(self.stem_out_channels) and self.stem_out_channels >= self.stem_channels, "stem_out_channels",
+        require(is_positive_int(self.stem_out_channels) and self.stem_out_channels >= self.stem_channels,
+                "stem_out_channels",
                 f"must be an integer >= stem_channels ({self.stem_channels}), got {self.stem_out_channels!r}")
         require(isinstance(self.stem_expand_ratio, (int, float)) and not isinstance(self.stem_expand_ratio, bool)
                 and self.stem_expand_ratio > 0 and round(self.stem_channels * self.stem_expand_ratio) >= 1,
@@ -195,18 +187,21 @@ class LiteHRNetConfig(ModelConfig):
             require(isinstance(value, tuple) and len(value) == n, name,
                     f"needs {n} values (one per stage, as num_channels), got {value!r}")
         for i, chans in enumerate(self.num_channels):
-            require(isinstance(chans, tuple) and all(pos_int(c) and c % 2 == 0 for c in chans), "num_channels",
-                    f"stage {i} widths must be positive even integers, got {chans!r}")
+            require(isinstance(chans, tuple) and all(is_positive_int(c) and c % 2 == 0 for c in chans),
+                    "num_channels", f"stage {i} widths must be positive even integers, got {chans!r}")
             require(len(chans) == self.num_branches[i], "num_branches",
                     f"stage {i} has {self.num_branches[i]} branches but num_channels lists {len(chans)} widths")
             prev = len(self.num_channels[i - 1]) if i else 1
             require(prev <= len(chans), "num_branches", f"stage {i} has fewer branches than the stage before it")
-            require(pos_int(self.num_modules[i]), "num_modules", f"must be positive integers, got {self.num_modules!r}")
-            require(pos_int(self.num_blocks[i]), "num_blocks", f"must be positive integers, got {self.num_blocks!r}")
+            require(is_positive_int(self.num_modules[i]), "num_modules",
+                    f"must be positive integers, got {self.num_modules!r}")
+            require(is_positive_int(self.num_blocks[i]), "num_blocks",
+                    f"must be positive integers, got {self.num_blocks!r}")
             require(isinstance(self.module_type[i], str) and self.module_type[i].upper() in MODULE_TYPES,
                     "module_type", f"must be LITE or NAIVE per stage, got {self.module_type!r}")
             require(isinstance(self.with_fuse[i], bool), "with_fuse", f"must be booleans, got {self.with_fuse!r}")
-            require(pos_int(self.reduce_ratios[i]) and sum(chans) // 2 >= self.reduce_ratios[i], "reduce_ratios",
+            require(is_positive_int(self.reduce_ratios[i]) and sum(chans) // 2 >= self.reduce_ratios[i],
+                    "reduce_ratios",
                     f"must be positive integers no larger than half the stage width, got {self.reduce_ratios!r}")
         require(len(self.num_channels[0]) >= 1, "num_channels", "stage 0 needs at least one branch")
         require(isinstance(self.with_head, bool), "with_head", f"must be a boolean, got {self.with_head!r}")

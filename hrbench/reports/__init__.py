@@ -1,11 +1,16 @@
 """Paper tables and plots regenerated from the registry: published numbers beside hrbench's own
-measurements (``hrbench tables``), and the ablation-grid runner (``hrbench ablate``).
+measurements (``hrbench tables``, :func:`generate_reports`).
 
-- :mod:`hrbench.reports.tables`: one spec per table/figure of the three papers and the builder
-  that joins ``reported.csv`` rows to registry entries / grid cells, measures them and checks
-  every complexity cell against the printed figure.
+- :mod:`hrbench.reports.specs`: one spec per table/figure of the three papers.
+- :mod:`hrbench.reports.targets`: printed rows -> registry entries / ablation-grid cells.
+- :mod:`hrbench.reports.local_runs`: finished local runs (the accuracy columns).
+- :mod:`hrbench.reports.tables`: the builders that measure every row and check every complexity cell
+  against the printed figure.
 - :mod:`hrbench.reports.render`: deterministic Markdown / CSV / LaTeX and the index.
-- :mod:`hrbench.reports.plots`: deterministic PNG + SVG plots (matplotlib Agg).
+- :mod:`hrbench.reports.plots` (+ :mod:`~hrbench.reports.ablation_plots`, :mod:`~hrbench.reports.plot_base`):
+  deterministic PNG + SVG plots (matplotlib Agg).
+- :mod:`hrbench.reports.bench`: the machine-dependent latency report (``hrbench tables --bench``).
+- :mod:`hrbench.reports.overlay`: drawing for ``hrbench predict`` and ``hrbench data show``.
 """
 
 from __future__ import annotations
@@ -48,9 +53,12 @@ def generate_reports(out_dir: str | Path = "reports", runs_dir: str | Path | Non
     Stale files under ``tables/`` and ``plots/`` are removed so that the folder equals the output
     of one run; ``bench/`` (machine-dependent, ``hrbench tables --bench``) is left alone.
     """
+    from hrbench.complexity.measure import default_measurer
     from hrbench.reports import plots as plot_mod
     from hrbench.reports import render
-    from hrbench.reports.tables import TABLES, Context, build_table, default_measurer, load_runs
+    from hrbench.reports.local_runs import load_runs
+    from hrbench.reports.specs import TABLES
+    from hrbench.reports.tables import Context, build_table
 
     out = Path(out_dir)
     ctx = Context(measurer=measurer or default_measurer, runs=load_runs(runs_dir))

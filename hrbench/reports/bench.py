@@ -17,12 +17,14 @@ import torch
 
 from hrbench.bench.latency import benchmark_model
 from hrbench.cards import reported_for
-from hrbench.complexity.measure import measure, stamp
+from hrbench.complexity.measure import default_measurer, measure, stamp
 from hrbench.device import resolve_device
 from hrbench.errors import HrbenchError
-from hrbench.registry import create_model, get_entry
+from hrbench.factory import create_model
+from hrbench.reference import rows_of
+from hrbench.registry import get_entry
 from hrbench.reports.render import fmt, markdown_table, to_csv, write_text
-from hrbench.reports.tables import default_measurer
+from hrbench.reports.targets import target_for
 
 #: (dataset, input) each model is timed at: its paper's COCO default.
 BENCH_INPUT = ("coco", (256, 192))
@@ -60,8 +62,6 @@ BENCH_TABLES = (("lite", "T3"), ("lite", "T5"), ("dite", "T2"), ("dite", "T4"), 
 
 def default_models() -> list[str]:
     """Registry entries printed in the papers' main comparison tables (not every ablation variant)."""
-    from hrbench.reports.tables import rows_of, target_for
-
     names = {t.model for src, tab in BENCH_TABLES for r in rows_of(src, tab)
              if (t := target_for(r)) is not None and not t.overrides}
     return sorted(names)
@@ -119,19 +119,19 @@ def run_bench(out_dir: str | Path = "reports/bench", device: str = "cpu", batch:
 
 
 def _plot(rows: list[dict[str, Any]], out: Path) -> None:
+    """Published AP against paper GFLOPs and against measured latency, every timed model with an AP."""
     import matplotlib.pyplot as plt
 
-    from hrbench.reports import plots
+    from hrbench.reports.plot_base import STYLE
 
     pts = [r for r in rows if r["ap"]]
-    with plt.rc_context(plots.STYLE):
+    ys = [float(r["ap"]) for r in pts]
+    with plt.rc_context(STYLE):
         fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
         for ax, key, label in ((axes[0], "paper_gflops", "GFLOPs (paper convention, hrbench)"),
                                (axes[1], "latency_ms", "latency, ms per image (batch 1, this machine)")):
             xs = [r[key] for r in pts]
-            ys = [float(r["ap"]) for r in pts]
-            cols = [plots.COLORS.get(r["paper"], plots.COLORS["other"]) for r in pts]
-            ax.scatter(xs, ys, s=36, color=cols, zorder=3)
+            ax.scatter(xs, ys, s=36, color=_colors(pts), zorder=3)
             if xs:
                 ax.set_xscale("log")
                 lo, hi = min(xs) / 1.8, max(xs) * 2.6
@@ -144,33 +144,42 @@ def _plot(rows: list[dict[str, Any]], out: Path) -> None:
             ax.set_ylabel("AP, COCO val 256x192 (published)")
         axes[0].set_title("AP vs GFLOPs", fontsize=10)
         axes[1].set_title("AP vs measured latency", fontsize=10)
-        fig.tight_layout()
-        for ax, key in ((axes[0], "paper_gflops"), (axes[1], "latency_ms")):
-            plots.place_labels(ax, [r[key] for r in pts], [float(r["ap"]) for r in pts], [r["model"] for r in pts],
-                               colors=[plots.COLORS.get(r["paper"], plots.COLORS["other"]) for r in pts])
-        plots.save(fig, out, "ap-vs-latency")
+        _label_and_save(fig, axes, ("paper_gflops", "latency_ms"), pts, ys, out, "ap-vs-latency")
 
 
 def _plot_traffic(rows: list[dict[str, Any]], out: Path) -> None:
     """Latency against true MACs and against bytes moved, every timed model (log-log)."""
     import matplotlib.pyplot as plt
 
-    from hrbench.reports import plots
+    from hrbench.reports.plot_base import STYLE
 
-    with plt.rc_context(plots.STYLE):
+    ys = [r["latency_ms"] for r in rows]
+    with plt.rc_context(STYLE):
         fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
-        cols = [plots.COLORS.get(r["paper"], plots.COLORS["other"]) for r in rows]
         for ax, key, label in ((axes[0], "macs_G", "true MACs (G), batch 1"),
                                (axes[1], "mb_fp32", "MB moved per forward (fp32 reads + writes)")):
-            ax.scatter([r[key] for r in rows], [r["latency_ms"] for r in rows], s=36, color=cols, zorder=3)
+            ax.scatter([r[key] for r in rows], ys, s=36, color=_colors(rows), zorder=3)
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.set_xlabel(label)
             ax.set_ylabel("latency, ms per image (batch 1, this machine)")
         axes[0].set_title("latency vs MACs", fontsize=10)
         axes[1].set_title("latency vs bytes moved", fontsize=10)
-        fig.tight_layout()
-        for ax, key in ((axes[0], "macs_G"), (axes[1], "mb_fp32")):
-            plots.place_labels(ax, [r[key] for r in rows], [r["latency_ms"] for r in rows], [r["model"] for r in rows],
-                               colors=cols)
-        plots.save(fig, out, "latency-vs-macs-bytes")
+        _label_and_save(fig, axes, ("macs_G", "mb_fp32"), rows, ys, out, "latency-vs-macs-bytes")
+
+
+def _colors(rows: list[dict[str, Any]]) -> list[str]:
+    from hrbench.reports.plot_base import COLORS
+
+    return [COLORS.get(r["paper"], COLORS["other"]) for r in rows]
+
+
+def _label_and_save(fig, axes, keys: tuple[str, str], rows: list[dict[str, Any]], ys: list[float], out: Path,
+                    name: str) -> None:
+    """Lay the figure out, label every point of each panel (x: ``rows[key]``) with its model, save it."""
+    from hrbench.reports.plot_base import place_labels, save
+
+    fig.tight_layout()
+    for ax, key in zip(axes, keys, strict=True):
+        place_labels(ax, [r[key] for r in rows], ys, [r["model"] for r in rows], colors=_colors(rows))
+    save(fig, out, name)

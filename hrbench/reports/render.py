@@ -10,17 +10,9 @@ import csv
 import io
 from pathlib import Path
 
-from hrbench.reports.tables import (
-    COCO_METRICS,
-    MPII_METRICS,
-    PAPERS,
-    BuiltRow,
-    BuiltTable,
-    Check,
-    decimals,
-    dite_t5_matrix,
-    printed_flops,
-)
+from hrbench.reference import COCO_METRICS, MPII_METRICS, printed_flops
+from hrbench.reports.specs import PAPERS
+from hrbench.reports.tables import BuiltRow, BuiltTable, Check, decimals, dite_t5_matrix
 
 MARK = {"yes": "✓", "trunc": "✓ (trunc.)", "no": "✗", "error": "✗ error"}
 LEGEND = ("✓ = hrbench's measurement gives the printed figure at the printed precision; "

@@ -33,9 +33,9 @@ from torch import nn
 from hrbench.errors import HrbenchError
 from hrbench.models.dpn import DPN
 from hrbench.models.dynamic import ConvNorm, KernelAttention
-from hrbench.models.hr_modules import ConvBNAct
 from hrbench.models.hrnet import HRNet
 from hrbench.models.resnet_blocks import BasicBlock, Bottleneck
+from hrbench.models.separable import ConvBNAct
 
 #: (convolution attribute, BatchNorm attribute) pairs per class whose forward is ``bn(conv(x))``.
 CONV_BN_ATTRIBUTES: dict[type[nn.Module], tuple[tuple[str, str], ...]] = {

@@ -1,0 +1,12 @@
+"""Shape arithmetic for the models' ``walk(w, *shapes)`` methods (the analytic counter of
+:mod:`hrbench.complexity.walker` calls them instead of running a forward pass)."""
+
+from __future__ import annotations
+
+Shape = tuple[int, ...]
+
+
+def conv_out(size: int, k: int, s: int, p: int, d: int) -> int:
+    """Output length of a convolution along one axis: input ``size``, kernel ``k``, stride ``s``,
+    padding ``p``, dilation ``d`` (the ``torch.nn.Conv2d`` formula)."""
+    return (size + 2 * p - d * (k - 1) - 1) // s + 1

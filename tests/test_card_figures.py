@@ -1,0 +1,98 @@
+"""Every "measured" figure a model card prints (``architectures/*.py`` notes, shown by ``hrbench
+info``) is what :func:`hrbench.complexity.measure.measure` counts today.
+
+Each figure is listed once below with the model, input and keypoint count it was measured at (a card
+may quote another model's figure, e.g. the CCW ablations quote the two-1x1-dropped naive model). A
+coverage check finds every figure-shaped number in every card and requires it to be listed here, so a
+new or edited card figure cannot go unchecked.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+
+import pytest
+
+from hrbench.complexity.measure import measure
+from hrbench.registry import get_entry, list_models
+
+COCO, COCO_L, MPII = ((256, 192), 17), ((384, 288), 17), ((256, 256), 16)
+DROP2 = "wider_naive_litehrnet_18_drop2"
+
+#: card -> [(text as printed, what it is, model measured (None: the card's), overrides, (input, K))]
+FIGURES: dict[str, list[tuple[str, str, str | None, dict, tuple]]] = {
+    "litehrnet_18": [("205.23", "mflops", None, {}, COCO), ("461.56", "mflops", None, {}, COCO_L),
+                     ("273.43", "mflops", None, {}, MPII), ("1,130,769", "params", None, {}, COCO)],
+    "litehrnet_30": [("319.20", "mflops", None, {}, COCO), ("717.84", "mflops", None, {}, COCO_L),
+                     ("425.34", "mflops", None, {}, MPII), ("1,763,717", "params", None, {}, COCO)],
+    "naive_litehrnet_18": [("194.76", "mflops", None, {}, COCO), ("259.55", "mflops", None, {}, MPII),
+                           ("760,365", "params", None, {}, COCO)],
+    "wider_naive_litehrnet_18": [("311.05", "mflops", None, {}, COCO), ("414.58", "mflops", None, {}, MPII),
+                                 ("1,318,625", "params", None, {}, COCO)],
+    "wider_naive_litehrnet_18_drop1": [("248.36", "mflops", None, {}, COCO), ("330.98", "mflops", None, {}, MPII),
+                                       ("1,102,305", "params", None, {}, COCO)],
+    DROP2: [("188.89", "mflops", None, {}, COCO), ("251.69", "mflops", None, {}, MPII),
+            ("885,985", "params", None, {}, COCO)],
+    "litehrnet_18_ccw_spatial": [("190.71", "mflops", None, {}, COCO), ("254.06", "mflops", None, {}, MPII),
+                                 ("994,785", "params", None, {}, COCO), ("885,985", "params", DROP2, {}, COCO),
+                                 ("188.89", "mflops", DROP2, {}, COCO)],
+    "litehrnet_18_ccw_multires": [("203.41", "mflops", None, {}, COCO), ("271.06", "mflops", None, {}, MPII),
+                                  ("1,021,969", "params", None, {}, COCO), ("885,985", "params", DROP2, {}, COCO),
+                                  ("188.89", "mflops", DROP2, {}, COCO)],
+    "ditehrnet_18": [("209.80", "mflops", None, {}, COCO), ("471.86", "mflops", None, {}, COCO_L),
+                     ("279.52", "mflops", None, {}, MPII), ("1,186,933", "params", None, {}, COCO)],
+    "ditehrnet_30": [("329.82", "mflops", None, {}, COCO), ("741.77", "mflops", None, {}, COCO_L),
+                     ("439.51", "mflops", None, {}, MPII), ("1,862,549", "params", None, {}, COCO)],
+    "litehrnet_18_acm": [("209.34", "mflops", None, {}, COCO), ("278.94", "mflops", None, {}, MPII),
+                         ("1,093,985", "params", None, {}, COCO)],
+    "litehrnet_18_dsc": [("209.27", "mflops", None, {}, COCO), ("278.79", "mflops", None, {}, MPII),
+                         ("1,221,345", "params", None, {}, COCO)],
+    "litehrnet_18_acm_dsc": [("213.38", "mflops", None, {}, COCO), ("284.30", "mflops", None, {}, MPII),
+                             ("1,184,561", "params", None, {}, COCO)],
+    "small_hrnet_w16": [("551.67", "mflops", None, {}, COCO), ("1,284,961", "params", None, {}, COCO)],
+    "dpn2_hrnet": [("29.464M / 7.784", "M/G", None, {}, COCO),
+                   ("29.459M / 7.781", "M/G", None, {"conv2": "conv3x3", "variant": "literal"}, COCO)],
+}
+
+#: What a measured figure looks like in a card: MFLOPs (2 decimals) at an input, a parameter count,
+#: or DPN's "params M / GFLOPs".
+FIGURE_SHAPES = (r"\d+\.\d\d(?= \(\d+x\d+| at \d+x\d+| MFLOPs)", r"\d{1,3}(?:,\d{3})+(?= params| \(K=)",
+                 r"\d+\.\d{3}M / \d+\.\d{3}")
+
+
+@functools.cache
+def _counted(model: str, overrides: tuple, input_hw: tuple[int, int], k: int) -> tuple[int, float]:
+    r = measure(model, input_hw, k, overrides=dict(overrides) or None, engines=("paper",))
+    return r.params, r.paper_mflops
+
+
+def _as_printed(kind: str, params: int, mflops: float) -> str:
+    if kind == "mflops":
+        return f"{mflops:.2f}"
+    if kind == "params":
+        return f"{params:,}"
+    return f"{params / 1e6:.3f}M / {mflops / 1024:.3f}"  # hrnet-summary GFLOPs: binary G
+
+
+@pytest.mark.parametrize("card", sorted(FIGURES))
+def test_card_figures_are_measured_today(card):
+    notes = get_entry(card).notes
+    for text, kind, model, overrides, (input_hw, k) in FIGURES[card]:
+        assert text in notes, f"{card}: the card no longer prints {text}"
+        counted = _as_printed(kind, *_counted(model or card, tuple(sorted(overrides.items())), input_hw, k))
+        assert counted == text, f"{card}: prints {text}, {model or card} at {input_hw} K={k} counts {counted}"
+
+
+def test_every_card_figure_is_listed():
+    unlisted = {}
+    for name in list_models():
+        notes = " ".join(get_entry(name).notes.split())
+        found = {m for shape in FIGURE_SHAPES for m in re.findall(shape, notes)}
+        listed = {text for text, *_ in FIGURES.get(name, [])}
+        if found - listed:
+            unlisted[name] = sorted(found - listed)
+    assert unlisted == {}
+    # the shapes do find the figures (else the check above could not fail)
+    assert {m for shape in FIGURE_SHAPES for m in re.findall(shape, get_entry("litehrnet_18").notes)} == \
+        {"205.23", "461.56", "273.43", "1,130,769"}
