@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from hrbench.complexity.measure import Measurer, default_measurer
-from hrbench.datasets import DATASET_KEYPOINTS
+from hrbench.datasets import DATASET_KEYPOINTS, DATASET_METRIC
 from hrbench.errors import HrbenchError
 from hrbench.reference import giga_of, match_cell, printed_flops, rows_of
 from hrbench.registry import Grid, GridCell, get_grid, list_grids
@@ -62,7 +62,7 @@ def published_for_cell(grid: Grid, cell: GridCell) -> dict[str, str]:
     for row in rows_of(grid.source, grid.table):
         if row["dataset"] == cell.dataset and row["input"] == want and match_cell(row["model"], same) is cell:
             flops, unit = printed_flops(row)
-            metric = "PCKh" if cell.dataset == "mpii" else "AP"
+            metric = DATASET_METRIC[cell.dataset]
             return {"model": row["model"], "params_M": row["params_M"], "flops": flops, "flops_unit": unit,
                     "metric": metric, "value": row.get(metric, "")}
     return {}
@@ -79,7 +79,7 @@ def _finished_runs(out: Path) -> dict[str, dict[str, Any]]:
 
 
 def _metric_of(summary: dict[str, Any]) -> tuple[str, float | None]:
-    metric = summary.get("metric") or ("PCKh" if summary.get("dataset") == "mpii" else "AP")
+    metric = summary.get("metric") or DATASET_METRIC[summary.get("dataset") or "coco"]
     val = summary.get("best") or summary.get("final") or {}
     value = val.get(metric)
     return metric, float(value) if isinstance(value, (int, float)) else None
@@ -114,9 +114,9 @@ def run_ablation(grid_name: str, *, train: bool = False, epochs: int | None = No
         if train and i not in selected:
             row.update(_registry_row(plans[i], finished, "not selected"))
         elif train:
-            row.update(_train_cell(grid, i, cell, finished, epochs=epochs, data=data, out=out, input_hw=input_hw,
-                                   batch_size=batch_size, device=device, workers=workers, seed=seed,
-                                   threads=threads, progress=train_progress, console=console))
+            row.update(_train_cell(plans[i], finished, data=data, out=out, batch_size=batch_size, device=device,
+                                   workers=workers, seed=seed, threads=threads, progress=train_progress,
+                                   console=console))
             state["cells"][row["run"]] = {"index": i, "labels": row["labels"], "state": row["state"],
                                           "metric": row["metric"], "value": row["value"]}
             write_state(out, state, epochs, input_hw)
@@ -134,7 +134,7 @@ def _check_train_args(data: str | Path | None, epochs: int | None, need_data: bo
 
 def complexity_row(grid: Grid, i: int, cell: GridCell, measure: Measurer) -> dict[str, Any]:
     """Labels, model, overrides, complexity at the paper's input and the printed row of one cell."""
-    m = measure(cell.model, dict(cell.overrides), tuple(cell.input_hw), DATASET_KEYPOINTS.get(cell.dataset, 17))
+    m = measure(cell.model, dict(cell.overrides), tuple(cell.input_hw), DATASET_KEYPOINTS[cell.dataset])
     return {
         "index": i, "labels": dict(cell.labels), "model": cell.model,
         "overrides": {k: list(v) if isinstance(v, tuple) else v for k, v in cell.overrides.items()},
@@ -207,7 +207,6 @@ def write_state(out: Path, state: dict[str, Any], epochs: int | None, input_hw: 
     """Write the state file; ``plan`` remembers ``--epochs``/``--input`` of the last training invocation,
     whose run names ``--status`` shows."""
     state["plan"] = {"epochs": epochs, "input": None if input_hw is None else list(input_hw)}
-    out.mkdir(parents=True, exist_ok=True)
     from hrbench.engine.runs import write_json_atomic
 
     write_json_atomic(out / f"ablate-{state['grid']}.json", state)
@@ -235,25 +234,18 @@ def cell_epochs(cell: GridCell, epochs: int | None) -> int | None:
     return max(1, round(cell.epochs * epochs / recipe.epochs))
 
 
-def _train_cell(grid: Grid, i: int, cell: GridCell, finished: dict[str, dict[str, Any]], *, epochs, data, out,
-                input_hw, batch_size, device, workers, seed, threads, progress, console) -> dict[str, Any]:
+def _train_cell(plan: CellPlan, finished: dict[str, dict[str, Any]], *, data, out, batch_size, device, workers,
+                seed, threads, progress, console) -> dict[str, Any]:
     from hrbench.engine import train
 
-    epochs = cell_epochs(cell, epochs)
-    name = run_name(grid, i, cell, input_hw, epochs)
-    hw = tuple(input_hw) if input_hw is not None else tuple(cell.input_hw)
-    summary = finished.get(name)
+    cell, summary = plan.cell, finished.get(plan.name)
     if summary is not None and summary.get("status") == "finished":
-        state = "skipped"
-    else:
-        resume = (out / name / "checkpoints" / "last.pt").exists()
-        summary = train(cell.model, data, dataset=cell.dataset, epochs=epochs, batch_size=batch_size, input_hw=hw,
-                        overrides=dict(cell.overrides), out=out, name=name, device=device, seed=seed,
-                        workers=workers, resume=resume, progress=progress, console=console, threads=threads)
-        state = "resumed" if resume else "trained"
-    metric, value = _metric_of(summary)
-    return {"run": name, "state": state, "metric": metric, "value": value, "train_input": f"{hw[0]}x{hw[1]}",
-            "epochs_done": summary.get("epochs_done")}
+        return _registry_row(plan, finished, "skipped")
+    resume = (out / plan.name / "checkpoints" / "last.pt").exists()
+    summary = train(cell.model, data, dataset=cell.dataset, epochs=plan.epochs, batch_size=batch_size,
+                    input_hw=plan.input_hw, overrides=dict(cell.overrides), out=out, name=plan.name, device=device,
+                    seed=seed, workers=workers, resume=resume, progress=progress, console=console, threads=threads)
+    return _registry_row(plan, {plan.name: summary}, "resumed" if resume else "trained")
 
 
 # ---------------------------------------------------------------------------------------------- cluster jobs
@@ -292,6 +284,7 @@ def grid_status(grid_name: str, out: str | Path = "runs", epochs: int | None = N
     """Where every cell of the grid is (:func:`cell_status`). The run names are those of ``epochs`` /
     ``input_hw``; when neither is given, those of the last ``--train`` invocation on ``out``."""
     grid = get_grid(grid_name)
+    _check_train_args(None, epochs, need_data=False)
     out = Path(out).resolve()
     state = read_state(out, grid.name)
     if epochs is None and input_hw is None and state.get("plan"):

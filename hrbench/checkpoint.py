@@ -145,16 +145,22 @@ def map_official_key(key: str) -> str:
     return key
 
 
+def check_arch(saved: Any, want: str, source: str) -> None:
+    """One-line :class:`CheckpointError` unless the checkpoint's ``saved`` architecture (a name or
+    alias; reported as the file spells it when not registered) is ``want`` (canonical)."""
+    try:
+        found = resolve(str(saved))
+    except HrbenchError:
+        found = str(saved)
+    if found != want:
+        raise CheckpointError(f"checkpoint {source} is for architecture {found}, not {want}")
+
+
 def _check_arch(model: nn.Module, rest: Mapping[str, Any], source: str) -> None:
     arch = rest.get("arch")
     want = getattr(model, "arch", "") or ""
     if arch and want:
-        try:
-            arch_c = resolve(str(arch))
-        except HrbenchError:
-            arch_c = str(arch)
-        if arch_c != want:
-            raise CheckpointError(f"checkpoint {source} is for architecture {arch_c}, not {want}")
+        check_arch(arch, want, source)
     k = rest.get("num_keypoints")
     model_k = getattr(model, "num_keypoints", None)
     if isinstance(k, int) and isinstance(model_k, int) and k != model_k:

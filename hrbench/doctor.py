@@ -29,7 +29,7 @@ from hrbench.engine import dist as D
 from hrbench.engine.api import build_split, make_evaluator
 from hrbench.engine.config import resolve_config
 from hrbench.engine.trainer import Trainer
-from hrbench.errors import ConfigError
+from hrbench.errors import ConfigError, brief
 from hrbench.factory import create_model
 
 
@@ -214,7 +214,7 @@ def _timed(name: str, fn: Callable[[Setup], str], s: Setup) -> Check:
     except _Skip as why:
         detail, status = str(why), "skip"
     except Exception as exc:  # noqa: BLE001 - a doctor reports every failure as a row instead of stopping
-        detail, status = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}", "fail"
+        detail, status = brief(exc), "fail"
     return Check(name, status, time.perf_counter() - t, detail)
 
 

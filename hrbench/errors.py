@@ -42,3 +42,10 @@ def one_line(err: BaseException) -> str:
     last = [ln for ln in text.splitlines() if ln.strip()][-1].strip()
     head, sep, rest = last.partition(": ")
     return rest if sep and head.replace(".", "").replace("_", "").isalnum() else last
+
+
+def brief(err: BaseException) -> str:
+    """``Type: first line of the message`` (``Type:`` alone for an empty message): how a failure that is
+    shown beside other results (a table row, a failed engine or check) is named in one line."""
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0] if text else ''}".rstrip()

@@ -11,7 +11,7 @@ from typing import Any
 
 from torch import nn
 
-from hrbench.checkpoint import FORMAT, load_checkpoint, read_checkpoint
+from hrbench.checkpoint import FORMAT, check_arch, load_checkpoint, read_checkpoint
 from hrbench.datasets import DATASET_INPUT, DATASET_KEYPOINTS, check_dataset, dataset_of
 from hrbench.errors import CheckpointError, ConfigError, HrbenchError
 from hrbench.models.pose import PoseModel
@@ -87,12 +87,7 @@ def restore_model(arch: str, checkpoint: str | Path | Mapping[str, Any] | None,
     ovr = dict(overrides or {})
     k_saved = None
     if ckpt.get("format") == FORMAT:
-        try:
-            other = resolve(str(ckpt.get("arch")))
-        except HrbenchError:  # not a registered name: reported as the file spells it
-            other = str(ckpt.get("arch"))
-        if other != canonical:
-            raise CheckpointError(f"checkpoint {source} is for architecture {other}, not {canonical}")
+        check_arch(ckpt.get("arch"), canonical, source)
         saved = ckpt.get("config") if isinstance(ckpt.get("config"), dict) else {}
         ovr = {**(ckpt.get("overrides") or {}), **ovr}
         k_saved = ckpt.get("num_keypoints")

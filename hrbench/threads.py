@@ -8,7 +8,9 @@ so every kernel waits a scheduler time slice for its slowest thread; a 1 s step 
 
 Default (``--threads auto``): ``OMP_NUM_THREADS`` when it is set (a launcher or the user chose);
 otherwise the CPUs this process may use (affinity mask and cgroup CPU quota) minus the CPUs other
-processes keep busy (measured over a quarter of a second from ``/proc/stat``), at least 1.
+processes keep busy (measured over a quarter of a second from ``/proc/stat``), shared out among
+this node's training processes (``LOCAL_WORLD_SIZE``, set by torchrun and by the cluster launcher),
+at least 1.
 """
 
 from __future__ import annotations
@@ -66,8 +68,9 @@ def default_threads() -> tuple[int, str]:
             raise ConfigError(f"invalid OMP_NUM_THREADS {env!r}: must be a positive integer")
         return int(env), "OMP_NUM_THREADS"
     cpus, busy = usable_cpus(), busy_cpus()
-    n = max(1, min(cpus, cpus - math.floor(busy + 0.5)))
-    return n, f"{cpus} CPU(s), {busy:.1f} busy"
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
+    n = max(1, min(cpus, cpus - math.floor(busy + 0.5)) // max(1, local))
+    return n, f"{cpus} CPU(s), {busy:.1f} busy" + (f", {local} processes on this node" if local > 1 else "")
 
 
 def parse_threads(value: str | int | None) -> int | None:

@@ -23,6 +23,13 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+def cli_error(capsys) -> str:
+    """What a refused command printed: exactly one stderr line, ``hrbench: error: ...``."""
+    err = capsys.readouterr().err
+    assert err.startswith("hrbench: error: ") and len(err.strip().splitlines()) == 1, err
+    return err
+
+
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 
 
@@ -84,8 +91,6 @@ def synth(tmp_path_factory):
     root = tmp_path_factory.mktemp("synth") / "coco"
     generate("coco", root, 12, 4, seed=0)
     return root
-
-
 
 
 def official_inplace_fusion(fusion, xs: list[torch.Tensor], relu: nn.Module) -> list[torch.Tensor]:

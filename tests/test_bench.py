@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from conftest import cli_error
 from test_complexity import TinyBackbone, register_tiny
 from torch import nn
 
@@ -87,8 +88,7 @@ def test_cli_errors(capsys, argv, message):
     if argv[:2] == ["--device", "cuda"] and torch.cuda.is_available():
         pytest.skip("a GPU is present")
     assert main(["bench", "_test_tiny", *argv]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("hrbench: error: ") and message in err and len(err.strip().splitlines()) == 1
+    assert message in cli_error(capsys)
 
 
 # ------------------------------------------------------------------ hrbench bench-dka
@@ -122,8 +122,7 @@ def test_dka_cli_table(capsys, monkeypatch):
 ])
 def test_dka_cli_errors(capsys, argv, message):
     assert main(["bench-dka", *argv]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("hrbench: error: ") and message in err and len(err.strip().splitlines()) == 1
+    assert message in cli_error(capsys)
 
 
 # ------------------------------------------------------------------ hrbench bench-threads
@@ -156,5 +155,4 @@ def test_threads_cli_text(capsys):
 ])
 def test_threads_cli_errors(capsys, argv, message):
     assert main(["bench-threads", "--arch", "_test_tiny", *argv]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("hrbench: error: ") and message in err and len(err.strip().splitlines()) == 1
+    assert message in cli_error(capsys)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import cli_error
 
 from hrbench.cli import main
 
@@ -40,5 +41,4 @@ def test_workers_is_one_count(synth, capsys):
 ])
 def test_errors(synth, capsys, argv, message):
     assert main(["bench-data", str(synth), *argv]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("hrbench: error: ") and message in err and len(err.strip().splitlines()) == 1
+    assert message in cli_error(capsys)

@@ -79,6 +79,8 @@ def test_dite_convention_shows_gap_per_block_type(capsys, monkeypatch):
     (["_test_tiny", "--set", "depth=3"], "unknown hyper-parameter 'depth'"),
     ([], "missing ARCH"),
     (["--all", "zzz*"], "no registered architecture matches"),
+    (["--all", "_test_tiny*", "--train"], "--train with --all needs --json"),
+    (["--all", "_test_tiny*", "--explain", "--by-module"], "--by-module, --explain with --all need --json"),
 ])
 def test_bad_input_is_one_line_exit_2(capsys, argv, message):
     assert main(["flops", *argv]) == 2
@@ -110,6 +112,7 @@ def test_explain_train_traffic_and_stamp_in_json(capsys):
     d = run_json(capsys, "_test_tiny", "--input", "32x24", "--explain", "--train")
     for target in ("paper", "fvcore", "ptflops"):
         rec = d["explain"][target]
+        assert "unexplained" not in {r["term"] for r in rec["rows"]}, target  # every unit of the gap has a rule
         assert sum(r["raw"] for r in rec["rows"]) == rec["figure"] == d["counts"][target]
         assert rec["rows"][0]["term"] == "macs" and rec["rows"][0]["raw"] == d["counts"]["macs"]
     assert d["train"]["forward_macs"] == d["counts"]["macs"] and d["train"]["backward_macs"] > 0

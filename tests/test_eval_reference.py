@@ -25,11 +25,12 @@ def test_oks_nms_equal_scores_keep_the_later_index():
 
 
 def test_coco_sigmas_are_the_reference_values():
-    # the reference and pycocotools divide by 10: .26 / 10, .35 / 10 and 1.07 / 10 are one ulp away
-    # from the literals .026, .035 and .107
-    assert COCO_SIGMAS[0] == 0.26 / 10 and COCO_SIGMAS[0] != 0.026
-    assert COCO_SIGMAS[3] == 0.35 / 10 and COCO_SIGMAS[3] != 0.035
-    assert COCO_SIGMAS[11] == 1.07 / 10 and COCO_SIGMAS[11] != 0.107
+    # pycocotools' own table, which like the reference divides by 10 (.26 / 10, .35 / 10 and 1.07 / 10
+    # are one ulp away from the literals .026, .035 and .107), so equality is exact
+    from pycocotools.cocoeval import Params
+
+    expected = Params(iouType="keypoints").kpt_oks_sigmas
+    assert np.array_equal(np.asarray(COCO_SIGMAS, dtype=np.float64), expected)
 
 
 def _one_joint_gt(gt_x: float, head_box) -> dict:

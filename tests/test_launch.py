@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import cli_error
 
 from hrbench.cli import main
 from hrbench.data.synth import generate
@@ -99,8 +100,7 @@ BAD = [
 def test_bad_input_is_one_line_and_exit_2(args, message, coco, tmp_path, capsys):
     argv = ["ablate", GRID, "--out", str(tmp_path / "runs"), *[a.format(d=coco) for a in args]]
     assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert message in err and err.count("\n") == 1 and err.startswith("hrbench: error: ")
+    assert message in cli_error(capsys)
     assert not (tmp_path / "runs").exists()
 
 

@@ -39,7 +39,7 @@ def one_step(name: str) -> dict[str, set[str]]:
 
 
 def documented_dead(model: nn.Module) -> set[str]:
-    ids = {id(p) for m in model.modules() if isinstance(m, DenseContextModeling) for p in m.dead_parameters()}
+    ids = {id(p) for m in model.modules() if isinstance(m, DenseContextModeling) for p in m.conv_mask[-1].parameters()}
     return {n for n, p in model.named_parameters() if id(p) in ids}
 
 
@@ -70,11 +70,11 @@ def test_dead_parameters_stay_in_checkpoints_and_counts():
     model = create_model("ditehrnet_18")
     dcm = model.backbone.stage0[0].layers[0].dcm
     # lowest branch of stage 0: 80 channels -> 40 split channels -> a 40 -> 1 conv with bias
-    assert [p.numel() for p in dcm.dead_parameters()] == [40, 1]
+    assert [p.numel() for p in dcm.conv_mask[-1].parameters()] == [40, 1]
     assert "backbone.stage0.0.layers.0.dcm.conv_mask.1.weight" in model.state_dict()
     assert sum(p.numel() for p in model.parameters()) == 1_186_933  # official #Params incl. the dead ones
     dcm.train()
     xs = [torch.randn(2, 20, 16, 16), torch.randn(2, 40, 8, 8)]
     dcm(xs)[0].sum().backward()
-    assert all(p.grad is None for p in dcm.dead_parameters())
+    assert all(p.grad is None for p in dcm.conv_mask[-1].parameters())
     assert all(p.grad is not None for p in dcm.conv_mask[0].parameters())

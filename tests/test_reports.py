@@ -272,15 +272,43 @@ def test_ablate_dite_table5_trains_and_reports(tmp_path):
 
 
 def test_latency_report_writes_its_files(tmp_path):
+    import torch
+
+    from hrbench.complexity.measure import default_measurer
     from hrbench.reports.bench import run_bench
 
     res = run_bench(tmp_path / "bench", device="cpu", batch=2, models=["dpn1_32"], repeats=2)
     [row] = res["rows"]
     assert row["model"] == "dpn1_32" and row["latency_ms"] > 0 and row["throughput"] > 0
     assert row["ap"] == "50.6" and 0.1 < row["params_M"] < 1.0
-    for name in ("latency.md", "latency.csv", "ap-vs-latency.png", "ap-vs-latency.svg"):
+    m = default_measurer("dpn1_32", {}, (256, 192), 17)  # the figures `hrbench tables` prints
+    assert (row["params_M"], row["paper_gflops"], row["macs_G"]) == (m.params / 1e6, m.paper_mflops / 1024,
+                                                                      m.macs / 1e9)
+    assert row["launches"] > 0 and row["mb_fp32"] > 0
+    assert row["intensity"] == pytest.approx(row["macs_G"] * 1e3 / row["mb_fp32"], abs=1e-4)  # MACs/byte, one pass
+    for name in ("latency.md", "latency.csv", "ap-vs-latency.png", "ap-vs-latency.svg", "latency-vs-macs-bytes.png",
+                 "latency-vs-macs-bytes.svg"):
         assert (tmp_path / "bench" / name).exists(), name
-    assert "| dpn1_32 | dpn |" in (tmp_path / "bench" / "latency.md").read_text()
+    md = (tmp_path / "bench" / "latency.md").read_text()
+    assert "| dpn1_32 | dpn |" in md and "MB moved (fp32)" in md and "MACs/byte" in md
+    assert f"torch {torch.__version__}" in md
+
+
+def test_latency_report_refuses_a_model_it_cannot_count(tmp_path, monkeypatch):
+    """A model whose forward fails is a one-line error naming it, not a row of zeros."""
+    import torch
+
+    from hrbench.errors import HrbenchError
+    from hrbench.reports import bench
+
+    class Broken(torch.nn.Module):
+        def forward(self, x):
+            raise RuntimeError("no forward here")
+
+    monkeypatch.setattr(bench, "create_model", lambda name, num_keypoints: Broken())
+    with pytest.raises(HrbenchError, match="dpn1_32 cannot run on a 256x192 input: RuntimeError: no forward here"):
+        bench.run_bench(tmp_path / "bench", device="cpu", models=["dpn1_32"], repeats=2)
+    assert not (tmp_path / "bench").exists()
 
 
 def test_ablate_table_uses_the_tables_own_gflops_divisor():

@@ -303,6 +303,20 @@ def test_threads_option(monkeypatch):
         torch.set_num_threads(before)
 
 
+def test_auto_threads_are_shared_by_the_processes_of_a_node(monkeypatch):
+    """8 usable CPUs, 1.4 busy: 7 free (rounded), 3 each for 2 local ranks, 1 each for 8."""
+    from hrbench import threads
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(threads, "usable_cpus", lambda: 8)
+    monkeypatch.setattr(threads, "busy_cpus", lambda: 1.4)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert threads.default_threads() == (7, "8 CPU(s), 1.4 busy")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    assert threads.default_threads() == (3, "8 CPU(s), 1.4 busy, 2 processes on this node")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "8")
+    assert threads.default_threads()[0] == 1
+
 def test_eval_out_is_checked_first(tiny_arch, synth, tmp_path, capsys):
     s = _train(synth, tmp_path, "o", epochs=1)
     blocker = tmp_path / "file"
@@ -377,3 +391,20 @@ def test_metrics_log_skips_only_a_torn_last_line(tmp_path):
     (tmp_path / "metrics.jsonl").write_text('{"event": "train", "lo\n{"event": "train", "loss": 1.0}\n')
     with pytest.raises(DataError, match=r"metrics.jsonl: line 1 is not JSON"):
         read_metrics(tmp_path)
+
+
+def test_resuming_cuts_a_half_written_line_so_appends_stay_lines(tmp_path):
+    from hrbench.engine import read_metrics
+    from hrbench.engine.runs import RunDir
+
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "metrics.jsonl").write_text('{"event": "train", "loss": 1.0}\n{"event": "tra')  # killed mid-append
+    (tmp_path / "log.txt").write_text("epoch 1\nepo")
+    run = RunDir(tmp_path)
+    notes = run.claim_existing()
+    run.append_metrics({"event": "resume", "epoch": 1})
+    run.append_log("resumed")
+    run.release()
+    assert notes == ["cut the half-written last line of metrics.jsonl", "cut the half-written last line of log.txt"]
+    assert read_metrics(tmp_path) == [{"event": "train", "loss": 1.0}, {"event": "resume", "epoch": 1}]
+    assert (tmp_path / "log.txt").read_text() == "epoch 1\nresumed\n"

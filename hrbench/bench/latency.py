@@ -35,7 +35,7 @@ from torch import nn
 
 from hrbench.bench.timing import summarize, sync, time_calls
 from hrbench.device import resolve_device
-from hrbench.errors import HrbenchError
+from hrbench.errors import HrbenchError, brief
 from hrbench.speed import to_channels_last
 
 MODES = ("eager", "channels_last", "amp", "compile", "fused", "traced", "cudagraph", "ort")
@@ -222,7 +222,7 @@ def _run_mode(mode: str, model: nn.Module, x: torch.Tensor, dev: torch.device, r
     except HrbenchError:
         raise
     except Exception as e:
-        row.error = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        row.error = brief(e)
         return row, None
     for k, v in summarize(times, x.shape[0]).items():
         setattr(row, k, v)

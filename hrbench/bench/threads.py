@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from hrbench.bench.timing import time_calls
 from hrbench.engine.trainer import joints_mse_loss
 from hrbench.errors import HrbenchError
 from hrbench.factory import create_model
@@ -35,15 +36,15 @@ def _step_times(model: torch.nn.Module, x: torch.Tensor, t: torch.Tensor, thread
     torch.set_num_threads(threads)
     opt = torch.optim.Adam(model.parameters(), 1e-4)
     w = torch.ones(x.shape[0], t.shape[1], 1)
-    times = []
-    for _ in range(steps + 1):  # the first step warms up allocators and is dropped
-        t0 = time.perf_counter()
+
+    def step() -> None:
         loss = joints_mse_loss(model(x), t, w)
         opt.zero_grad()
         loss.backward()
         opt.step()
-        times.append(time.perf_counter() - t0)
-    return times[1:]
+
+    # the first step warms up allocators and is not timed
+    return [ms / 1e3 for ms in time_calls(step, steps, 1, torch.device("cpu"))]
 
 
 def _compare(model: torch.nn.Module, x: torch.Tensor, t: torch.Tensor, n_busy: int, steps: int,

@@ -181,8 +181,6 @@ def _print_list(as_json: bool) -> None:
 def _status(grid: str, out: Path, epochs: int | None, hw: tuple[int, int] | None) -> list[dict[str, Any]]:
     from hrbench.ablate import grid_status
 
-    if epochs is not None and epochs < 1:
-        raise HrbenchError(f"invalid --epochs {epochs}: must be at least 1")
     return grid_status(grid, out, epochs=epochs, input_hw=hw)
 
 
@@ -197,22 +195,25 @@ def _run_local(grid: str, train: bool, epochs: int | None, data: Path | None, ou
                batch: int | None, device: str, workers: int, threads: str, selected: list[int] | None,
                as_json: bool) -> None:
     """Today's in-process path: complexity of every cell, and with ``train`` each cell trained in turn."""
+    import contextlib
+
     import torch
 
     from hrbench.ablate import run_ablation
+    from hrbench.complexity.measure import counting_threads
     from hrbench.fsutil import check_output_dir
     from hrbench.threads import configure_threads, parse_threads
 
     parse_threads(threads)  # refuse a bad value before any work
     if train:
         check_output_dir(out)
-    before = torch.get_num_threads()
-    if train:
-        configure_threads(threads)
-    else:
-        torch.set_num_threads(1)  # counting is latency-bound on tiny ops
-    err = make_console(stderr=True)
-    try:
+    with contextlib.ExitStack() as thread_scope:  # torch's thread count is restored on leaving
+        if train:
+            thread_scope.callback(torch.set_num_threads, torch.get_num_threads())
+            configure_threads(threads)
+        else:
+            thread_scope.enter_context(counting_threads())
+        err = make_console(stderr=True)
         with progress_bar(err, disable=train) as prog:  # training shows its own progress
             task = prog.add_task(grid, total=None)
 
@@ -224,8 +225,6 @@ def _run_local(grid: str, train: bool, epochs: int | None, data: Path | None, ou
             result = run_ablation(grid, train=train, epochs=epochs, data=data, out=out, input_hw=hw,
                                   batch_size=batch, device=device, workers=workers, threads=threads, on_cell=on_cell,
                                   train_progress=not as_json, console=err, cells=selected)
-    finally:
-        torch.set_num_threads(before)
     if as_json:
         return print_json(result)
     make_console().print(_ablate_table(result, train))

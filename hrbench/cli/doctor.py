@@ -8,7 +8,6 @@ from rich.table import Table
 from hrbench.cli import options
 from hrbench.cli.options import make_console, parse_input, print_json
 from hrbench.cli.root import app
-from hrbench.doctor import Check, DoctorReport, run_doctor
 from hrbench.threads import configure_threads
 
 STYLE = {"pass": "green", "fail": "bold red", "skip": "yellow"}
@@ -27,6 +26,8 @@ def doctor_cmd(
     """Check every training/evaluation path of a device on synthetic data: fp32 / bf16 / fp16+GradScaler
     steps, channels-last, --gpu-aug, evaluation with flip test, compiled and CUDA-graph inference, DDP.
     Prints a pass/fail table with timings; exits 1 when a check fails."""
+    from hrbench.doctor import Check, DoctorReport, run_doctor
+
     configure_threads(threads)
     hw = parse_input(input_size) if input_size else None
     err = make_console(stderr=True)

@@ -26,9 +26,9 @@ from hrbench.complexity.measure import (
     ENGINES,
     UNITS,
     Complexity,
+    counting_threads,
     measure,
     measure_many,
-    set_threads_for_counting,
 )
 from hrbench.errors import HrbenchError
 from hrbench.registry import get_entry, list_models, resolve
@@ -78,8 +78,9 @@ def compact_skips(paper: dict[str, Any]) -> str:
     return "; ".join(parts) or "-"
 
 
-def _value(c: Complexity, engine: str) -> float | None:
-    return c.to_dict()["paper_mflops" if engine == "paper" else engine]
+def _value(d: dict[str, Any], engine: str) -> float | None:
+    """Engine ``engine``'s figure in its unit, from a :meth:`Complexity.to_dict`."""
+    return d["paper_mflops" if engine == "paper" else engine]
 
 
 def print_one(console: Console, c: Complexity, show_modules: bool) -> None:
@@ -97,7 +98,7 @@ def print_one(console: Console, c: Complexity, show_modules: bool) -> None:
         if d["counts"][e] is None:
             continue
         left = d["convention_skips"] if e == "analytic" else skip_summary(d["skipped"].get(e, {}))
-        t.add_row(e, fmt_number(_value(c, e)), SHORT_UNITS[e], f"{d['counts'][e]:,}", left)
+        t.add_row(e, fmt_number(_value(d, e)), SHORT_UNITS[e], f"{d['counts'][e]:,}", left)
     console.print(t)
     for e in ENGINES:
         if d["counts"][e] is not None:
@@ -245,32 +246,45 @@ def flops_cmd(
     hw = resolve_input(input_size, dataset)
     sets = parse_overrides(overrides)
     chosen = _engines(engines)
-    set_threads_for_counting()
     if all_models:
-        names = list_models(arch or "*")
-        if not names:
-            raise HrbenchError(f"no registered architecture matches {arch!r}; see `hrbench list`")
-        t0 = time.perf_counter()
-        if jobs < 1:
-            raise HrbenchError(f"invalid --jobs {jobs}: must be a positive integer")
-        rows = measure_many(names, jobs=jobs, input_hw=hw, num_keypoints=k, overrides=sets or None,
-                            engines=chosen, by_module=by_module, dataset=dataset, train=train, explain=explain)
-        took = f"{len(rows)} models in {time.perf_counter() - t0:.1f} s ({jobs} jobs)"
-        if as_json:
-            print_json([r if isinstance(r, dict) else r.to_dict() for r in rows])
-            print(took, file=sys.stderr)
-        else:
-            console = make_console()
-            print_all(console, rows)
-            console.print(took)
-        return
+        return _flops_all(arch, hw, k, sets, chosen, dataset, jobs, as_json,
+                          {"--by-module": by_module, "--train": train, "--explain": explain})
     if not arch:
         raise HrbenchError("missing ARCH (or use --all); see `hrbench list`")
     name = resolve(arch)
     # The Dite convention's gap per block type needs the per-module counts.
     detail = by_module or (not as_json and get_entry(name).convention == "torchstat-dite")
-    result = measure(name, hw, k, sets or None, chosen, detail, dataset=dataset, train=train, explain=explain)
+    with counting_threads():
+        result = measure(name, hw, k, sets or None, chosen, detail, dataset=dataset, train=train, explain=explain)
     if as_json:
         print_json(result.to_dict())
     else:
         print_one(make_console(), result, by_module)
+
+
+def _flops_all(pattern: str | None, hw: tuple[int, int], k: int, sets: dict[str, Any], chosen: tuple[str, ...],
+               dataset: str | None, jobs: int, as_json: bool, extras: dict[str, bool]) -> None:
+    """``--all``: every registered model matching ``pattern``; ``extras`` (--by-module, --train, --explain)
+    only reach the output with ``--json`` (the table has one summary row per model), so they need it."""
+    asked = [opt for opt, on in extras.items() if on]
+    if asked and not as_json:
+        raise HrbenchError(f"{', '.join(asked)} with --all {'needs' if len(asked) == 1 else 'need'} --json "
+                           "(the --all table has one summary row per model), or name a single ARCH")
+    names = list_models(pattern or "*")
+    if not names:
+        raise HrbenchError(f"no registered architecture matches {pattern!r}; see `hrbench list`")
+    if jobs < 1:
+        raise HrbenchError(f"invalid --jobs {jobs}: must be a positive integer")
+    t0 = time.perf_counter()
+    with counting_threads():
+        rows = measure_many(names, jobs=jobs, input_hw=hw, num_keypoints=k, overrides=sets or None, engines=chosen,
+                            by_module=extras["--by-module"], dataset=dataset, train=extras["--train"],
+                            explain=extras["--explain"])
+    took = f"{len(rows)} models in {time.perf_counter() - t0:.1f} s ({jobs} jobs)"
+    if as_json:
+        print_json([r if isinstance(r, dict) else r.to_dict() for r in rows])
+        print(took, file=sys.stderr)
+    else:
+        console = make_console()
+        print_all(console, rows)
+        console.print(took)

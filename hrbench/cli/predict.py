@@ -7,7 +7,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import typer
 
 from hrbench.cli import options
@@ -26,8 +25,10 @@ def _overlay_name(file: Path, used: set[str], ext: str) -> str:
 
 
 def _check_inputs(files: list[Path]) -> None:
-    """Read every image once and open every video before any output is written."""
-    from hrbench.evaluation.images import is_video, read_image, video_frames
+    """Before any output is written: every image exists and has a format OpenCV reads (header only, the
+    full decode happens once, when it is predicted), every video opens and yields a frame."""
+    from hrbench.data.base import check_image_file
+    from hrbench.evaluation.images import is_video, video_frames
 
     for f in files:
         if is_video(f):
@@ -35,21 +36,20 @@ def _check_inputs(files: list[Path]) -> None:
             next(frames)
             frames.close()
         else:
-            read_image(f)
+            check_image_file(f)
 
 
-def _run_video(lm, file: Path, boxes, flip: bool, tmp: Path, name: str, thr: float, bar, task) -> list[dict]:
+def _run_video(lm, file: Path, boxes, pairs, flip: bool, tmp: Path, name: str, thr: float, bar,
+               task) -> list[dict]:
     import cv2
 
-    from hrbench.data import COCO_SPEC, MPII_SPEC
-    from hrbench.evaluation.images import image_from_rgb, predict_image, results_of, video_frames
+    from hrbench.evaluation.images import predict_image, results_of, video_frames
     from hrbench.reports.overlay import pose_overlay
 
-    pairs = [list(p) for p in (COCO_SPEC if lm.dataset == "coco" else MPII_SPEC).flip_pairs]
     writer, results = None, []
     try:
         for i, frame, fps in video_frames(file):
-            pred = predict_image(lm.model, image_from_rgb(frame), boxes(file, i), lm.input_hw, pairs, flip=flip,
+            pred = predict_image(lm.model, frame, boxes(file, i), lm.input_hw, pairs, flip=flip,
                                  image_id=i, image_file=str(file))
             res = results_of(pred, file.name, frame=i)
             results += res
@@ -68,17 +68,17 @@ def _run_video(lm, file: Path, boxes, flip: bool, tmp: Path, name: str, thr: flo
     return results
 
 
-def _run_image(lm, file: Path, index: int, boxes, flip: bool, tmp: Path, name: str, thr: float) -> list[dict]:
-    from hrbench.data import COCO_SPEC, MPII_SPEC
-    from hrbench.evaluation.images import image_id_for, predict_image, read_image, results_of
+def _run_image(lm, file: Path, index: int, boxes, pairs, flip: bool, tmp: Path, name: str,
+               thr: float) -> list[dict]:
+    from hrbench.data.base import load_image
+    from hrbench.evaluation.images import image_id_for, predict_image, results_of
     from hrbench.reports.overlay import pose_overlay, write_png
 
-    pairs = [list(p) for p in (COCO_SPEC if lm.dataset == "coco" else MPII_SPEC).flip_pairs]
-    image = read_image(file)
+    image = load_image(file)
     pred = predict_image(lm.model, image, boxes(file, None), lm.input_hw, pairs, flip=flip,
                          image_id=image_id_for(file, index), image_file=str(file))
     res = results_of(pred, file.name)
-    write_png(tmp / name, pose_overlay(np.asarray(image), res, lm.dataset, thr, f"{lm.arch} ({lm.dataset})"))
+    write_png(tmp / name, pose_overlay(image, res, lm.dataset, thr, f"{lm.arch} ({lm.dataset})"))
     return res
 
 
@@ -113,6 +113,7 @@ def predict_cmd(
 ) -> None:
     """Keypoints of ARCH's checkpoint per person box: overlay images (videos: an overlay video) and
     OUT/predictions.json in the COCO keypoint results format. No boxes: the whole image is one box."""
+    from hrbench.data import COCO_SPEC, MPII_SPEC
     from hrbench.evaluation.images import collect_inputs, is_video
     from hrbench.factory import restore_model
 
@@ -123,6 +124,7 @@ def predict_cmd(
         raise HrbenchError(f"--out {out}: exists and is not a folder")
     lm = restore_model(arch, checkpoint, parse_overrides(sets) or None, dataset, hw)
     _check_inputs(files)
+    pairs = [list(p) for p in (COCO_SPEC if lm.dataset == "coco" else MPII_SPEC).flip_pairs]
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     results, used = [], set()
@@ -131,10 +133,11 @@ def predict_cmd(
             task = bar.add_task("", total=len(files))
             for i, f in enumerate(files):
                 if is_video(f):
-                    results += _run_video(lm, f, boxes, flip, tmp, _overlay_name(f, used, ".mp4"), thr, bar, task)
+                    results += _run_video(lm, f, boxes, pairs, flip, tmp, _overlay_name(f, used, ".mp4"), thr, bar,
+                                          task)
                     continue
                 bar.update(task, description=f.name)
-                results += _run_image(lm, f, i, boxes, flip, tmp, _overlay_name(f, used, ".png"), thr)
+                results += _run_image(lm, f, i, boxes, pairs, flip, tmp, _overlay_name(f, used, ".png"), thr)
                 bar.advance(task)
         (tmp / "predictions.json").write_text(json.dumps(results), encoding="utf-8")
         out.mkdir(parents=True, exist_ok=True)

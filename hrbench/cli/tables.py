@@ -26,8 +26,7 @@ def tables_cmd(
 ) -> None:
     """Regenerate every table and plot of the three papers with hrbench's measurements beside the
     published numbers (deterministic: run twice, get identical files)."""
-    import torch
-
+    from hrbench.complexity.measure import counting_threads
     from hrbench.fsutil import check_output_dir
     from hrbench.reports import generate_reports
 
@@ -35,19 +34,14 @@ def tables_cmd(
     if bench:
         return _bench_report(out, device, as_json)
     console, err = make_console(), make_console(stderr=True)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # counting is latency-bound on tiny ops
     t0 = time.perf_counter()
-    try:
-        with progress_bar(err) as prog:
-            task = prog.add_task("tables", total=None)
+    with counting_threads(), progress_bar(err) as prog:
+        task = prog.add_task("tables", total=None)
 
-            def step(name: str) -> None:
-                prog.update(task, description=f"building {name}", advance=1)
+        def step(name: str) -> None:
+            prog.update(task, description=f"building {name}", advance=1)
 
-            result = generate_reports(out, runs_dir=runs, latex=latex, progress=step)
-    finally:
-        torch.set_num_threads(threads)
+        result = generate_reports(out, runs_dir=runs, latex=latex, progress=step)
     c = result.counts
     summary = {"out": str(out), "files": len(result.files), "cells": c["cells"], "agree": c["agree"],
                "agree_truncated": c["agree_truncated"], "disagree": c["disagree"], "errors": c["errors"],

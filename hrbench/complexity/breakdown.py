@@ -8,7 +8,8 @@ from typing import Any, overload
 from torch import nn
 
 from hrbench.complexity.conventions import Convention
-from hrbench.complexity.macs import Probe, is_data_movement, is_user_module
+from hrbench.complexity.macs import Probe, is_data_movement
+from hrbench.complexity.traffic import by_count, is_user_module
 
 ENGINES = ("paper", "analytic", "fvcore", "ptflops", "macs")
 #: Traffic keys carried beside the engines (per innermost module): launches, elements written, bytes.
@@ -36,8 +37,8 @@ def convention_skips(model: nn.Module, conv: Convention, probe: Probe) -> dict[s
         if not is_data_movement(f):
             funcs[f] = funcs.get(f, 0) + 1
     out: dict[str, Any] = {
-        "zero_count_modules": dict(sorted(zero_types.items(), key=lambda kv: (-kv[1], kv[0]))),
-        "uncounted_functions": dict(sorted(funcs.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "zero_count_modules": by_count(zero_types),
+        "uncounted_functions": by_count(funcs),
     }
     if conv.last_call_only:
         repeated = {n: c - 1 for n, c in probe.stack.calls.items()
@@ -62,13 +63,13 @@ def scaled(key: str, raw: int | None) -> float | None:
 def module_rows(model: nn.Module, exclusive: dict[str, dict[str, int]], depth: int) -> list[dict[str, Any]]:
     """Per-module totals (each engine in its unit; traffic: launches, M elements written, MB at fp32)
     for module names up to ``depth`` dotted parts."""
-    names = [n for n, _ in model.named_modules()]
-    keep = [n for n in names if n.count(".") < depth]
+    mods = dict(model.named_modules())
+    keep = [n for n in mods if n.count(".") < depth]
     keep_set = set(keep)
     sums: dict[str, dict[str, int]] = {n: {} for n in keep}
     for engine, counts in exclusive.items():
         for name, value in counts.items():
-            parts = name.split(".") if name and name in names else []
+            parts = name.split(".") if name and name in mods else []
             for i in range(0, min(depth, len(parts)) + 1):
                 prefix = ".".join(parts[:i])
                 if prefix in keep_set:
@@ -77,7 +78,7 @@ def module_rows(model: nn.Module, exclusive: dict[str, dict[str, int]], depth: i
     for n in keep:
         if not sums[n]:
             continue
-        row: dict[str, Any] = {"module": n or "(total)", "type": type(dict(model.named_modules())[n]).__name__}
+        row: dict[str, Any] = {"module": n or "(total)", "type": type(mods[n]).__name__}
         for engine in (*ENGINES, *TRAFFIC):
             if engine in exclusive:
                 row[engine] = round(scaled(engine, sums[n].get(engine, 0)), 6)

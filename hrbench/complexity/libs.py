@@ -23,6 +23,8 @@ from torch import nn
 from torch.overrides import resolve_name
 
 from hrbench.complexity.macs import _DATA_OPS, ModuleStack, Probe, example_input
+from hrbench.complexity.traffic import by_count
+from hrbench.errors import brief
 
 
 @dataclasses.dataclass
@@ -54,14 +56,6 @@ def _quiet():
             lg.setLevel(lv)
 
 
-def _error(e: BaseException) -> str:
-    return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".strip()
-
-
-def _sorted_counter(c: Counter) -> dict[str, int]:
-    return dict(sorted(c.items(), key=lambda kv: (-kv[1], kv[0])))
-
-
 # --- fvcore ---------------------------------------------------------------------------------
 def fvcore_count(model: nn.Module, input_hw: tuple[int, int]) -> LibCount:
     """fvcore's total with ``unsupported_ops()`` (what it warns about), the ops it ignores by
@@ -71,7 +65,7 @@ def fvcore_count(model: nn.Module, input_hw: tuple[int, int]) -> LibCount:
             from fvcore.nn import FlopCountAnalysis
             from fvcore.nn.jit_analysis import _IGNORED_OPS
     except Exception as e:  # pragma: no cover - fvcore is a dependency
-        return LibCount(error=f"fvcore unavailable: {_error(e)}")
+        return LibCount(error=f"fvcore unavailable: {brief(e)}")
     was_training = model.training
     model.eval()
     try:
@@ -88,7 +82,7 @@ def fvcore_count(model: nn.Module, input_hw: tuple[int, int]) -> LibCount:
             by_op = {k: int(v) for k, v in fa.by_operator().items() if v}
             uncalled = sorted(fa.uncalled_modules())
     except Exception as e:
-        return LibCount(error=f"fvcore failed: {_error(e)}")
+        return LibCount(error=f"fvcore failed: {brief(e)}")
     finally:
         model.train(was_training)
     unsupported = Counter({k: v for k, v in all_skipped.items() if k not in _IGNORED_OPS})
@@ -97,7 +91,7 @@ def fvcore_count(model: nn.Module, input_hw: tuple[int, int]) -> LibCount:
     return LibCount(
         total=total,
         by_module=_exclusive(dict(by_mod), model),
-        skipped={"unsupported_ops": _sorted_counter(unsupported), "ignored_ops": _sorted_counter(ignored),
+        skipped={"unsupported_ops": by_count(unsupported), "ignored_ops": by_count(ignored),
                  "uncalled_modules": uncalled},
         by_operator=dict(sorted(by_op.items())),
     )
@@ -136,7 +130,7 @@ def ptflops_count(model: nn.Module, input_hw: tuple[int, int], probe: Probe | No
             from ptflops import pytorch_engine as engine
             from ptflops.pytorch_ops import FUNCTIONAL_MAPPING, MODULES_MAPPING, TENSOR_OPS_MAPPING
     except Exception as e:  # pragma: no cover - ptflops is a dependency
-        return LibCount(error=f"ptflops unavailable: {_error(e)}")
+        return LibCount(error=f"ptflops unavailable: {brief(e)}")
 
     rec = _PtflopsRecorder(model, MODULES_MAPPING, (*FUNCTIONAL_MAPPING, *TENSOR_OPS_MAPPING))
     was_training = model.training
@@ -153,7 +147,7 @@ def ptflops_count(model: nn.Module, input_hw: tuple[int, int], probe: Probe | No
             lines = [ln for ln in printed.getvalue().splitlines() if ln.strip()]
             return LibCount(error="ptflops failed: " + (lines[-1] if lines else "no result"))
     except Exception as e:
-        return LibCount(error=f"ptflops failed: {_error(e)}")
+        return LibCount(error=f"ptflops failed: {brief(e)}")
     finally:
         engine.torch_function_wrapper.__call__ = original_call
         model.train(was_training)
@@ -213,15 +207,15 @@ class _PtflopsRecorder:
         for mod, name in self.names.items():
             if next(mod.children(), None) is None and type(mod) not in self.supported and self.stack.calls.get(name):
                 zero_types[type(mod).__name__] += 1
-        skipped: dict[str, object] = {"zero_op_modules": _sorted_counter(zero_types)}
+        skipped: dict[str, object] = {"zero_op_modules": by_count(zero_types)}
         if probe is not None:
             mods = dict(self.model.named_modules())
             seen: Counter[str] = Counter(
                 f for f, owner in probe.census.calls if type(mods.get(owner)) not in self.supported)
             out = self.counted_out
-            skipped["uncounted_functions"] = _sorted_counter(
+            skipped["uncounted_functions"] = by_count(
                 Counter({f: n - out.get(f, 0) for f, n in seen.items() if n > out.get(f, 0)}))
-        skipped["counted_twice"] = _sorted_counter(self.counted_twice)
+        skipped["counted_twice"] = by_count(self.counted_twice)
         per_module = dict(self.per_module)
         functional = macs - sum(per_module.values())
         if functional:

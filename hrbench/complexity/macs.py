@@ -6,7 +6,7 @@ functional / dynamic ``F.conv2d``, any ``groups``, transposed too) and every mat
 level, however the model calls them; :data:`EXTRA_FORMULAS` adds the products it has no formula
 for (``mv``, ``addmv``, ``dot``, ``vdot``). MACs = its FLOPs / 2, decimal unit (1 MAC = one
 multiply + one add; no bias, no elementwise ops). :class:`MacCounter` also attributes each count
-to the innermost module, ATen op and block type.
+to the innermost module.
 
 The same probe pass takes a census of the ``torch`` functions each module calls
 (:class:`FunctionCensus`), which tells what the hook-based conventions and the libraries skip,
@@ -135,11 +135,6 @@ def is_data_movement(func_name: str) -> bool:
     return last in _DATA_FUNCS
 
 
-def is_user_module(m: nn.Module) -> bool:
-    """A module written for a model (not a ``torch.nn`` layer or container)."""
-    return not type(m).__module__.startswith("torch.")
-
-
 class ModuleStack:
     """Tracks which modules are executing (pre/post forward hooks on every module of ``model``).
 
@@ -180,26 +175,14 @@ class ModuleStack:
     def current(self) -> str:
         return self.stack[-1][0] if self.stack else ""
 
-    def owner_block(self) -> nn.Module | None:
-        """The innermost executing module written for the model (its block type)."""
-        for _, m in reversed(self.stack):
-            if is_user_module(m):
-                return m
-        return None
-
 
 @dataclasses.dataclass
 class MacsResult:
-    """Outcome of :class:`MacCounter`: ``total`` MACs, per innermost module and per ATen op.
-
-    ``by_class`` attributes each MAC to the innermost model-defined module (its block type), a
-    partition of ``total``; ``other_ops`` counts ATen ops that do arithmetic but no MACs.
-    """
+    """Outcome of :class:`MacCounter`: ``total`` MACs and their partition over the innermost executing
+    modules; ``other_ops`` counts ATen ops that do arithmetic but no MACs."""
 
     total: int = 0
     by_module: dict[str, int] = dataclasses.field(default_factory=dict)
-    by_op: Counter = dataclasses.field(default_factory=Counter)
-    by_class: dict[str, int] = dataclasses.field(default_factory=dict)
     other_ops: Counter = dataclasses.field(default_factory=Counter)
 
 
@@ -218,34 +201,30 @@ class _GlobalOnly:
 
 class MacCounter:
     """PyTorch's ``FlopCounterMode`` as the MAC engine (MACs = its FLOPs / 2), every formula
-    wrapped so that each count is also attributed to the innermost executing module (``stack``),
-    its ATen op and its block type. Use as a context manager; ``result`` holds the outcome."""
+    wrapped so that each count is also attributed to the innermost executing module (``stack``).
+    Use as a context manager; ``result`` holds the outcome."""
 
     def __init__(self, stack: ModuleStack | None = None) -> None:
         self.stack = stack
         self.result = MacsResult()
-        mapping = {op: self._attributed(op, f) for op, f in flop_formulas().items()}
+        mapping = {op: self._attributed(f) for op, f in flop_formulas().items()}
         self.mode = FlopCounterMode(display=False, custom_mapping=mapping)
         if hasattr(self.mode, "mod_tracker"):  # torch >= 2.4 names modules itself; ``stack`` does that here
             self.mode.mod_tracker = _GlobalOnly()
 
-    def _attributed(self, op, formula):
+    def _attributed(self, formula):
         def raw(*args, out_val=None, **kwargs) -> int:
             flops = int(formula(*args, out_val=out_val, **kwargs))
-            self._record(getattr(op, "__name__", str(op)), flops // 2)
+            self._record(flops // 2)
             return flops
 
         raw._get_raw = True
         return raw
 
-    def _record(self, op: str, macs: int) -> None:
-        r = self.result
-        r.by_op[op] += macs
+    def _record(self, macs: int) -> None:
+        by_module = self.result.by_module
         name = self.stack.current if self.stack else ""
-        r.by_module[name] = r.by_module.get(name, 0) + macs
-        block = self.stack.owner_block() if self.stack else None
-        cls = type(block).__name__ if block is not None else "(top level)"
-        r.by_class[cls] = r.by_class.get(cls, 0) + macs
+        by_module[name] = by_module.get(name, 0) + macs
 
     @property
     def flops(self) -> int:

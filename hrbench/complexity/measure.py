@@ -18,6 +18,7 @@ true MACs (:mod:`explain`). Every result is stamped with the versions, input, K 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import functools
 import gc
@@ -26,7 +27,7 @@ import json
 import multiprocessing
 import time
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -37,14 +38,15 @@ from hrbench.complexity.breakdown import ENGINES, block_type_rows, convention_sk
 from hrbench.complexity.conventions import Convention, get_convention
 from hrbench.complexity.libs import LibCount, fvcore_count, ptflops_count
 from hrbench.complexity.macs import Probe, run_probe
+from hrbench.complexity.traffic import by_count
 from hrbench.complexity.traffic import summary as traffic_summary
 from hrbench.complexity.train import train_step_macs
 from hrbench.complexity.walker import analytic_counts
 from hrbench.datasets import dataset_of
-from hrbench.errors import HrbenchError
+from hrbench.errors import HrbenchError, brief
 
-__all__ = ["ENGINES", "UNITS", "Complexity", "Measurement", "Measurer", "default_measurer", "measure", "measure_model",
-           "measure_many", "stamp"]
+__all__ = ["ENGINES", "UNITS", "Complexity", "Measurement", "Measurer", "counting_threads", "default_measurer",
+           "measure", "measure_model", "measure_many", "stamp"]
 
 UNITS = {
     "params": "parameters (exact count, every parameter incl. unused ones)",
@@ -201,7 +203,9 @@ def measure_model(
 ) -> Complexity:
     """Count an already-built ``model`` (any nn.Module taking one (1, 3, H, W) tensor).
     ``explain`` starts from true MACs, so it adds the ``macs`` engine."""
-    engines = tuple(engines) + (("macs",) if explain and "macs" not in engines else ())
+    engines = tuple(engines)
+    if explain and "macs" not in engines:
+        engines += ("macs",)
     unknown = [e for e in engines if e not in ENGINES]
     if unknown:
         raise HrbenchError(f"unknown engine(s) {', '.join(unknown)}: choose from {', '.join(ENGINES)}")
@@ -244,8 +248,7 @@ def _probe_engines(res: Complexity, model: nn.Module, conv: Convention, engines:
     except HrbenchError as e:
         raise HrbenchError(f"{res.arch}: {e}") from e
     except Exception as e:  # a model that cannot run at this input is a user error
-        raise HrbenchError(f"{res.arch} cannot run on a {h}x{w} input: {type(e).__name__}: "
-                           f"{str(e).splitlines()[0] if str(e) else ''}") from e
+        raise HrbenchError(f"{res.arch} cannot run on a {h}x{w} input: {brief(e)}") from e
     res.seconds["probe"] = time.perf_counter() - t
     if "paper" in engines:
         res.counts["paper"] = sum(probe.paper.values())
@@ -254,8 +257,7 @@ def _probe_engines(res: Complexity, model: nn.Module, conv: Convention, engines:
     if "macs" in engines:
         res.counts["macs"] = probe.macs.total
         exclusive["macs"] = dict(probe.macs.by_module)
-        res.skipped["macs"] = {"not_macs_aten_ops": dict(sorted(probe.macs.other_ops.items(),
-                                                                 key=lambda kv: (-kv[1], kv[0])))}
+        res.skipped["macs"] = {"not_macs_aten_ops": by_count(probe.macs.other_ops)}
         res.traffic = traffic_summary(model, probe.traffic, probe.macs.by_module)
         exclusive["launches"] = dict(probe.traffic.launches)
         exclusive["written"] = dict(probe.traffic.written)
@@ -310,22 +312,18 @@ def _explain(res: Complexity, model: nn.Module, conv: Convention, probe: Probe,
     return out
 
 
-def _error_text(e: Exception) -> str:
-    """``Type: first line of the message``."""
-    return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-
-
 def _measure_or_error(name: str, kwargs: dict[str, Any]) -> Complexity | dict[str, str]:
     try:
         return measure(name, **kwargs)
     except HrbenchError as e:
         return {"arch": name, "error": str(e)}
     except Exception as e:  # one broken model must not stop the others
-        return {"arch": name, "error": _error_text(e)}
+        return {"arch": name, "error": brief(e)}
 
 
 def _worker_init() -> None:
-    set_threads_for_counting()
+    """A spawned counting process: one thread for its lifetime (see :func:`counting_threads`), no warnings."""
+    torch.set_num_threads(1)
     warnings.filterwarnings("ignore")
 
 
@@ -342,9 +340,16 @@ def measure_many(names: Sequence[str], jobs: int = 1, **kwargs: Any) -> list[Com
         return list(pool.map(_measure_or_error, names, [kwargs] * len(names)))
 
 
-def set_threads_for_counting() -> None:
-    """Counting is latency-bound on tiny ops: one thread avoids oversubscription."""
+@contextlib.contextmanager
+def counting_threads() -> Iterator[None]:
+    """One intra-op thread while counting (latency-bound on tiny ops: more threads only oversubscribe);
+    torch's thread count is restored after."""
+    before = torch.get_num_threads()
     torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 # --------------------------------------------------------------------------------------------
@@ -380,7 +385,7 @@ def _measured(model: str, frozen: str, input_hw: tuple[int, int], k: int) -> Mea
         macs = c.counts.get("macs")
         return Measurement(int(c.params), float(c.paper_mflops), int(macs) if macs is not None else None)
     except Exception as e:  # a model that cannot be built/measured is reported in its row, not hidden
-        return Measurement(0, 0.0, None, error=_error_text(e))
+        return Measurement(0, 0.0, None, error=brief(e))
 
 
 def default_measurer(model: str, overrides: dict, input_hw: tuple[int, int], k: int) -> Measurement:

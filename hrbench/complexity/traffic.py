@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -38,6 +38,16 @@ UNITS = {
     "intensity_fp32": "true MACs per byte moved at fp32",
     "intensity_bf16": "true MACs per byte moved at bf16",
 }
+
+
+def by_count(counts: Mapping[str, int]) -> dict[str, int]:
+    """``counts`` ordered by count, largest first, then by name (how every census is printed)."""
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def is_user_module(m: nn.Module) -> bool:
+    """A module written for a model (not a ``torch.nn`` layer or container)."""
+    return not type(m).__module__.startswith("torch.")
 
 
 def _elements(value) -> int:
@@ -122,7 +132,7 @@ def block_type_key(model: nn.Module) -> Callable[[str], str]:
         parts = name.split(".") if name else []
         for i in range(len(parts), 0, -1):
             m = mods.get(".".join(parts[:i]))
-            if m is not None and not type(m).__module__.startswith("torch."):
+            if m is not None and is_user_module(m):
                 return type(m).__name__
         return type(model).__name__
 
@@ -137,6 +147,6 @@ def summary(model: nn.Module, traffic: Traffic, macs_by_module: dict[str, int]) 
         "total": total,
         "by_stage": grouped(traffic, macs_by_module, stage_of),
         "by_block_type": grouped(traffic, macs_by_module, block_type_key(model)),
-        "launches_by_op": dict(sorted(traffic.by_op.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "launches_by_op": by_count(traffic.by_op),
         "units": dict(UNITS),
     }

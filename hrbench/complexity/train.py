@@ -18,6 +18,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from hrbench.complexity.macs import EXTRA_FORMULAS, example_input
+from hrbench.complexity.traffic import by_count
 
 #: Images per measured step: train-mode BatchNorm needs more than one value per channel.
 TRAIN_BATCH = 2
@@ -52,7 +53,7 @@ def _per_image(counter: FlopCounterMode, batch: int) -> tuple[int, dict[str, int
     by_op: Counter[str] = Counter()
     for op, flops in counter.get_flop_counts().get("Global", {}).items():
         by_op[getattr(op, "__name__", str(op))] += flops // 2 // batch
-    return counter.get_total_flops() // 2 // batch, dict(sorted(by_op.items(), key=lambda kv: (-kv[1], kv[0])))
+    return counter.get_total_flops() // 2 // batch, by_count(by_op)
 
 
 def train_step_macs(model: nn.Module, input_hw: tuple[int, int], batch: int = TRAIN_BATCH) -> TrainCost:

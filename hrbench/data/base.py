@@ -8,6 +8,7 @@ A *record* is one person instance: ``image_file``, ``image_id``, ``center`` (2,)
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -54,9 +55,12 @@ def load_json(path: Path, what: str = "annotation file") -> Any:
         raise DataError(f"{path}: cannot read {what} ({e})") from None
 
 
-def is_number(value: Any) -> bool:
-    """A JSON number (int or float; bools count, as Python arithmetic takes them)."""
-    return isinstance(value, (int, float))
+def is_number(value: Any, *, finite: bool = False) -> bool:
+    """A JSON number: an int or float. Bools count, as Python arithmetic takes them, and so do NaN and
+    ±inf; with ``finite`` neither does (only a finite int or float that is not a bool)."""
+    if not isinstance(value, (int, float)):
+        return False
+    return not finite or (not isinstance(value, bool) and math.isfinite(value))
 
 
 def check_numbers(value: Any, n: int | None, where: str, what: str) -> None:
@@ -76,12 +80,25 @@ def load_image(path: str | Path) -> np.ndarray:
     reference, a JPEG cut short mid-scan still decodes (libjpeg fills the rest grey); catch those
     before training with :func:`verify_images`."""
     path = str(path)
-    if not os.path.isfile(path):
-        raise DataError(f"{path}: image file not found")
     img = cv2.imread(path, cv2.IMREAD_COLOR)
     if img is None:
-        raise DataError(f"{path}: corrupt or unreadable image (OpenCV cannot decode it)")
+        raise _unreadable(path)
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def check_image_file(path: str | Path) -> None:
+    """Without decoding: ``path`` exists and OpenCV knows its format from the file's header, else the
+    one-line :class:`DataError` of :func:`load_image`. A file that passes can still fail to decode."""
+    path = str(path)
+    if not os.path.isfile(path) or not cv2.haveImageReader(path):
+        raise _unreadable(path)
+
+
+def _unreadable(path: str) -> DataError:
+    """The error for a file OpenCV could not read: missing, else not decodable."""
+    if not os.path.isfile(path):
+        return DataError(f"{path}: image file not found")
+    return DataError(f"{path}: corrupt or unreadable image (OpenCV cannot decode it)")
 
 
 def _decode_error(path: str) -> str | None:

@@ -83,12 +83,6 @@ def affine_matrix(center, scale, rotation: float, out_wh: tuple[int, int]) -> np
     return np.concatenate([a, b[:, None]], axis=1)
 
 
-def invert_affine(m: np.ndarray) -> np.ndarray:
-    """Inverse of a 2x3 affine matrix."""
-    a_inv = np.linalg.inv(m[:, :2])
-    return np.concatenate([a_inv, -(a_inv @ m[:, 2])[:, None]], axis=1)
-
-
 def apply_affine(points: np.ndarray, m: np.ndarray) -> np.ndarray:
     """Apply a 2x3 affine matrix to (..., 2) points."""
     p = np.asarray(points, dtype=np.float64)
@@ -166,7 +160,7 @@ _NORM_SUB = torch.from_numpy(IMAGENET_MEAN / IMAGENET_STD).view(3, 1, 1)
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
     """RGB uint8 (H, W, 3) image -> float32 3xHxW tensor normalised with the ImageNet mean/std."""
-    t = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).contiguous().float()
+    t = torch.from_numpy(np.asarray(image, dtype=np.uint8)).permute(2, 0, 1).contiguous().float()
     return t.mul_(_NORM_MUL).sub_(_NORM_SUB)
 
 

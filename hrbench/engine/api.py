@@ -146,8 +146,6 @@ def _open_resumed(resume, out, name, arch, epochs, data, workers, requested,
 
 def _build_data(cfg: dict[str, Any]) -> tuple[Dataset, Dataset]:
     """The train and val splits; every val image is checked to decode before any training."""
-
-    _data_root(cfg["data"])
     hw = tuple(cfg["input"])
     train_set = build_split(cfg["dataset"], cfg["data"], "train", hw, train=True)
     val_set = build_split(cfg["dataset"], cfg["data"], "val", hw, train=False)

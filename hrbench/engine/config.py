@@ -1,8 +1,8 @@
 """The resolved configuration of a training run (``config.json``): recipe + the user's options.
 
 Every option is ``None`` when the user did not give it; :func:`resolve_config` fills in the
-defaults, and :func:`given_options` keeps only what was given, which is what ``--resume``
-compares with the checkpoint's configuration (:mod:`hrbench.engine.resume`).
+defaults. What was given (``hrbench.engine.api._requested``) is what ``--resume`` compares with
+the checkpoint's configuration (:mod:`hrbench.engine.resume`).
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from hrbench.errors import ConfigError
 from hrbench.precision import normalize_amp
 
 CONFIG_FORMAT = "hrbench-config-v1"
+
+
 def _check_options(input_hw: tuple[int, ...], val_interval: int, workers: int, seed: int) -> None:
     if len(input_hw) != 2 or any(not isinstance(v, int) or v < 1 for v in input_hw):
         raise ConfigError(f"invalid input size {input_hw!r}: expected two positive integers (H, W)")

@@ -106,18 +106,24 @@ class RunDir:
                     shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
             notes.append(f"cleared {self.path}: a run killed before its first checkpoint left it")
             self.created_here = True
-            return notes
-        self._lock.acquire()
+        else:
+            self._lock.acquire()
+        self.materialize()  # log.txt / metrics.jsonl are written as they happen from here on
         return notes
 
     def claim_existing(self) -> list[str]:
-        """Lock the folder of a run to resume and delete the temporary files a killed checkpoint
-        write left behind. Returns notes."""
+        """Lock the folder of a run to resume, delete the temporary files a killed checkpoint write left
+        behind and cut a line a killed append left half-written (so what is appended next stays a line
+        of its own). Returns notes."""
         self._lock.acquire()
         self._live = True
         stale = remove_stale_temporaries(self.path / "checkpoints") + remove_stale_temporaries(self.path)
-        return [f"removed {len(stale)} partial file(s) a killed save left ({', '.join(p.name for p in stale)})"] \
+        notes = [f"removed {len(stale)} partial file(s) a killed save left ({', '.join(p.name for p in stale)})"] \
             if stale else []
+        for path in (self.metrics_path, self.log_path):
+            if _cut_torn_line(path):
+                notes.append(f"cut the half-written last line of {path.name}")
+        return notes
 
     def release(self) -> None:
         self._lock.release()
@@ -145,9 +151,6 @@ class RunDir:
     @property
     def best(self) -> Path:
         return self.path / "checkpoints" / "best.pt"
-
-    def exists(self) -> bool:
-        return self.path.is_dir()
 
     def materialize(self) -> None:
         """Create the folder (once), remember whether this process created it, and flush the
@@ -182,6 +185,18 @@ class RunDir:
     def append_log(self, line: str) -> None:
         """One line of ``log.txt`` (kept in memory until the folder exists)."""
         self._write(self.log_path, line.rstrip("\n"))
+
+
+def _cut_torn_line(path: Path) -> bool:
+    """Truncate ``path`` after its last newline when it does not end with one; True if it did not."""
+    if not path.exists():
+        return False
+    data = path.read_bytes()
+    if not data or data.endswith(b"\n"):
+        return False
+    with open(path, "r+b") as f:
+        f.truncate(data.rfind(b"\n") + 1)
+    return True
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:

@@ -58,7 +58,9 @@ class SeededSamples(Dataset):
 
     def _draw(self, index: int) -> Any:
         s = sample_seed(self.seed, self.epoch, int(index))
-        seed_everything(s)
+        random.seed(s)  # the CPU generators only: what __getitem__ restores (CUDA's is not touched)
+        np.random.seed(s)
+        torch.default_generator.manual_seed(s)
         reseed = getattr(self.base, "reseed", None)
         if callable(reseed):  # hrbench datasets: the augmentation draw becomes a function of s
             reseed(s)
@@ -77,13 +79,6 @@ def collate_samples(items: list[dict[str, Any]]) -> dict[str, Any]:
         else:
             out[key] = values
     return out
-
-
-def worker_init(worker_id: int) -> None:
-    """Seed each loader worker's python/numpy from torch's per-worker seed."""
-    s = torch.initial_seed() % 2**32
-    random.seed(s)
-    np.random.seed(s)
 
 
 def capture_rng() -> dict[str, Any]:

@@ -36,7 +36,6 @@ from hrbench.engine.samples import (
     capture_rng,
     collate_samples,
     restore_rng,
-    worker_init,
 )
 from hrbench.errors import ConfigError, DataError, DivergedError
 from hrbench.precision import autocast, normalize_amp
@@ -142,7 +141,7 @@ class Trainer:
                                           shuffle=True, seed=cfg["seed"], drop_last=True)
         return DataLoader(self.train_view, batch_size=self.tcfg["batch_per_process"], sampler=self.sampler,
                           num_workers=cfg["workers"], collate_fn=collate, drop_last=True,
-                          pin_memory=self.device.type == "cuda", worker_init_fn=worker_init)
+                          pin_memory=self.device.type == "cuda")
 
     # ------------------------------------------------------------------ state
     def payload(self) -> dict[str, Any]:

@@ -12,12 +12,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
-from hrbench.data.base import collate_meta, load_image, load_json, sample_meta
+from hrbench.data.base import collate_meta, is_number, load_json, sample_meta
 from hrbench.data.transforms import box_to_center_scale, to_tensor, topdown_crop
 from hrbench.errors import DataError
 from hrbench.evaluation.coco_eval import rescore
@@ -47,11 +46,6 @@ def collect_inputs(paths: Sequence[str | Path]) -> list[Path]:
 
 def is_video(path: Path) -> bool:
     return path.suffix.lower() in VIDEO_EXTS
-
-
-def image_from_rgb(rgb: np.ndarray) -> np.ndarray:
-    """An RGB uint8 frame as the data pipeline's image: (H, W, 3) uint8, as ``load_image`` returns."""
-    return np.ascontiguousarray(rgb, dtype=np.uint8)
 
 
 def video_frames(path: Path) -> Iterator[tuple[int, np.ndarray, float]]:
@@ -84,10 +78,6 @@ def parse_box(text: str) -> list[float]:
     return vals
 
 
-def _number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
 def load_boxes(path: str | Path) -> list[dict]:
     """A person-box file: a JSON list of ``{bbox: [x, y, w, h], score?, category_id?, frame?}`` entries that
     name their image by ``file_name`` (or ``image``) or by ``image_id`` (int: the number in the file
@@ -104,12 +94,12 @@ def load_boxes(path: str | Path) -> list[dict]:
         if not isinstance(key, (str, int)) or isinstance(key, bool):
             raise DataError(f"{path}: wrong schema (entry {i} needs file_name or image_id)")
         box = d.get("bbox")
-        if not isinstance(box, list) or len(box) != 4 or not all(_number(v) for v in box):
+        if not isinstance(box, list) or len(box) != 4 or not all(is_number(v, finite=True) for v in box):
             raise DataError(f"{path}: wrong schema (entry {i} bbox must be [x, y, w, h] numbers)")
         if box[2] <= 0 or box[3] <= 0:
             raise DataError(f"{path}: entry {i} bbox has zero or negative size {box}")
         score = d.get("score", 1.0)
-        if not _number(score):
+        if not is_number(score, finite=True):
             raise DataError(f"{path}: wrong schema (entry {i} score must be a number)")
         frame = d.get("frame")
         if frame is not None and (not isinstance(frame, int) or isinstance(frame, bool) or frame < 0):
@@ -149,11 +139,11 @@ def predict_image(model: torch.nn.Module, image, boxes: list[Box], input_hw: tup
     if not boxes:
         w, h = image_size(image)
         boxes = [([0.0, 0.0, float(w), float(h)], 1.0)]
-    k = getattr(model, "num_keypoints", None) or len(flip_pairs) * 2
     samples, tensors = [], []
     for i, (bbox, score) in enumerate(boxes):
         center, scale = box_to_center_scale(*bbox, aspect_ratio=input_hw[1] / input_hw[0])
-        crop = topdown_crop(image, np.zeros((k, 2), np.float32), np.zeros(k, np.float32), center, scale, input_hw,
+        # no joints: only the crop image and its parameters are used
+        crop = topdown_crop(image, np.zeros((0, 2), np.float32), np.zeros(0, np.float32), center, scale, input_hw,
                             train=False, flip_pairs=flip_pairs)
         record = {"image_id": image_id, "image_file": image_file, "score": score, "bbox_id": i}
         samples.append({"meta": sample_meta(record, crop, flip_pairs)})
@@ -187,8 +177,3 @@ def results_of(pred: dict, file_name: str, frame: int | None = None) -> list[dic
 def image_id_for(file: Path, index: int) -> int:
     """The COCO image id of an input: the number in its name (``000000000139.jpg`` -> 139), else its index."""
     return int(file.stem) if file.stem.isdigit() else index
-
-
-def read_image(path: Path):
-    """An input image in the pipeline's type; unreadable -> one-line DataError."""
-    return load_image(path)

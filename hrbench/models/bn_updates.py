@@ -35,11 +35,15 @@ def repeated_bn_updates(path: nn.Module, times: int) -> Iterator[None]:
     would: the factor of :func:`repeated_update_factor` and ``num_batches_tracked += times``.
     Forward outputs are unchanged (training-mode BN normalises with the batch statistics).
     Momenta are restored on exit; the modules stay plain BatchNorms (same keys, same counters,
-    SyncBatchNorm conversion keeps working)."""
+    SyncBatchNorm conversion keeps working). A ``path`` in eval mode is passed over without looking
+    at its modules (nothing to update: its BatchNorms are taken to be in eval mode with it)."""
+    if times <= 1 or not path.training:
+        yield
+        return
     saved: list[tuple[_BatchNorm, float | None]] = []
     try:
         for bn in path.modules():
-            if isinstance(bn, _BatchNorm) and bn.training and bn.track_running_stats and times > 1:
+            if isinstance(bn, _BatchNorm) and bn.training and bn.track_running_stats:
                 tracked = int(bn.num_batches_tracked) if bn.momentum is None else 0  # sync only as torch's own
                 saved.append((bn, bn.momentum))
                 bn.momentum = repeated_update_factor(bn.momentum, tracked, times)

@@ -82,9 +82,9 @@ class DenseContextModeling(nn.Module):
     One mask convolution is built per branch, as in the official code, but the last one (the
     lowest-resolution branch, which is not pooled) is never called: its parameters are dead but
     present in official checkpoints and parameter counts. They are kept (checkpoint keys and
-    #Params stay the official ones) but frozen with ``requires_grad_(False)``, so that
-    ``DistributedDataParallel`` (which otherwise waits for their gradients) and the optimiser
-    skip them; see :meth:`dead_parameters`.
+    #Params stay the official ones) but ``conv_mask[-1]`` is frozen with ``requires_grad_(False)``,
+    so that ``DistributedDataParallel`` (which otherwise waits for their gradients) and the
+    optimiser skip them.
     """
 
     def __init__(self, channels: Sequence[int], reduction: int = 8) -> None:
@@ -95,10 +95,6 @@ class DenseContextModeling(nn.Module):
         self.softmax = nn.Softmax(dim=2)
         self.channel_attention = context_shift(total, reduction)
         self.conv_mask[-1].requires_grad_(False)
-
-    def dead_parameters(self) -> list[nn.Parameter]:
-        """The never-used parameters (the lowest branch's mask convolution), frozen at construction."""
-        return list(self.conv_mask[-1].parameters())
 
     def forward(self, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         mini = (xs[-1].shape[-2], xs[-1].shape[-1])

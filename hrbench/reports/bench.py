@@ -17,7 +17,7 @@ import torch
 
 from hrbench.bench.latency import benchmark_model
 from hrbench.cards import reported_for
-from hrbench.complexity.measure import default_measurer, measure, stamp
+from hrbench.complexity.measure import measure_model, stamp
 from hrbench.device import resolve_device
 from hrbench.errors import HrbenchError
 from hrbench.factory import create_model
@@ -39,11 +39,6 @@ def time_model(model: torch.nn.Module, input_hw: tuple[int, int], dev: torch.dev
     if row.error or row.median_ms is None:
         raise HrbenchError(f"timing failed: {row.error}")
     return row.median_ms / 1e3
-
-
-def traffic_of(name: str, input_hw: tuple[int, int]) -> dict[str, Any]:
-    """Launches, bytes moved at fp32 and MACs per byte of one forward (batch 1), from the ATen census."""
-    return measure(name, input_hw, 17, engines=("macs",)).traffic["total"]
 
 
 def published_accuracy(name: str, dataset: str, inp: str) -> str:
@@ -83,13 +78,15 @@ def run_bench(out_dir: str | Path = "reports/bench", device: str = "cpu", batch:
             console.print(f"[{i + 1}/{len(names)}] timing {name} at {inp} on {dev}")
         torch.manual_seed(0)
         model = create_model(name, num_keypoints=17)
-        m = default_measurer(name, {}, hw, 17)
+        # #Params, paper MFLOPs, true MACs and traffic from one instrumented pass of the timed model; a
+        # model that cannot be counted raises an HrbenchError naming it (never a row of zeros)
+        c = measure_model(model, hw, convention=get_entry(name).convention, engines=("paper", "macs"), arch=name)
         lat = time_model(model, hw, dev, batch=1, warmup=2, repeats=repeats)
         thr = 1 / lat if batch == 1 else batch / time_model(model, hw, dev, batch=batch, warmup=1,
                                                               repeats=max(2, repeats // 2))
-        tr = traffic_of(name, hw)
-        rows.append({"model": name, "paper": get_entry(name).paper, "params_M": m.params / 1e6,
-                     "paper_gflops": m.paper_mflops / 1024, "macs_G": (m.macs or 0) / 1e9,
+        tr = c.traffic["total"]
+        rows.append({"model": name, "paper": get_entry(name).paper, "params_M": c.params / 1e6,
+                     "paper_gflops": c.paper_mflops / 1024, "macs_G": c.counts["macs"] / 1e9,
                      "launches": tr["launches"], "mb_fp32": tr["bytes_fp32"] / 1e6,
                      "intensity": tr["intensity_fp32"], "latency_ms": lat * 1e3, "throughput": thr,
                      "ap": published_accuracy(name, dataset, inp)})

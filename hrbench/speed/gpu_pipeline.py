@@ -5,14 +5,14 @@ crop with ``cv2.warpAffine`` and draws the Gaussian targets with numpy, per samp
 workers. Here the workers only decode and draw the augmentation (:class:`RawTopDownDataset`, the
 same random draws through the same :func:`~hrbench.data.transforms.crop_params`), and the batch is
 warped and turned into targets on the training device (:func:`warp_crops`, :func:`heatmap_targets`,
-:class:`DeviceTopDown`) with ``torch.nn.functional.grid_sample`` (bilinear) and broadcasting.
+:class:`DeviceTopDown`) with a gathered bilinear interpolation and broadcasting.
 
 Agreement with the CPU pipeline (tested on CPU):
 
 * crops: OpenCV's bilinear ``warpAffine`` with its constant-0 border (OpenCV >= 4.11 samples at
   float positions): every source pixel outside the image counts as 0, so a sample point within one
   pixel outside the image fades to black. Batches are padded at the right/bottom with zeros
-  (:func:`pad_images`), ``grid_sample`` uses ``padding_mode="zeros"``, and the result is rounded
+  (:func:`pad_images`), neighbours beyond each image's own size read 0, and the result is rounded
   to the nearest uint8 level as OpenCV rounds, then ImageNet-normalised exactly as
   :func:`~hrbench.data.transforms.to_tensor`. Crops agree within one grey level (float rounding
   decides the level of values lying within ~1e-4 of a half level);
@@ -28,22 +28,8 @@ from torch.utils.data import Dataset
 
 from hrbench.data.base import TopDownDataset, collate_meta, load_image, sample_meta
 from hrbench.data.targets import HEATMAP_STRIDE, heatmap_size
-from hrbench.data.transforms import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    affine_matrix,
-    compose,
-    crop_params,
-    horizontal_flip_matrix,
-)
+from hrbench.data.transforms import IMAGENET_MEAN, IMAGENET_STD, crop_params
 from hrbench.errors import DataError
-
-
-def crop_matrix(center, scale, rotation: float, flipped: bool, image_width: int,
-                input_hw: tuple[int, int]) -> np.ndarray:
-    """The 2x3 image -> crop matrix the CPU pipeline warps with (the mirror folded in first)."""
-    m = affine_matrix(center, scale, rotation, (input_hw[1], input_hw[0]))
-    return compose(m, horizontal_flip_matrix(image_width)) if flipped else m
 
 
 class RawTopDownDataset(Dataset):
