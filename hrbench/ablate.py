@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from hrbench.complexity.measure import Measurer, default_measurer
-from hrbench.datasets import DATASET_KEYPOINTS, DATASET_METRIC
+from hrbench.datasets import DEFAULT_DATASET, get_dataset
 from hrbench.errors import HrbenchError
 from hrbench.reference import giga_of, match_cell, printed_flops, rows_of
 from hrbench.registry import Grid, GridCell, get_grid, list_grids
@@ -62,7 +62,7 @@ def published_for_cell(grid: Grid, cell: GridCell) -> dict[str, str]:
     for row in rows_of(grid.source, grid.table):
         if row["dataset"] == cell.dataset and row["input"] == want and match_cell(row["model"], same) is cell:
             flops, unit = printed_flops(row)
-            metric = DATASET_METRIC[cell.dataset]
+            metric = get_dataset(cell.dataset).metric
             return {"model": row["model"], "params_M": row["params_M"], "flops": flops, "flops_unit": unit,
                     "metric": metric, "value": row.get(metric, "")}
     return {}
@@ -79,7 +79,7 @@ def _finished_runs(out: Path) -> dict[str, dict[str, Any]]:
 
 
 def _metric_of(summary: dict[str, Any]) -> tuple[str, float | None]:
-    metric = summary.get("metric") or DATASET_METRIC[summary.get("dataset") or "coco"]
+    metric = summary.get("metric") or get_dataset(summary.get("dataset") or DEFAULT_DATASET).metric
     val = summary.get("best") or summary.get("final") or {}
     value = val.get(metric)
     return metric, float(value) if isinstance(value, (int, float)) else None
@@ -134,7 +134,7 @@ def _check_train_args(data: str | Path | None, epochs: int | None, need_data: bo
 
 def complexity_row(grid: Grid, i: int, cell: GridCell, measure: Measurer) -> dict[str, Any]:
     """Labels, model, overrides, complexity at the paper's input and the printed row of one cell."""
-    m = measure(cell.model, dict(cell.overrides), tuple(cell.input_hw), DATASET_KEYPOINTS[cell.dataset])
+    m = measure(cell.model, dict(cell.overrides), tuple(cell.input_hw), get_dataset(cell.dataset).num_keypoints)
     return {
         "index": i, "labels": dict(cell.labels), "model": cell.model,
         "overrides": {k: list(v) if isinstance(v, tuple) else v for k, v in cell.overrides.items()},

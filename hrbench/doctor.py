@@ -100,7 +100,8 @@ def check_channels_last(s: Setup) -> str:
 
 def check_gpu_aug(s: Setup) -> str:
     from hrbench.data import collate
-    from hrbench.speed.gpu_pipeline import DeviceTopDown, RawTopDownDataset
+    from hrbench.data.raw import RawTopDownDataset
+    from hrbench.speed.gpu_pipeline import DeviceTopDown
 
     base = build_split("coco", s.data, "train", s.input_hw, train=True)
     raw_ds = RawTopDownDataset(base)

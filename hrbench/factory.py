@@ -12,7 +12,7 @@ from typing import Any
 from torch import nn
 
 from hrbench.checkpoint import FORMAT, check_arch, load_checkpoint, read_checkpoint
-from hrbench.datasets import DATASET_INPUT, DATASET_KEYPOINTS, check_dataset, dataset_of
+from hrbench.datasets import DEFAULT_DATASET, dataset_of, get_dataset
 from hrbench.errors import CheckpointError, ConfigError, HrbenchError
 from hrbench.models.pose import PoseModel
 from hrbench.registry import get_entry, resolve
@@ -91,11 +91,11 @@ def restore_model(arch: str, checkpoint: str | Path | Mapping[str, Any] | None,
         saved = ckpt.get("config") if isinstance(ckpt.get("config"), dict) else {}
         ovr = {**(ckpt.get("overrides") or {}), **ovr}
         k_saved = ckpt.get("num_keypoints")
-    dataset = check_dataset(dataset or saved.get("dataset") or dataset_of(k_saved) or "coco")
-    k = DATASET_KEYPOINTS[dataset]
+    spec = get_dataset(dataset or saved.get("dataset") or dataset_of(k_saved) or DEFAULT_DATASET)
+    dataset, k = spec.name, spec.num_keypoints
     if k_saved not in (None, k):
         raise CheckpointError(f"checkpoint {source} predicts {k_saved} keypoints; {dataset} has {k}")
-    hw = tuple(input_hw or saved.get("input") or DATASET_INPUT[dataset])
+    hw = tuple(input_hw or saved.get("input") or spec.input_hw)
     model = create_model(canonical, num_keypoints=k, **ovr)
     if ckpt:
         load_checkpoint(model, ckpt, strict=True, source=source)

@@ -14,11 +14,12 @@ import torch
 from PIL import Image
 
 from hrbench.data import build_dataset, load_image, verify_images
+from hrbench.data.raw import pad_images
 from hrbench.data.synth import generate
 from hrbench.data.transforms import affine_matrix, box_to_center_scale, warp_image
 from hrbench.errors import DataError
 from hrbench.evaluation import evaluate, predict
-from hrbench.speed.gpu_pipeline import pad_images, warp_crops
+from hrbench.speed.gpu_pipeline import warp_crops
 
 
 @pytest.fixture(scope="module")

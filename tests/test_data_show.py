@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from hrbench.cli import main
-from hrbench.cli.data import crop_joints
 from hrbench.data import build_dataset
+from hrbench.data.crops import crop_joints
 from hrbench.data.synth import generate
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hrbench.data.coco import COCO_SIGMAS
 from hrbench.data.mpii import MPII_GT_NAMES
+from hrbench.datasets.coco import COCO_SIGMAS
 from hrbench.evaluation import oks_nms, pckh
 
 

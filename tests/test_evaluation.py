@@ -10,10 +10,10 @@ import torch
 from torch import nn
 
 from hrbench.data import build_dataset
-from hrbench.data.coco import COCO_SIGMAS
 from hrbench.data.mpii import MPII_GT_NAMES
 from hrbench.data.synth import generate
 from hrbench.data.transforms import affine_matrix, apply_affine
+from hrbench.datasets.coco import COCO_SIGMAS
 from hrbench.errors import DataError, one_line
 from hrbench.evaluation import (
     coco_results,

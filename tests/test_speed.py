@@ -198,7 +198,8 @@ def coco_train(coco_root):
 
 def test_device_pipeline_matches_cpu_pipeline(coco_train):
     from hrbench.data import collate
-    from hrbench.speed.gpu_pipeline import DeviceTopDown, RawTopDownDataset
+    from hrbench.data.raw import RawTopDownDataset
+    from hrbench.speed.gpu_pipeline import DeviceTopDown
 
     raw_ds = RawTopDownDataset(coco_train)
     n = min(len(coco_train), 8)

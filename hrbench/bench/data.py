@@ -89,8 +89,9 @@ def bench_data(root: str | Path, dataset: str = "coco", split: str = "train", in
     """Throughput of the training pipelines on the dataset under ``root``, one row per pipeline and
     loader worker count in ``worker_counts`` (see the module docstring)."""
     from hrbench.data import build_dataset, collate
+    from hrbench.data.raw import RawTopDownDataset
     from hrbench.device import resolve_device
-    from hrbench.speed.gpu_pipeline import DeviceTopDown, RawTopDownDataset
+    from hrbench.speed.gpu_pipeline import DeviceTopDown
 
     if batch < 1:
         raise HrbenchError(f"invalid --batch {batch}: must be a positive integer")

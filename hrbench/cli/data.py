@@ -70,27 +70,12 @@ def synth_cmd(
     print(f"wrote synthetic {dataset} to {out} ({parts}) in {summary['seconds']:.1f} s{replaced}")
 
 
-def crop_joints(ds, idx: int, meta: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Joints (K, 2) in crop pixels and visibility (K,) of sample ``idx``, recomputed from the record and
-    the sample's crop parameters (mirror, centre, scale, rotation) - independent of the warp and targets."""
-    from hrbench.data.base import load_image
-    from hrbench.data.transforms import affine_matrix, apply_affine, flip_joints
-
-    r = ds.records[idx]
-    joints, vis = r["joints"][:, :2].astype(np.float64), r["joints"][:, 2].astype(np.float64)
-    if meta["flipped"]:
-        width = np.asarray(load_image(r["image_file"])).shape[1]
-        joints, vis = flip_joints(joints, vis, width, ds.spec.flip_pairs)
-    h, w = ds.input_hw
-    m = affine_matrix(meta["center"], meta["scale"], meta["rotation"], (w, h))
-    return apply_affine(joints, m), vis > 0
-
-
 def sample_tile(ds, idx: int, scale: int) -> np.ndarray:
     """One sample as the model receives it: the normalised crop brought back to RGB, target heatmaps
     blended on it, the joints drawn (side colours), and a caption (index, flip, rotation)."""
     import cv2
 
+    from hrbench.data.crops import crop_joints
     from hrbench.data.transforms import IMAGENET_MEAN, IMAGENET_STD
     from hrbench.reports.overlay import draw_skeleton, heatmap_blend, put_text, skeleton
 

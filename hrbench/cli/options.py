@@ -16,14 +16,14 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from hrbench.datasets import DATASET_INPUT, DATASET_KEYPOINTS
+from hrbench.datasets import DEFAULT_DATASET, get_dataset, list_datasets
 from hrbench.device import DEVICE_HELP
 from hrbench.errors import HrbenchError
 
 #: ``--workers``'s default everywhere: data-loader worker processes (as ``hrbench train``).
 DEFAULT_WORKERS = 2
 #: The dataset default inputs, as help text: "coco 256x192, mpii 256x256".
-DATASET_INPUT_TEXT = ", ".join(f"{name} {h}x{w}" for name, (h, w) in DATASET_INPUT.items())
+DATASET_INPUT_TEXT = ", ".join(f"{d.name} {d.input_hw[0]}x{d.input_hw[1]}" for d in map(get_dataset, list_datasets()))
 THREADS_HELP = "intra-op CPU threads: N, or auto (OMP_NUM_THREADS, else the free CPUs)"
 WORKERS_HELP = "data-loader worker processes (0: load in the main process; under torchrun: per process)"
 
@@ -37,14 +37,15 @@ def input_option(default: str = f"the dataset's: {DATASET_INPUT_TEXT}") -> Any:
 def keypoints_option() -> Any:
     """``--keypoints K``, resolved with ``--dataset`` by :func:`resolve_keypoints`."""
     return typer.Option(None, "--keypoints", help="number of keypoints (heatmaps) K (default: the dataset's: "
-                        + ", ".join(f"{name} {k}" for name, k in DATASET_KEYPOINTS.items()) + ")")
+                        + ", ".join(f"{n} {get_dataset(n).num_keypoints}" for n in list_datasets()) + ")")
 
 
-def dataset_option(default: str | None = None, shown: str = "coco") -> Any:
-    """``--dataset coco|mpii``, checked when parsed; ``shown`` says what a None default means."""
+def dataset_option(default: str | None = None, shown: str = DEFAULT_DATASET) -> Any:
+    """``--dataset NAME`` (the registered datasets), checked when parsed; ``shown`` says what a None
+    default means."""
     note = f" (default: {shown})" if default is None else ""
     return typer.Option(default, "--dataset", callback=_check_dataset,
-                        help=" | ".join(DATASET_KEYPOINTS) + note)
+                        help=" | ".join(list_datasets()) + note)
 
 
 def workers_option(scope: str = "") -> Any:
@@ -78,9 +79,9 @@ def out_option(default: Any, what: str) -> Any:
 
 
 def _check_dataset(dataset: str | None) -> str | None:
-    """``--dataset`` as given, or a one-line error for anything but coco / mpii (None: not given)."""
-    if dataset is not None and dataset not in DATASET_KEYPOINTS:
-        raise HrbenchError(f"unknown --dataset {dataset!r}: expected {' or '.join(DATASET_KEYPOINTS)}")
+    """``--dataset`` as given, or a one-line error for an unregistered name (None: not given)."""
+    if dataset is not None:
+        get_dataset(dataset, option="--dataset")
     return dataset
 
 
@@ -112,7 +113,7 @@ def parse_input(text: str) -> tuple[int, int]:
 
 def resolve_input(input_size: str | None, dataset: str | None = None) -> tuple[int, int]:
     """``--input`` parsed, else the default input of ``--dataset`` (coco when None)."""
-    return parse_input(input_size) if input_size is not None else DATASET_INPUT[dataset or "coco"]
+    return parse_input(input_size) if input_size is not None else get_dataset(dataset or DEFAULT_DATASET).input_hw
 
 
 def parse_value(text: str) -> Any:
@@ -151,7 +152,7 @@ def resolve_keypoints(keypoints: int | None, dataset: str | None) -> int:
         if keypoints < 1:
             raise HrbenchError(f"invalid --keypoints {keypoints}: must be a positive integer")
         return keypoints
-    return DATASET_KEYPOINTS[dataset or "coco"]
+    return get_dataset(dataset or DEFAULT_DATASET).num_keypoints
 
 
 def parse_choices(text: str, allowed: tuple[str, ...], option: str) -> tuple[str, ...]:

@@ -43,15 +43,12 @@ def _run_video(lm, file: Path, boxes, pairs, flip: bool, tmp: Path, name: str, t
                task) -> list[dict]:
     import cv2
 
-    from hrbench.evaluation.images import predict_image, results_of, video_frames
+    from hrbench.evaluation.files import predict_video
     from hrbench.reports.overlay import pose_overlay
 
     writer, results = None, []
     try:
-        for i, frame, fps in video_frames(file):
-            pred = predict_image(lm.model, frame, boxes(file, i), lm.input_hw, pairs, flip=flip,
-                                 image_id=i, image_file=str(file))
-            res = results_of(pred, file.name, frame=i)
+        for i, frame, fps, res in predict_video(lm.model, file, boxes, lm.input_hw, pairs, flip=flip):
             results += res
             drawn = pose_overlay(frame, res, lm.dataset, thr, f"{lm.arch} frame {i}")
             if writer is None:  # sized as the overlay (small videos are drawn enlarged)
@@ -70,14 +67,12 @@ def _run_video(lm, file: Path, boxes, pairs, flip: bool, tmp: Path, name: str, t
 
 def _run_image(lm, file: Path, index: int, boxes, pairs, flip: bool, tmp: Path, name: str,
                thr: float) -> list[dict]:
-    from hrbench.data.base import load_image
-    from hrbench.evaluation.images import image_id_for, predict_image, results_of
+    from hrbench.evaluation.files import predict_image_file
+    from hrbench.evaluation.images import image_id_for
     from hrbench.reports.overlay import pose_overlay, write_png
 
-    image = load_image(file)
-    pred = predict_image(lm.model, image, boxes(file, None), lm.input_hw, pairs, flip=flip,
-                         image_id=image_id_for(file, index), image_file=str(file))
-    res = results_of(pred, file.name)
+    image, res = predict_image_file(lm.model, file, boxes(file, None), lm.input_hw, pairs, flip=flip,
+                                    image_id=image_id_for(file, index))
     write_png(tmp / name, pose_overlay(image, res, lm.dataset, thr, f"{lm.arch} ({lm.dataset})"))
     return res
 
@@ -113,7 +108,7 @@ def predict_cmd(
 ) -> None:
     """Keypoints of ARCH's checkpoint per person box: overlay images (videos: an overlay video) and
     OUT/predictions.json in the COCO keypoint results format. No boxes: the whole image is one box."""
-    from hrbench.data import COCO_SPEC, MPII_SPEC
+    from hrbench.datasets import get_dataset
     from hrbench.evaluation.images import collect_inputs, is_video
     from hrbench.factory import restore_model
 
@@ -124,7 +119,7 @@ def predict_cmd(
         raise HrbenchError(f"--out {out}: exists and is not a folder")
     lm = restore_model(arch, checkpoint, parse_overrides(sets) or None, dataset, hw)
     _check_inputs(files)
-    pairs = [list(p) for p in (COCO_SPEC if lm.dataset == "coco" else MPII_SPEC).flip_pairs]
+    pairs = [list(p) for p in get_dataset(lm.dataset).flip_pairs]
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     results, used = [], set()

@@ -11,7 +11,6 @@ import json
 import math
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,22 +22,8 @@ from torch.utils.data import Dataset
 
 from hrbench.data.targets import gaussian_targets
 from hrbench.data.transforms import AugmentConfig, to_tensor, topdown_crop
+from hrbench.datasets import DatasetSpec
 from hrbench.errors import DataError
-
-
-@dataclass(frozen=True)
-class KeypointSpec:
-    """A keypoint set: names, left/right pairs, the upper-body joints (half-body) and OKS sigmas."""
-
-    dataset: str
-    names: tuple[str, ...]
-    flip_pairs: tuple[tuple[int, int], ...]
-    upper_body_ids: tuple[int, ...]
-    sigmas: tuple[float, ...] | None = None
-
-    @property
-    def num_keypoints(self) -> int:
-        return len(self.names)
 
 
 def load_json(path: Path, what: str = "annotation file") -> Any:
@@ -152,13 +137,13 @@ class TopDownDataset(Dataset):
     scale, rotation, score, bbox_id, flipped, flip_pairs). Batch with :func:`collate`.
     """
 
-    def __init__(self, records: list[dict], spec: KeypointSpec, input_hw: tuple[int, int], train: bool,
+    def __init__(self, records: list[dict], spec: DatasetSpec, input_hw: tuple[int, int], train: bool,
                  aug: AugmentConfig | None = None, source: str = "") -> None:
         if not records:
-            raise DataError(f"{source or spec.dataset}: empty split (no usable person instances)")
+            raise DataError(f"{source or spec.name}: empty split (no usable person instances)")
         self.records = records
         self.spec = spec
-        self.name = spec.dataset
+        self.name = spec.name
         self.num_keypoints = spec.num_keypoints
         self.flip_pairs = [list(p) for p in spec.flip_pairs]
         self.input_hw = (int(input_hw[0]), int(input_hw[1]))

@@ -1,4 +1,5 @@
-"""COCO person keypoints (17 joints), top-down, from ground-truth boxes or a detection file.
+"""COCO person keypoints (17 joints; any spec in COCO's annotation style), top-down, from ground-truth
+boxes or a detection file (the builder registered as ``"coco"``).
 
 Layout under ``root`` (``hrbench data synth --dataset coco`` writes exactly this)::
 
@@ -19,7 +20,6 @@ from pathlib import Path
 import numpy as np
 
 from hrbench.data.base import (
-    KeypointSpec,
     TopDownDataset,
     check_images_exist,
     check_numbers,
@@ -27,20 +27,10 @@ from hrbench.data.base import (
     load_json,
 )
 from hrbench.data.transforms import AugmentConfig, box_to_center_scale, sanitize_box
+from hrbench.datasets import DatasetSpec, register_builder
+from hrbench.datasets.coco import COCO_SPEC
 from hrbench.errors import DataError
 
-COCO_KEYPOINTS = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
-                  "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip",
-                  "left_knee", "right_knee", "left_ankle", "right_ankle")
-COCO_FLIP_PAIRS = ((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16))
-#: 1-based limb list of the COCO ``categories[0]["skeleton"]``.
-COCO_SKELETON = ((16, 14), (14, 12), (17, 15), (15, 13), (12, 13), (6, 12), (7, 13), (6, 7), (6, 8), (7, 9),
-                 (8, 10), (9, 11), (2, 3), (1, 2), (1, 3), (2, 4), (3, 5), (4, 6), (5, 7))
-#: Per-keypoint OKS sigmas of the COCO keypoint evaluation, computed as pycocotools and the reference
-#: do (``np.array([.26, ...]) / 10.0``; ``.26 / 10`` is one ulp off the literal ``.026``).
-COCO_SIGMAS = tuple(s / 10.0 for s in (.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62, 1.07, 1.07, .87, .87,
-                                       .89, .89))
-COCO_SPEC = KeypointSpec("coco", COCO_KEYPOINTS, COCO_FLIP_PAIRS, tuple(range(11)), COCO_SIGMAS)
 DET_DIR = "person_detection_results"
 
 
@@ -161,38 +151,39 @@ class CocoPoseDataset(TopDownDataset):
 
     def __init__(self, root: str | Path, split: str = "val", input_hw=(256, 192), train: bool = False,
                  det_file: str | Path | None = None, det_score_thr: float = 0.0,
-                 aug: AugmentConfig | None = None, check_files: bool = True) -> None:
+                 aug: AugmentConfig | None = None, check_files: bool = True,
+                 spec: DatasetSpec = COCO_SPEC) -> None:
         self.root = Path(root)
         self.split = split
         self.ann_file, self.image_dir = resolve_layout(self.root, split)
         data = load_json(self.ann_file)
-        validate_coco(data, self.ann_file)
+        validate_coco(data, self.ann_file, spec.num_keypoints)
         self.coco = make_coco_api(data)
         aspect = input_hw[1] / input_hw[0]
         images = {im["id"]: im for im in data["images"]}
         if det_file is None:
             jitter = np.random.default_rng(len(data["annotations"])) if train else None
-            records = self._gt_records(data, images, aspect, jitter)
+            records = self._gt_records(data, images, aspect, spec.num_keypoints, jitter)
         else:
             det_path = Path(det_file)
             if not det_path.is_absolute() and not det_path.exists():
                 det_path = self.root / det_path
             self.det_file = det_path
-            records = self._det_records(load_detections(det_path, set(images), det_score_thr), images, aspect)
+            records = self._det_records(load_detections(det_path, set(images), det_score_thr), images, aspect,
+                                        spec.num_keypoints)
         if check_files:
             check_images_exist(sorted({r["image_file"] for r in records}), self.ann_file)
         if aug is None and train:
             aug = AugmentConfig()
         source = str(self.ann_file if det_file is None else self.det_file)
-        super().__init__(records, COCO_SPEC, input_hw, train, aug, source=source)
+        super().__init__(records, spec, input_hw, train, aug, source=source)
         self.box_source = "gt" if det_file is None else "detections"
 
     def _file(self, image: dict) -> str:
         return str(self.image_dir / image["file_name"])
 
-    def _gt_records(self, data: dict, images: dict, aspect: float,
+    def _gt_records(self, data: dict, images: dict, aspect: float, k: int,
                     jitter: np.random.Generator | None = None) -> list[dict]:
-        k = COCO_SPEC.num_keypoints
         records: list[dict] = []
         for a in sorted(data["annotations"], key=lambda a: (a["image_id"], a["id"])):
             if a.get("iscrowd", 0):
@@ -210,8 +201,7 @@ class CocoPoseDataset(TopDownDataset):
                             "ann_id": a["id"]})
         return records
 
-    def _det_records(self, dets: list[dict], images: dict, aspect: float) -> list[dict]:
-        k = COCO_SPEC.num_keypoints
+    def _det_records(self, dets: list[dict], images: dict, aspect: float, k: int) -> list[dict]:
         records: list[dict] = []
         for d in dets:
             center, scale = box_to_center_scale(*[float(v) for v in d["bbox"][:4]], aspect_ratio=aspect)
@@ -219,3 +209,12 @@ class CocoPoseDataset(TopDownDataset):
                             "center": center, "scale": scale, "joints": np.zeros((k, 3), np.float32),
                             "score": float(d["score"]), "bbox_id": len(records)})
         return records
+
+
+def build_coco(spec: DatasetSpec, root: str | Path, split: str, input_hw, train: bool = False,
+               det_file: str | Path | None = None, det_score_thr: float = 0.0) -> CocoPoseDataset:
+    """The builder of COCO-style annotations (registered as ``"coco"``), for any spec in that style."""
+    return CocoPoseDataset(root, split, input_hw, train, det_file=det_file, det_score_thr=det_score_thr, spec=spec)
+
+
+register_builder("coco", build_coco)

@@ -17,20 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
-from hrbench.data.base import KeypointSpec, TopDownDataset, check_images_exist, check_numbers, is_number, load_json
+from hrbench.data.base import TopDownDataset, check_images_exist, check_numbers, is_number, load_json
 from hrbench.data.transforms import AugmentConfig
+from hrbench.datasets import DatasetSpec, register_builder
+from hrbench.datasets.mpii import MPII_SPEC
 from hrbench.errors import DataError
 
-MPII_KEYPOINTS = ("right_ankle", "right_knee", "right_hip", "left_hip", "left_knee", "left_ankle", "pelvis",
-                  "thorax", "upper_neck", "head_top", "right_wrist", "right_elbow", "right_shoulder",
-                  "left_shoulder", "left_elbow", "left_wrist")
 #: The joint names of ``mpii_gt_val.mat`` ("dataset_joints"), in the same order.
 MPII_GT_NAMES = ("rank", "rkne", "rhip", "lhip", "lkne", "lank", "pelv", "thor", "neck", "head", "rwri", "relb",
                  "rsho", "lsho", "lelb", "lwri")
-MPII_FLIP_PAIRS = ((0, 5), (1, 4), (2, 3), (10, 15), (11, 14), (12, 13))
-MPII_SKELETON = ((0, 1), (1, 2), (2, 6), (6, 3), (3, 4), (4, 5), (6, 7), (7, 8), (8, 9), (10, 11), (11, 12),
-                 (12, 7), (7, 13), (13, 14), (14, 15))
-MPII_SPEC = KeypointSpec("mpii", MPII_KEYPOINTS, MPII_FLIP_PAIRS, tuple(range(7, 16)))
 #: The MPII configs of the papers use flip + scale/rotation but no half-body augmentation.
 MPII_AUG = AugmentConfig(half_body_prob=0.0)
 
@@ -95,7 +90,8 @@ class MpiiPoseDataset(TopDownDataset):
     down by 15 * scale, scale x1.25, MATLAB 1-based coordinates converted to 0-based)."""
 
     def __init__(self, root: str | Path, split: str = "val", input_hw=(256, 256), train: bool = False,
-                 aug: AugmentConfig | None = None, check_files: bool = True) -> None:
+                 aug: AugmentConfig | None = None, check_files: bool = True,
+                 spec: DatasetSpec = MPII_SPEC) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
             raise DataError(f"{self.root}: dataset root not found")
@@ -106,7 +102,7 @@ class MpiiPoseDataset(TopDownDataset):
         if not self.gt_file.is_file() and self.gt_file.with_suffix(".mat").is_file():
             self.gt_file = self.gt_file.with_suffix(".mat")
         data = load_json(self.ann_file)
-        validate_mpii(data, self.ann_file)
+        validate_mpii(data, self.ann_file, spec.num_keypoints)
         records: list[dict] = []
         image_ids: dict[str, int] = {}
         for a in data:
@@ -116,7 +112,7 @@ class MpiiPoseDataset(TopDownDataset):
             if center[0] != -1:
                 center[1] += 15 * scale[1]
                 scale = scale * 1.25
-            joints = np.zeros((16, 3), np.float32)
+            joints = np.zeros((spec.num_keypoints, 3), np.float32)
             joints[:, :2] = np.asarray(a["joints"], dtype=np.float32) - 1
             joints[:, 2] = np.asarray(a["joints_vis"], dtype=np.float32) > 0
             records.append({"image_file": str(self.image_dir / a["image"]),
@@ -127,7 +123,7 @@ class MpiiPoseDataset(TopDownDataset):
             check_images_exist(sorted({r["image_file"] for r in records}), self.ann_file)
         if aug is None and train:
             aug = MPII_AUG
-        super().__init__(records, MPII_SPEC, input_hw, train, aug or MPII_AUG, source=str(self.ann_file))
+        super().__init__(records, spec, input_hw, train, aug or MPII_AUG, source=str(self.ann_file))
 
     def load_gt(self) -> dict:
         """The PCKh ground truth for this split (see :func:`load_mpii_gt`); must match the json order."""
@@ -138,3 +134,14 @@ class MpiiPoseDataset(TopDownDataset):
             raise DataError(f"{self.gt_file}: {gt['jnt_missing'].shape[1]} persons but "
                             f"{self.ann_file.name} has {len(self)}")
         return gt
+
+
+def build_mpii(spec: DatasetSpec, root: str | Path, split: str, input_hw, train: bool = False,
+               det_file: str | Path | None = None, det_score_thr: float = 0.0) -> MpiiPoseDataset:
+    """The builder of MPII-style annotations (registered as ``"mpii"``): annotated person boxes only."""
+    if det_file is not None:
+        raise DataError("MPII is evaluated on its annotated person boxes; det_file applies to COCO only")
+    return MpiiPoseDataset(root, split, input_hw, train, spec=spec)
+
+
+register_builder("mpii", build_mpii)

@@ -21,9 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from hrbench.data.coco import COCO_KEYPOINTS, COCO_SKELETON, DET_DIR
-from hrbench.data.mpii import MPII_GT_NAMES, MPII_KEYPOINTS
+from hrbench.data.coco import DET_DIR
+from hrbench.data.mpii import MPII_GT_NAMES
 from hrbench.data.synth_scene import IMAGE_HW, Person, polygon_area, render_scene
+from hrbench.datasets.coco import COCO_KEYPOINTS, COCO_SKELETON
+from hrbench.datasets.mpii import MPII_KEYPOINTS
 from hrbench.errors import DataError
 
 

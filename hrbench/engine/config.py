@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from hrbench.datasets import DATASET_INPUT, DATASET_KEYPOINTS, DATASET_METRIC, check_dataset
+from hrbench.datasets import DEFAULT_DATASET, get_dataset
 from hrbench.engine.recipes import get_recipe, resolve_training
 from hrbench.engine.runs import default_run_name
 from hrbench.errors import ConfigError
@@ -50,10 +50,11 @@ def resolve_config(arch: str, data: str | Path | None = None, dataset: str | Non
     from hrbench.registry import create_config, get_entry
 
     entry = get_entry(arch)
-    dataset = check_dataset(dataset or "coco")
+    spec = get_dataset(dataset or DEFAULT_DATASET)
+    dataset = spec.name
     overrides = dict(overrides or {})
     create_config(entry.name, **overrides)  # validates the model overrides
-    input_hw = tuple(input_hw) if input_hw is not None else DATASET_INPUT[dataset]
+    input_hw = tuple(input_hw) if input_hw is not None else spec.input_hw
     seed = 0 if seed is None else seed
     val_interval = 1 if val_interval is None else val_interval
     _check_options(input_hw, val_interval, workers, seed)
@@ -73,8 +74,8 @@ def resolve_config(arch: str, data: str | Path | None = None, dataset: str | Non
         "dataset": dataset,
         "data": None if data is None else str(Path(data).resolve()),
         "input": list(input_hw),
-        "keypoints": DATASET_KEYPOINTS[dataset],
-        "metric": DATASET_METRIC[dataset],
+        "keypoints": spec.num_keypoints,
+        "metric": spec.metric,
         "seed": seed,
         "recipe": dataclasses.asdict(recipe),
         "train": training,

@@ -34,6 +34,7 @@ import dataclasses
 import math
 from typing import Any
 
+from hrbench.datasets import get_dataset
 from hrbench.errors import ConfigError
 
 
@@ -61,8 +62,7 @@ class Recipe:
 
 def get_recipe(family: str, dataset: str, input_hw: tuple[int, int]) -> Recipe:
     """The official recipe of a model family (``lite``/``dite``/``hrnet``/``dpn``/other)."""
-    if dataset not in ("coco", "mpii"):
-        raise ConfigError(f"unknown dataset {dataset!r}: expected coco or mpii")
+    get_dataset(dataset)  # one-line ConfigError for an unregistered dataset
     if family == "lite":
         per_gpu = 64 if dataset == "coco" and max(input_hw) <= 256 else 32
         return Recipe("lite", "Lite-HRNet official configs", 210, per_gpu, 8, 2e-3)

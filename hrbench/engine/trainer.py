@@ -28,6 +28,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from hrbench.checkpoint import make_payload
+from hrbench.data.raw import RawTopDownDataset
 from hrbench.engine import dist as D
 from hrbench.engine.recipes import lr_at
 from hrbench.engine.runs import RunDir, now_iso
@@ -40,7 +41,7 @@ from hrbench.engine.samples import (
 from hrbench.errors import ConfigError, DataError, DivergedError
 from hrbench.precision import autocast, normalize_amp
 from hrbench.speed import to_channels_last
-from hrbench.speed.gpu_pipeline import DeviceTopDown, RawTopDownDataset
+from hrbench.speed.gpu_pipeline import DeviceTopDown
 
 #: ``evaluator(model, val_set, info, device) -> metrics`` (collective; rank 0's dict is used).
 Evaluator = Callable[[nn.Module, Dataset, D.DistInfo, torch.device], dict[str, Any]]

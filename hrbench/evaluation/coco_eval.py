@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hrbench.data.coco import COCO_SIGMAS
+from hrbench.datasets import register_evaluator
+from hrbench.datasets.coco import COCO_SIGMAS
 from hrbench.evaluation.nms import OKS_NMS_THR, oks_nms
 from hrbench.evaluation.predictions import unique_sorted
 
@@ -51,8 +52,9 @@ def coco_results(predictions: dict, *, vis_thr: float = VIS_THR, oks_thr: float 
     return results
 
 
-def run_cocoeval(coco_gt, results: list[dict]) -> dict[str, float]:
-    """pycocotools keypoint COCOeval of ``results`` against ``coco_gt`` -> the ten numbers in percent."""
+def run_cocoeval(coco_gt, results: list[dict], sigmas=COCO_SIGMAS) -> dict[str, float]:
+    """pycocotools keypoint COCOeval of ``results`` against ``coco_gt`` with per-keypoint OKS ``sigmas``
+    -> the ten numbers in percent."""
     from pycocotools.cocoeval import COCOeval
 
     if not results:
@@ -61,6 +63,7 @@ def run_cocoeval(coco_gt, results: list[dict]) -> dict[str, float]:
         coco_dt = coco_gt.loadRes(results)
         ev = COCOeval(coco_gt, coco_dt, "keypoints")
         ev.params.useSegm = None
+        ev.params.kpt_oks_sigmas = np.asarray(sigmas, dtype=np.float64)
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
@@ -69,14 +72,18 @@ def run_cocoeval(coco_gt, results: list[dict]) -> dict[str, float]:
 
 def evaluate_coco(dataset, predictions: dict, out_dir: str | Path | None = None, *,
                   use_nms: bool = True) -> dict:
-    """The ten COCOeval numbers (percent) for ``predictions`` on a COCO dataset; writes
-    ``keypoints_{split}_results.json`` into ``out_dir`` when given."""
-    results = coco_results(predictions, use_nms=use_nms, sigmas=COCO_SIGMAS)
+    """The ten COCOeval numbers (percent) for ``predictions`` on a COCO-style dataset (OKS with its
+    spec's sigmas); writes ``keypoints_{split}_results.json`` into ``out_dir`` when given."""
+    sigmas = dataset.spec.sigmas
+    results = coco_results(predictions, use_nms=use_nms, sigmas=sigmas)
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         with open(out / f"keypoints_{dataset.split}_results.json", "w", encoding="utf-8") as f:
             json.dump(results, f)
-    metrics = run_cocoeval(dataset.coco, results)
+    metrics = run_cocoeval(dataset.coco, results, sigmas)
     metrics["num_results"] = len(results)
     return metrics
+
+
+register_evaluator("cocoeval", evaluate_coco)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hrbench.data.coco import COCO_SIGMAS
+from hrbench.datasets.coco import COCO_SIGMAS
 
 OKS_NMS_THR = 0.9
 

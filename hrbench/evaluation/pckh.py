@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from hrbench.datasets import register_evaluator
+
 SC_BIAS = 0.6
 MEAN_01 = "Mean@0.1"
 MEAN_01_MMPOSE016 = "Mean@0.1(mmpose<=0.16)"
@@ -93,3 +95,11 @@ def evaluate_mpii(dataset, predictions: dict) -> dict[str, float]:
     out = pckh(p["keypoints"][:, :, :2], gt)
     out["num_persons"] = len(dataset)
     return out
+
+
+def _evaluate_pckh(dataset, predictions: dict, out_dir=None) -> dict[str, float]:
+    """The evaluator registered as ``"pckh"`` (writes no file)."""
+    return evaluate_mpii(dataset, predictions)
+
+
+register_evaluator("pckh", _evaluate_pckh)

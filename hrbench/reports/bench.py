@@ -18,6 +18,7 @@ import torch
 from hrbench.bench.latency import benchmark_model
 from hrbench.cards import reported_for
 from hrbench.complexity.measure import measure_model, stamp
+from hrbench.datasets import get_dataset
 from hrbench.device import resolve_device
 from hrbench.errors import HrbenchError
 from hrbench.factory import create_model
@@ -43,7 +44,7 @@ def time_model(model: torch.nn.Module, input_hw: tuple[int, int], dev: torch.dev
 
 def published_accuracy(name: str, dataset: str, inp: str) -> str:
     """The first published AP/PCKh of ``name`` at (dataset, input), as printed; '' if none."""
-    metric = "PCKh" if dataset == "mpii" else "AP"
+    metric = get_dataset(dataset).metric
     for r in reported_for(name):
         if r["dataset"] == dataset and r["input"] == inp and r.get(metric) is not None and r.get("split") != \
                 "test-dev2017":

@@ -13,8 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from hrbench.data.coco import COCO_KEYPOINTS, COCO_SKELETON
-from hrbench.data.mpii import MPII_KEYPOINTS, MPII_SKELETON
+from hrbench.datasets import get_dataset
 from hrbench.errors import HrbenchError
 from hrbench.fsutil import write_bytes_atomic
 
@@ -24,12 +23,9 @@ MIN_SIDE = 640  # overlays of images whose longer side is under this are drawn e
 
 
 def skeleton(dataset: str) -> tuple[tuple[str, ...], list[tuple[int, int]]]:
-    """Keypoint names and 0-based limb pairs of ``dataset`` (coco | mpii)."""
-    if dataset == "coco":
-        return COCO_KEYPOINTS, [(a - 1, b - 1) for a, b in COCO_SKELETON]
-    if dataset == "mpii":
-        return MPII_KEYPOINTS, list(MPII_SKELETON)
-    raise HrbenchError(f"unknown dataset {dataset!r}: expected coco or mpii")
+    """Keypoint names and 0-based limb pairs of the registered ``dataset``."""
+    spec = get_dataset(dataset)
+    return spec.names, list(spec.skeleton)
 
 
 def side_colour(name: str) -> tuple[int, int, int]:

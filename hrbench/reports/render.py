@@ -10,6 +10,7 @@ import csv
 import io
 from pathlib import Path
 
+from hrbench.datasets import get_dataset
 from hrbench.reference import COCO_METRICS, MPII_METRICS, printed_flops
 from hrbench.reports.specs import PAPERS
 from hrbench.reports.tables import BuiltRow, BuiltTable, Check, decimals, dite_t5_matrix
@@ -126,7 +127,7 @@ def results_csv(t: BuiltTable) -> tuple[list[str], list[list[str]]]:
         ok = [s for s in (row.params_status, row.flops_status) if s]
         agree = "" if not ok else ("error" if "error" in ok else "no" if "no" in ok else
                                    "trunc" if "trunc" in ok else "yes")
-        metric = "PCKh" if p["dataset"] == "mpii" else "AP"
+        metric = get_dataset(p["dataset"]).metric
         local = row.local
         meas = row.measurement
         good = meas is not None and not meas.error

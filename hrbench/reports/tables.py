@@ -18,7 +18,7 @@ from typing import Any
 
 from hrbench.complexity.measure import Measurement, Measurer, default_measurer
 from hrbench.complexity.table2 import table2
-from hrbench.datasets import DATASET_KEYPOINTS
+from hrbench.datasets import get_dataset
 from hrbench.reference import parse_hw, printed_flops, rows_of
 from hrbench.registry import get_entry
 from hrbench.reports.local_runs import LocalRun, find_local
@@ -127,7 +127,7 @@ def _joined(row: dict[str, str], target: Target | None, ctx: Context, unit: str,
     hw = parse_hw(row["input"])
     if target is not None and hw is not None:
         built.measurement = ctx.measurer(target.model, target.override_dict, hw,
-                                         DATASET_KEYPOINTS.get(row["dataset"], 17))
+                                         get_dataset(row["dataset"]).num_keypoints)
         built.local = find_local(ctx.runs, target.model, target.override_dict, row["dataset"], row["input"])
     return built
 
@@ -157,7 +157,7 @@ def build_architecture(spec: TableSpec, ctx: Context) -> BuiltTable:
     """Configuration fields of the paper's named variants side by side, plus measured complexity."""
     out = BuiltTable(spec)
     hw = parse_hw(spec.arch_input)
-    k = DATASET_KEYPOINTS[spec.arch_dataset]
+    k = get_dataset(spec.arch_dataset).num_keypoints
     published = {name: (p, f) for name, p, f in spec.arch_published}
     for source, table in spec.parts:
         for row in rows_of(source, table):

@@ -2,18 +2,19 @@
 
 The CPU pipeline (:class:`hrbench.data.TopDownDataset`) decodes, draws the augmentation, warps the
 crop with ``cv2.warpAffine`` and draws the Gaussian targets with numpy, per sample, in loader
-workers. Here the workers only decode and draw the augmentation (:class:`RawTopDownDataset`, the
-same random draws through the same :func:`~hrbench.data.transforms.crop_params`), and the batch is
-warped and turned into targets on the training device (:func:`warp_crops`, :func:`heatmap_targets`,
-:class:`DeviceTopDown`) with a gathered bilinear interpolation and broadcasting.
+workers. Here the workers only decode and draw the augmentation
+(:class:`hrbench.data.raw.RawTopDownDataset`, the same random draws through the same
+:func:`~hrbench.data.transforms.crop_params`), and the batch is warped and turned into targets on
+the training device (:func:`warp_crops`, :func:`heatmap_targets`, :class:`DeviceTopDown`) with a
+gathered bilinear interpolation and broadcasting.
 
 Agreement with the CPU pipeline (tested on CPU):
 
 * crops: OpenCV's bilinear ``warpAffine`` with its constant-0 border (OpenCV >= 4.11 samples at
   float positions): every source pixel outside the image counts as 0, so a sample point within one
   pixel outside the image fades to black. Batches are padded at the right/bottom with zeros
-  (:func:`pad_images`), neighbours beyond each image's own size read 0, and the result is rounded
-  to the nearest uint8 level as OpenCV rounds, then ImageNet-normalised exactly as
+  (:func:`hrbench.data.raw.pad_images`), neighbours beyond each image's own size read 0, and the
+  result is rounded to the nearest uint8 level as OpenCV rounds, then ImageNet-normalised exactly as
   :func:`~hrbench.data.transforms.to_tensor`. Crops agree within one grey level (float rounding
   decides the level of values lying within ~1e-4 of a half level);
 * targets: the same formula as :func:`~hrbench.data.targets.gaussian_targets`, in float64, so the
@@ -22,81 +23,11 @@ Agreement with the CPU pipeline (tested on CPU):
 
 from __future__ import annotations
 
-import numpy as np
 import torch
-from torch.utils.data import Dataset
 
-from hrbench.data.base import TopDownDataset, collate_meta, load_image, sample_meta
 from hrbench.data.targets import HEATMAP_STRIDE, heatmap_size
-from hrbench.data.transforms import IMAGENET_MEAN, IMAGENET_STD, crop_params
+from hrbench.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from hrbench.errors import DataError
-
-
-class RawTopDownDataset(Dataset):
-    """A :class:`TopDownDataset` whose samples stop before the warp: the decoded uint8 image
-    (H, W, 3), the crop matrix (2, 3, float64), the joints already in crop pixels (K, 2), their
-    visibility (K,) and the usual ``meta``. Same records, same random draws (``reseed`` and the
-    per-process generator are the wrapped dataset's). Batch with :func:`collate_raw` (also
-    ``.collate``, which the trainer picks up), then :class:`DeviceTopDown` on the device."""
-
-    def __init__(self, base: TopDownDataset) -> None:
-        if not isinstance(base, TopDownDataset):
-            raise DataError(f"the device-side pipeline needs a top-down dataset, got {type(base).__name__}")
-        self.base = base
-        self.input_hw = base.input_hw
-        self.num_keypoints = base.num_keypoints
-        self.flip_pairs = base.flip_pairs
-        self.name = base.name
-        self.train = base.train
-        self.sigma = base.aug.sigma
-
-    def __len__(self) -> int:
-        return len(self.base)
-
-    def reseed(self, seed: int) -> None:
-        self.base.reseed(seed)
-
-    def __getitem__(self, idx: int) -> dict:
-        base = self.base
-        r = base.records[idx]
-        image = load_image(r["image_file"])
-        joints = r["joints"]
-        crop = crop_params(image.shape[1], joints[:, :2], joints[:, 2], r["center"], r["scale"], base.input_hw,
-                           train=base.train, flip_pairs=base.spec.flip_pairs, upper_ids=base.spec.upper_body_ids,
-                           aug=base.aug, rng=base._generator() if base.train else None)
-        meta = sample_meta(r, crop, base.flip_pairs)
-        return {"raw": image, "matrix": crop.matrix, "joints": crop.joints, "vis": crop.vis, "meta": meta}
-
-    @staticmethod
-    def collate(batch: list[dict]) -> dict:
-        return collate_raw(batch)
-
-
-def pad_images(images: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 (H_i, W_i, 3) images -> one uint8 (B, H, W, 3) tensor (H, W = the largest), each
-    padded at the right and bottom with zeros (OpenCV's constant border), and the (B, 2) sizes (H_i, W_i)."""
-    h = max(im.shape[0] for im in images)
-    w = max(im.shape[1] for im in images)
-    out = np.zeros((len(images), h, w, 3), dtype=np.uint8)
-    sizes = np.empty((len(images), 2), dtype=np.int64)
-    for i, im in enumerate(images):
-        hi, wi = im.shape[:2]
-        out[i, :hi, :wi] = im
-        sizes[i] = (hi, wi)
-    return torch.from_numpy(out), torch.from_numpy(sizes)
-
-
-def collate_raw(batch: list[dict]) -> dict:
-    """Batch :class:`RawTopDownDataset` samples: ``raw`` (B, H, W, 3) uint8 (zero-padded),
-    ``sizes`` (B, 2), ``matrix`` (B, 2, 3) float64, ``joints`` (B, K, 2), ``vis`` (B, K), ``meta``
-    as :func:`hrbench.data.collate` has it."""
-    raw, sizes = pad_images([b["raw"] for b in batch])
-    meta = collate_meta(batch)
-    return {"raw": raw, "sizes": sizes,
-            "matrix": torch.from_numpy(np.stack([b["matrix"] for b in batch]).astype(np.float64)),
-            "joints": torch.from_numpy(np.stack([b["joints"] for b in batch]).astype(np.float32)),
-            "vis": torch.from_numpy(np.stack([b["vis"] for b in batch]).astype(np.float32)),
-            "meta": meta}
 
 
 def _inverse_matrices(matrix: torch.Tensor) -> torch.Tensor:
@@ -115,7 +46,7 @@ def warp_crops(raw: torch.Tensor, matrix: torch.Tensor, input_hw: tuple[int, int
     """The crops (B, 3, h, w) of ``raw`` (B, H, W, 3) uint8 under the image -> crop ``matrix``
     (B, 2, 3), as ``cv2.warpAffine(..., flags=cv2.INTER_LINEAR)``: bilinear, source pixels outside each
     image (its own ``sizes`` (B, 2) = (H_i, W_i), default the full H, W) count as 0; beyond its
-    size each image must be zero-padded as :func:`pad_images` does.
+    size each image must be zero-padded as :func:`~hrbench.data.raw.pad_images` does.
 
     ``quantize`` rounds to uint8 levels as OpenCV does; ``normalize`` applies the ImageNet mean/std
     (float32, as the CPU pipeline), else the result is in 0..255.
@@ -194,7 +125,7 @@ def heatmap_targets(joints: torch.Tensor, vis: torch.Tensor, input_hw: tuple[int
 
 
 class DeviceTopDown:
-    """Turns a :func:`collate_raw` batch into the CPU pipeline's batch on ``device``:
+    """Turns a :func:`~hrbench.data.raw.collate_raw` batch into the CPU pipeline's batch on ``device``:
     ``{"image": (B, 3, h, w), "target": (B, K, h/4, w/4), "target_weight": (B, K, 1), "meta": ...}``.
 
     ``channels_last`` returns the images in NHWC memory format (for a channels-last model)."""
