@@ -10,7 +10,14 @@ from rich.console import Console
 from rich.table import Table
 
 from hrbench.cli import options
-from hrbench.cli.options import DATASET_INPUT_TEXT, given, parse_int_list, resolve_input, show
+from hrbench.cli.options import (
+    DATA_LAYOUT_TEXT,
+    DATASET_INPUT_TEXT,
+    given,
+    parse_int_list,
+    resolve_input,
+    show,
+)
 from hrbench.cli.root import app
 from hrbench.errors import HrbenchError
 from hrbench.threads import configure_threads
@@ -19,7 +26,8 @@ from hrbench.threads import configure_threads
 @app.command("bench-data")
 def bench_data_cmd(
     ctx: typer.Context,
-    root: Path = typer.Argument(..., help="dataset root (COCO or MPII layout, e.g. from `hrbench data synth`)"),
+    root: Path = typer.Argument(..., help=f"dataset root in the --dataset's layout ({DATA_LAYOUT_TEXT}), "
+                              "e.g. from `hrbench data synth`"),
     dataset: str = options.dataset_option("coco"),
     split: str = typer.Option("train", "--split", help="split to read"),
     input_size: str = options.input_option(f"the dataset's: {DATASET_INPUT_TEXT}; the training crop"),

@@ -11,7 +11,13 @@ import numpy as np
 import typer
 
 from hrbench.cli import options
-from hrbench.cli.options import DATASET_INPUT_TEXT, make_console, progress_bar, resolve_input
+from hrbench.cli.options import (
+    DATA_LAYOUT_TEXT,
+    DATASET_INPUT_TEXT,
+    make_console,
+    progress_bar,
+    resolve_input,
+)
 from hrbench.cli.root import app
 from hrbench.errors import DataError, HrbenchError
 
@@ -94,7 +100,7 @@ def sample_tile(ds, idx: int, scale: int) -> np.ndarray:
 
 @data_app.command("show")
 def show_cmd(
-    root: Path = typer.Argument(..., help="dataset root (COCO or MPII layout)"),
+    root: Path = typer.Argument(..., help=f"dataset root in the --dataset's layout ({DATA_LAYOUT_TEXT})"),
     dataset: str = options.dataset_option("coco"),
     split: str = typer.Option("train", "--split", help="train | val"),
     n: int = typer.Option(16, "--n", help="number of samples"),

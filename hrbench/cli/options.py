@@ -24,6 +24,8 @@ from hrbench.errors import HrbenchError
 DEFAULT_WORKERS = 2
 #: The dataset default inputs, as help text: "coco 256x192, mpii 256x256".
 DATASET_INPUT_TEXT = ", ".join(f"{d.name} {d.input_hw[0]}x{d.input_hw[1]}" for d in map(get_dataset, list_datasets()))
+#: The files under a dataset root, per registered dataset (help of ``--data`` and dataset-root arguments).
+DATA_LAYOUT_TEXT = "; ".join(f"{d.name}: {d.layout}" for d in map(get_dataset, list_datasets()) if d.layout)
 THREADS_HELP = "intra-op CPU threads: N, or auto (OMP_NUM_THREADS, else the free CPUs)"
 WORKERS_HELP = "data-loader worker processes (0: load in the main process; under torchrun: per process)"
 

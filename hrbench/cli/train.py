@@ -14,7 +14,14 @@ from rich.console import Console
 from rich.table import Table
 
 from hrbench.cli import options
-from hrbench.cli.options import DATASET_INPUT_TEXT, make_console, parse_input, parse_overrides, print_json
+from hrbench.cli.options import (
+    DATA_LAYOUT_TEXT,
+    DATASET_INPUT_TEXT,
+    make_console,
+    parse_input,
+    parse_overrides,
+    print_json,
+)
 from hrbench.cli.root import app
 from hrbench.errors import HrbenchError
 
@@ -42,7 +49,8 @@ def _print_metrics(console: Console, title: str, metrics: dict[str, Any]) -> Non
 @app.command("train")
 def train_cmd(
     arch: str = typer.Argument(..., help="architecture name or alias (see `hrbench list`)"),
-    data: Path = typer.Option(None, "--data", help="dataset root (COCO/MPII layout; `hrbench data synth` writes one)"),
+    data: Path = typer.Option(None, "--data", help=f"dataset root ({DATA_LAYOUT_TEXT}; "
+                            "`hrbench data synth` writes one)"),
     dataset: str = options.dataset_option(),
     epochs: int = typer.Option(None, "--epochs", help="epochs (default: the recipe's; schedule scaled to it); "
                                "with --resume: extend the run to this many epochs"),
@@ -103,7 +111,7 @@ def train_cmd(
 def eval_cmd(
     arch: str = typer.Argument(..., help="architecture name or alias"),
     checkpoint: Path = typer.Option(..., "--checkpoint", help="hrbench or official (mmpose) checkpoint"),
-    data: Path = typer.Option(..., "--data", help="dataset root"),
+    data: Path = typer.Option(..., "--data", help=f"dataset root ({DATA_LAYOUT_TEXT})"),
     dataset: str = options.dataset_option(shown="the checkpoint's, else coco"),
     input_size: str = options.input_option("the checkpoint's"),
     sets: list[str] = typer.Option(None, "--set", help="KEY=VALUE model hyper-parameter (default: the checkpoint's)"),

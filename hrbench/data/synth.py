@@ -185,7 +185,7 @@ def generate(dataset: str, out: str | Path, n_train: int = 200, n_val: int = 50,
              image_hw: tuple[int, int] = IMAGE_HW, progress: Callable[[int], None] | None = None) -> dict:
     """Write a synthetic ``dataset`` ("coco" | "mpii") under ``out``; returns counts and seconds."""
     if dataset not in ("coco", "mpii"):
-        raise DataError(f"unknown dataset {dataset!r}: expected coco or mpii")
+        raise DataError(f"no synthetic writer for dataset {dataset!r}: synth writes coco or mpii")
     if n_train < 1 or n_val < 1:
         raise DataError("synthetic splits need at least one image each (--train, --val)")
     out = Path(out)
