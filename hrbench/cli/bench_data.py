@@ -19,6 +19,7 @@ from hrbench.cli.options import (
     show,
 )
 from hrbench.cli.root import app
+from hrbench.datasets import DEFAULT_DATASET
 from hrbench.errors import HrbenchError
 from hrbench.threads import configure_threads
 
@@ -28,7 +29,7 @@ def bench_data_cmd(
     ctx: typer.Context,
     root: Path = typer.Argument(..., help=f"dataset root in the --dataset's layout ({DATA_LAYOUT_TEXT}), "
                               "e.g. from `hrbench data synth`"),
-    dataset: str = options.dataset_option("coco"),
+    dataset: str = options.dataset_option(DEFAULT_DATASET),
     split: str = typer.Option("train", "--split", help="split to read"),
     input_size: str = options.input_option(f"the dataset's: {DATASET_INPUT_TEXT}; the training crop"),
     workers: int = options.workers_option(),

@@ -19,6 +19,7 @@ from hrbench.cli.options import (
     resolve_input,
 )
 from hrbench.cli.root import app
+from hrbench.datasets import DEFAULT_DATASET
 from hrbench.errors import DataError, HrbenchError
 
 data_app = typer.Typer(help="Datasets: generate synthetic COCO/MPII-format data, look at training crops.",
@@ -35,7 +36,7 @@ def _existing_dataset(out: Path) -> list[str]:
 
 @data_app.command("synth")
 def synth_cmd(
-    dataset: str = options.dataset_option("coco"),
+    dataset: str = options.dataset_option(DEFAULT_DATASET),
     out: Path = options.out_option(..., "folder: the dataset root to write"),
     train: int = typer.Option(200, "--train", help="number of training images"),
     val: int = typer.Option(50, "--val", help="number of validation images"),
@@ -101,7 +102,7 @@ def sample_tile(ds, idx: int, scale: int) -> np.ndarray:
 @data_app.command("show")
 def show_cmd(
     root: Path = typer.Argument(..., help=f"dataset root in the --dataset's layout ({DATA_LAYOUT_TEXT})"),
-    dataset: str = options.dataset_option("coco"),
+    dataset: str = options.dataset_option(DEFAULT_DATASET),
     split: str = typer.Option("train", "--split", help="train | val"),
     n: int = typer.Option(16, "--n", help="number of samples"),
     augment: bool = typer.Option(False, "--augment", help="the training augmentation (flip, half body, "

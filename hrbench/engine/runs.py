@@ -26,7 +26,7 @@ format             ``"hrbench-run-v1"``
 name, run_dir      folder name and path
 status             ``"running"`` (also a run that was killed; resume it) or ``"finished"``
 arch               canonical registry name; ``overrides``: model hyper-parameter overrides (dict)
-dataset            ``"coco"`` or ``"mpii"``; ``input``: [H, W]; ``keypoints``: K
+dataset            a registered dataset name (``"coco"``, ``"mpii"``); ``input``: [H, W]; ``keypoints``: K
 params             number of model parameters
 epochs             planned epochs; ``epochs_done``: completed epochs; ``iterations``: optimiser steps
 seed, world_size   seed and number of processes; ``total_batch``: samples per optimiser step
