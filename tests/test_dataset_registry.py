@@ -160,7 +160,7 @@ def test_cli_takes_the_registered_dataset(toypose, toy_root, tmp_path, capsys):
     assert "unknown --dataset 'lsp': expected coco, mpii or toypose" in capsys.readouterr().err
 
 
-def test_unknown_and_malformed_specs():
+def test_unknown_and_malformed_specs(monkeypatch, toy_root):
     with pytest.raises(ConfigError, match=r"^unknown dataset 'lsp': expected coco or mpii$"):
         get_dataset("lsp")
     with pytest.raises(DataError, match="unknown dataset 'lsp'"):
@@ -171,4 +171,8 @@ def test_unknown_and_malformed_specs():
         DatasetSpec("bad", NAMES[:13], ((0, 13),), (), HW, "AP", "coco", "cocoeval")
     with pytest.raises(ValueError, match="registered twice"):
         register_dataset(get_dataset("coco"))
+    monkeypatch.setattr(spec, "_DATASETS", dict(spec._DATASETS))
+    register_dataset(DatasetSpec("aiclike", NAMES, (), (), HW, "AP", annotations="aic", evaluator="aiceval"))
+    with pytest.raises(DataError, match="^dataset 'aiclike': no reader registered for 'aic' annotations$"):
+        build_dataset("aiclike", toy_root, "val")
     assert math.isclose(get_dataset("coco").sigmas[0], 0.026) and get_dataset("mpii").metric == "PCKh"
