@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -148,6 +149,27 @@ def test_an_interrupted_run_keeps_its_events(runs):
     done = json.loads((runs["reg"] / "c" / "summary.json").read_text())["epochs_done"]
     assert len(acc.Scalars("val/loss")) >= done >= 1
     assert len(acc.Images("val/crops")) >= done
+
+
+def test_a_resumed_run_continues_its_curves_without_duplicates(runs, tmp_path):
+    run = tmp_path / "a2"
+    shutil.copytree(runs["reg"] / "a", run)  # run a: one epoch, then resumed to two
+    train(ARCH, runs["data"], out=tmp_path, name="a2", resume=True, log_interval=2, **{**COMMON, "epochs": 2})
+    acc = _events(run)
+    steps = _persons(runs["data"], "train") // 4
+    assert [s.step for s in acc.Scalars("val/loss")] == [0, steps, 2 * steps]  # the step-`steps` one kept
+    assert [s.step for s in acc.Scalars("train/loss")] == sorted(set(range(2, 2 * steps + 1, 2)) | {steps, 2 * steps})
+    assert [i.step for i in acc.Images("val/crops")] == [0, steps, 2 * steps]
+    # a killed invocation's events after its checkpoint are dropped: log a step the resumed run trains again
+    from torch.utils.tensorboard import SummaryWriter
+
+    w = SummaryWriter(str(run / "tb"))
+    w.add_scalar("val/loss", 99.0, 2 * steps + 1)
+    w.close()
+    train(ARCH, runs["data"], out=tmp_path, name="a2", resume=True, log_interval=2, **{**COMMON, "epochs": 3})
+    acc = _events(run)
+    values = {s.step: s.value for s in acc.Scalars("val/loss")}
+    assert sorted(values) == [0, steps, 2 * steps, 3 * steps] and 99.0 not in values.values()
 
 
 # ------------------------------------------------------------------------------------------- hrbench runs

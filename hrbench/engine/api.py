@@ -230,7 +230,7 @@ def train(arch: str, data: str | Path | None, dataset: str | None = None, epochs
         if console is None and info.is_main and progress:
             console = Console(stderr=True)
         if tensorboard and run is not None and info.is_main:
-            tb = TensorBoardLog(run.path / "tb", purge_step=int(ckpt["iteration"]) if ckpt is not None else None)
+            tb = TensorBoardLog(run.path / "tb", purge_step=int(ckpt["iteration"]) + 1 if ckpt is not None else None)
         trainer = Trainer(model, train_set, val_set, cfg, run, dev, info, evaluator=evaluator, progress=progress,
                           log_interval=log_interval, console=console, collate=collate, tb=tb)
         for note in notes:

@@ -18,8 +18,9 @@ tag                         when, what
 ``val/crops``               every validation: a fixed grid of val crops, ground truth beside prediction
 ==========================  ======================================================================
 
-A resumed run appends a new event file in the same folder, starting at the resumed step
-(``purge_step``: TensorBoard drops what a killed run logged after its last checkpoint).
+A resumed run appends a new event file in the same folder whose ``purge_step`` is the step after its
+checkpoint's: TensorBoard drops what a killed run logged after its last checkpoint (steps that are
+trained again), and keeps everything up to it.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ GRID_SAMPLES = 8
 
 
 class TensorBoardLog:
-    """The event writer of one run (``<run>/tb``); ``purge_step``: the step a resumed run starts from."""
+    """The event writer of one run (``<run>/tb``); ``purge_step``: the first step a resumed run trains."""
 
     def __init__(self, folder: str | Path, purge_step: int | None = None) -> None:
         from torch.utils.tensorboard import SummaryWriter
