@@ -69,8 +69,18 @@ def _tex_rows(tex: str) -> list[list[str]]:
     return [[c.strip() for c in r] for r in out]
 
 
-def test_tex_has_one_booktabs_tabular_per_table_with_the_markdown_cells(tmp_path):
-    res = generate_reports(tmp_path, runs_dir=None, formats=("md", "csv", "tex"), measurer=_measurer, table_ids=IDS)
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory):
+    """The same tables written with the default formats (``a``) and with md,csv,tex (``b``)."""
+    root = tmp_path_factory.mktemp("latex")
+    a = generate_reports(root / "a", runs_dir=None, measurer=_measurer, table_ids=IDS)
+    b = generate_reports(root / "b", runs_dir=None, formats=("md", "csv", "tex"), measurer=_measurer, table_ids=IDS)
+    return root, a, b
+
+
+def test_tex_has_one_booktabs_tabular_per_table_with_the_markdown_cells(reports):
+    root, _, res = reports
+    tmp_path = root / "b"
     tables = tmp_path / "tables"
     marks = set()
     for tid in IDS:
@@ -100,9 +110,8 @@ def test_tex_has_one_booktabs_tabular_per_table_with_the_markdown_cells(tmp_path
     assert set(res.files) >= {tables / f"{t}.tex" for t in IDS}
 
 
-def test_default_formats_write_no_tex_and_the_same_markdown_and_csv(tmp_path):
-    a = generate_reports(tmp_path / "a", runs_dir=None, measurer=_measurer, table_ids=IDS)
-    generate_reports(tmp_path / "b", runs_dir=None, formats=("md", "csv", "tex"), measurer=_measurer, table_ids=IDS)
+def test_default_formats_write_no_tex_and_the_same_markdown_and_csv(reports):
+    tmp_path, a, _ = reports
     assert not list((tmp_path / "a").rglob("*.tex")) and not list((tmp_path / "a").rglob("*.pdf"))
     for path in a.files:
         rel = path.relative_to(tmp_path / "a")

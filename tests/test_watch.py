@@ -193,7 +193,6 @@ def test_runs_lists_each_run_with_its_state(runs, capsys):
     assert main(["runs", "--runs", str(runs["reg"]), "[cd]"]) == 0
     out = capsys.readouterr().out
     assert "interrupted" in out and "diverged" in out and "finished" not in out
-    print(out, file=sys.stderr)
 
 
 def test_runs_plot_draws_every_run(runs, tmp_path, capsys):

@@ -41,7 +41,7 @@ def _show(rows) -> None:
 @app.command("runs")
 def runs_cmd(
     ctx: typer.Context,
-    args: list[str] = typer.Argument(None, metavar="[PATTERN] | plot RUN...",
+    args: list[str] = typer.Argument(None, metavar="PATTERN | plot RUN",
                                      help="PATTERN: run names to list (fnmatch, e.g. 'dite*'); `plot RUN...`: learning "
                                      "curves of these runs (names or patterns under --runs, or run folders)"),
     runs: Path = typer.Option(Path("runs"), "--runs", help="the runs registry (one folder per run)"),
