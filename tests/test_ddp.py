@@ -175,6 +175,8 @@ def test_torchrun_trains_dite18_for_an_epoch(coco, tmp_path):
     summary = json.loads((tmp_path / "d" / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["world_size"] == 2 and summary["epochs_done"] == 1
     assert summary["iterations"] >= 2 and summary["final"]["val_loss"] > 0
+    assert summary["stack"]["world_size"] == 2
+    assert len(list((tmp_path / "d" / "tb").glob("events.out.tfevents.*"))) == 1  # rank 0 writes, alone
 
 
 @pytest.mark.slow

@@ -107,14 +107,17 @@ def _tree(root: Path) -> dict[str, bytes]:
 # ------------------------------------------------------------------------------------ determinism
 def test_render_twice_gives_identical_bytes(tmp_path):
     ids = ("lite-T2", "lite-T3", "lite-T5", "dite-T5", "dpn-T3", "dpn-T4")
-    a = generate_reports(tmp_path / "a", runs_dir=None, latex=True, measurer=_hash_measurer, table_ids=ids)
-    b = generate_reports(tmp_path / "b", runs_dir=None, latex=True, measurer=_hash_measurer, table_ids=ids)
+    a = generate_reports(tmp_path / "a", runs_dir=None, formats=("md", "csv", "tex"), measurer=_hash_measurer,
+                         table_ids=ids)
+    b = generate_reports(tmp_path / "b", runs_dir=None, formats=("md", "csv", "tex"), measurer=_hash_measurer,
+                         table_ids=ids)
     ta, tb = _tree(tmp_path / "a"), _tree(tmp_path / "b")
     assert ta.keys() == tb.keys()
     pngs = {"plots/coco-256x192-ap-vs-gflops.png", "plots/dite-T5-heatmaps.png", "plots/dpn-T3-dilation.png",
             "plots/dpn-T4-resolution.png"}
     assert {k for k in ta if k.endswith(".png")} >= pngs
     assert {k for k in ta if k.endswith(".tex")} == {f"tables/{i}.tex" for i in ids}
+    assert {k for k in ta if k.endswith(".pdf")} == {k[:-4] + ".pdf" for k in ta if k.endswith(".png")}
     for k in ta:
         assert ta[k] == tb[k], k
     assert a.counts == b.counts
@@ -127,7 +130,8 @@ def test_render_twice_gives_identical_bytes(tmp_path):
     generate_reports(tmp_path / "a", runs_dir=None, measurer=_hash_measurer, table_ids=ids)
     assert not (tmp_path / "a" / "tables" / "old.md").exists()
     assert (tmp_path / "a" / "bench" / "latency.md").exists()
-    assert not (tmp_path / "a" / "tables" / "lite-T3.tex").exists()  # no --latex this time
+    assert not (tmp_path / "a" / "tables" / "lite-T3.tex").exists()  # no tex this time
+    assert not list((tmp_path / "a" / "plots").glob("*.pdf"))
 
 
 # ------------------------------------------------------------------------------------ counts and flags

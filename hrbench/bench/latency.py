@@ -37,6 +37,7 @@ from hrbench.bench.timing import summarize, sync, time_calls
 from hrbench.device import resolve_device
 from hrbench.errors import HrbenchError, brief
 from hrbench.speed import to_channels_last
+from hrbench.stack import software_stack
 
 MODES = ("eager", "channels_last", "amp", "compile", "fused", "traced", "cudagraph", "ort")
 
@@ -94,6 +95,7 @@ class BenchResult:
             else "n/a on CPU",
             "tolerance": TOLERANCE_NOTE,
             "rows": [dataclasses.asdict(r) for r in self.rows],
+            "stack": software_stack(self.device, "fp32 (amp mode: bf16 autocast)", self.threads),
         }
 
 

@@ -11,12 +11,16 @@ import typer
 from hrbench.cli import options
 from hrbench.cli.options import make_console, print_json, progress_bar
 from hrbench.cli.root import app
+from hrbench.errors import HrbenchError
 
 
 @app.command("tables")
 def tables_cmd(
+    ctx: typer.Context,
     out: Path = options.out_option(Path("reports"), "folder (tables/, plots/, README.md)"),
-    latex: bool = typer.Option(False, "--latex", help="also write every table as LaTeX (tables/*.tex)"),
+    formats: str = typer.Option("md,csv", "--format", help="table formats, comma-separated: md, csv, tex (booktabs "
+                                "LaTeX; plots then also as PDF)"),
+    latex: bool = typer.Option(False, "--latex", help="shorthand for --format md,csv,tex"),
     runs: Path = typer.Option(Path("runs"), "--runs", help="runs registry whose finished runs fill the local "
                                                           "accuracy columns"),
     bench: bool = typer.Option(False, "--bench", help="instead: time every model on this machine "
@@ -28,8 +32,17 @@ def tables_cmd(
     published numbers (deterministic: run twice, get identical files)."""
     from hrbench.complexity.measure import counting_threads
     from hrbench.fsutil import check_output_dir
-    from hrbench.reports import generate_reports
+    from hrbench.reports import FORMATS, generate_reports
 
+    chosen = options.parse_choices(formats, FORMATS, "--format")
+    if latex:
+        if options.given(ctx, "formats"):
+            raise HrbenchError("--latex is shorthand for --format md,csv,tex: give one of them")
+        chosen = ("md", "csv", "tex")
+    if "md" not in chosen:
+        raise HrbenchError(f"--format {formats}: md is always written (README.md links every table's Markdown); "
+                           f"add it, e.g. --format md,{formats}")
+    chosen = tuple(f for f in FORMATS if f in chosen)  # a fixed order, whatever order was given
     check_output_dir(out)
     if bench:
         return _bench_report(out, device, as_json)
@@ -41,7 +54,7 @@ def tables_cmd(
         def step(name: str) -> None:
             prog.update(task, description=f"building {name}", advance=1)
 
-        result = generate_reports(out, runs_dir=runs, latex=latex, progress=step)
+        result = generate_reports(out, runs_dir=runs, formats=chosen, progress=step)
     c = result.counts
     summary = {"out": str(out), "files": len(result.files), "cells": c["cells"], "agree": c["agree"],
                "agree_truncated": c["agree_truncated"], "disagree": c["disagree"], "errors": c["errors"],

@@ -79,6 +79,8 @@ def train_cmd(
     validate_first: bool = typer.Option(False, "--validate-first", help="also validate the untrained model"),
     print_config: bool = typer.Option(False, "--print-config", help="print the resolved configuration and exit"),
     no_progress: bool = typer.Option(False, "--no-progress", help="no progress bar"),
+    tensorboard: bool = typer.Option(True, "--tensorboard/--no-tensorboard",
+                                     help="write TensorBoard event files to <run>/tb/ (default on)"),
     as_json: bool = options.json_option("the run summary"),
 ) -> None:
     """Train ARCH top-down on COCO/MPII with its paper's recipe; writes runs/<name>/ (config, metrics, checkpoints).
@@ -97,7 +99,8 @@ def train_cmd(
                     overrides=model_overrides, out=out, name=name, device=device, seed=seed, amp=amp,
                     channels_last=channels_last, workers=workers, val_interval=val_interval, resume=resume,
                     progress=not no_progress and not as_json, lr=lr, train_overrides=train_overrides,
-                    val_flip=val_flip, validate_first=validate_first, gpu_aug=gpu_aug, threads=threads)
+                    val_flip=val_flip, validate_first=validate_first, gpu_aug=gpu_aug, threads=threads,
+                    tensorboard=tensorboard)
     if as_json:
         return print_json(summary)
     console = make_console()

@@ -23,13 +23,15 @@ from hrbench.engine.config import resolve_config
 from hrbench.engine.resume import locate_run, resumed_config
 from hrbench.engine.runs import SUMMARY_FORMAT, RunDir, now_iso, read_summary, write_json_atomic
 from hrbench.engine.samples import seed_everything
+from hrbench.engine.tblog import TensorBoardLog
 from hrbench.engine.trainer import Evaluator, Trainer
-from hrbench.errors import CheckpointError, ConfigError, DataError, HrbenchError
+from hrbench.errors import CheckpointError, ConfigError, DataError, DivergedError, HrbenchError
 from hrbench.evaluation import evaluate, merge_predictions, predict
 from hrbench.factory import create_model, restore_model
 from hrbench.fsutil import check_output_dir
 from hrbench.precision import normalize_amp
 from hrbench.registry import resolve
+from hrbench.stack import software_stack
 from hrbench.threads import configure_threads
 
 __all__ = ["build_summary", "evaluate_checkpoint", "make_evaluator", "resolve_config", "train"]
@@ -117,6 +119,7 @@ def build_summary(trainer: Trainer, cfg: dict[str, Any], run: RunDir | None, sta
         "train_time_s": trainer.train_time,
         "created": created,
         "updated": now_iso(),
+        "stack": software_stack(trainer.device, cfg["amp"], world_size=cfg["train"]["world_size"]),
     }
 
 
@@ -192,7 +195,7 @@ def train(arch: str, data: str | Path | None, dataset: str | None = None, epochs
           progress: bool = True, lr: float | None = None, train_overrides: dict[str, Any] | None = None,
           val_flip: bool | None = None, validate_first: bool = False, stop_after: int | None = None,
           log_interval: int = 50, console=None, gpu_aug: bool | None = None,
-          threads: int | str | None = None) -> dict[str, Any]:
+          threads: int | str | None = None, tensorboard: bool = True) -> dict[str, Any]:
     """Train ``arch`` top-down on ``data`` and return the run summary (``summary.json``).
 
     Options left ``None`` take the recipe's / the defaults of :func:`resolve_config`; on resume they
@@ -201,13 +204,15 @@ def train(arch: str, data: str | Path | None, dataset: str | None = None, epochs
     ``resume``: True (``<out>/<name>``) or a run folder / checkpoint path. ``validate_first``: also
     validate the untrained model (summary key ``initial``). ``stop_after``: train at most this many
     epochs in this call. ``threads``: intra-op CPU threads, N or ``auto`` (:mod:`hrbench.threads`; None,
-    the default, leaves torch's setting alone).
+    the default, leaves torch's setting alone). ``tensorboard``: write ``<run>/tb/``
+    (:mod:`hrbench.engine.tblog`; rank 0, only with a run folder).
     """
     n_threads, why = configure_threads(threads)
     info, dev = D.setup(device)
     requested = _requested(dataset, input_hw, batch_size, lr, seed, amp, channels_last, gpu_aug, val_interval,
                            val_flip, overrides, train_overrides)
     run: RunDir | None = None
+    tb: TensorBoardLog | None = None
     try:
         if resume:
             cfg, ckpt, run, notes = _open_resumed(resume, out, name, arch, epochs, data, workers, requested, info)
@@ -224,18 +229,24 @@ def train(arch: str, data: str | Path | None, dataset: str | None = None, epochs
                                    workers=cfg["workers"], amp=cfg["amp"])
         if console is None and info.is_main and progress:
             console = Console(stderr=True)
+        if tensorboard and run is not None and info.is_main:
+            tb = TensorBoardLog(run.path / "tb", purge_step=int(ckpt["iteration"]) + 1 if ckpt is not None else None)
         trainer = Trainer(model, train_set, val_set, cfg, run, dev, info, evaluator=evaluator, progress=progress,
-                          log_interval=log_interval, console=console, collate=collate)
+                          log_interval=log_interval, console=console, collate=collate, tb=tb)
         for note in notes:
             trainer._say(note)
         created = _start(trainer, cfg, run, ckpt, info, dev, (len(train_set), len(val_set)),
                          f"{n_threads} CPU thread(s) ({why})")
         return _fit(trainer, cfg, run, info, created, stop_after, validate_first)
     except BaseException:
+        if tb is not None:
+            tb.close()
         if run is not None and info.is_main:
             run.discard_if_new()
         raise
     finally:
+        if tb is not None:
+            tb.close()
         if run is not None:
             run.release()
 
@@ -286,6 +297,9 @@ def _fit(trainer: Trainer, cfg: dict[str, Any], run: RunDir | None, info: D.Dist
     try:
         trainer.fit(stop_after=stop_after, validate_first=validate_first,
                     on_checkpoint=_checkpointer(run, cfg, created))
+    except DivergedError as exc:  # ``hrbench runs`` tells a diverged run from an interrupted one by this event
+        trainer._event({"event": "diverged", "epoch": trainer.epoch, "iter": trainer.iteration, "message": str(exc)})
+        raise
     except KeyboardInterrupt:
         if run is not None and run.last.exists():
             trainer._say(f"interrupted during epoch {trainer.epoch + 1}; {run.last} holds epoch "

@@ -4,7 +4,7 @@ Every training run lives in one folder ``<out>/<name>/`` (``out`` defaults to ``
 default name is ``<arch>-<dataset>-<H>x<W>-<YYYYmmdd-HHMMSS>``)::
 
     config.json            the fully resolved configuration (recipe + user overrides)
-    metrics.jsonl          one JSON object per event: {"event": "train"|"val"|"epoch", ...}
+    metrics.jsonl          one JSON object per event: {"event": "train"|"val"|"epoch"|"resume"|"diverged", ...}
     log.txt                human-readable log
     checkpoints/last.pt    written atomically at the end of every epoch (resume point)
     checkpoints/best.pt    the checkpoint with the best validation metric so far
@@ -38,6 +38,8 @@ best               the validation with the best ``metric``: same keys as ``final
 checkpoints        {"last": path, "best": path or None}
 train_time_s       wall-clock seconds spent training (all invocations)
 created, updated   ISO-8601 UTC time stamps
+stack              the software stack (:func:`hrbench.stack.software_stack`): hrbench, torch, cuda, cudnn,
+                   device, precision, threads, world_size, python, git_commit, git_dirty
 =================  ================================================================================
 """
 

@@ -38,6 +38,7 @@ from hrbench.engine.samples import (
     collate_samples,
     restore_rng,
 )
+from hrbench.engine.tblog import TensorBoardLog
 from hrbench.errors import ConfigError, DataError, DivergedError
 from hrbench.precision import autocast, normalize_amp
 from hrbench.speed import to_channels_last
@@ -80,8 +81,10 @@ class Trainer:
     def __init__(self, model: nn.Module, train_set: Dataset, val_set: Dataset | None, cfg: dict[str, Any],
                  run: RunDir | None, device: torch.device, info: D.DistInfo | None = None,
                  evaluator: Evaluator | None = None, progress: bool = False, log_interval: int = 50,
-                 console=None, collate: Callable[[list[Any]], Any] | None = None) -> None:
+                 console=None, collate: Callable[[list[Any]], Any] | None = None,
+                 tb: TensorBoardLog | None = None) -> None:
         self.cfg = cfg
+        self.tb = tb  # rank 0's TensorBoard log (None: not written)
         self.tcfg = cfg["train"]
         self.info = info or D.DistInfo()
         self.device = device
@@ -242,6 +245,8 @@ class Trainer:
                 if self.info.is_main:
                     self._event({"event": "train", "epoch": self.epoch + 1, "iter": self.iteration, "lr": lr,
                                  "loss": mean, "data_time": data_t / n_window, "step_time": step_t / n_window})
+                if self.tb is not None:
+                    self.tb.train_point(self.iteration, mean, lr, n_window * self.tcfg["total_batch"], data_t, step_t)
                 if bar is not None:
                     bar.update(task, stats=f"loss {mean:.3e}  lr {lr:.2e}  data {data_t / n_window:.3f}s  "
                                            f"step {step_t / n_window:.3f}s")
@@ -297,6 +302,11 @@ class Trainer:
         self.model.train()
         return metrics
 
+    def _tb_val(self, m: dict[str, Any]) -> None:
+        """A validation in the TensorBoard log: its scalars and the val crop grid (rank 0)."""
+        if self.tb is not None:
+            self.tb.validation(self.iteration, m, self.raw_model, self.val_set, self.device, self.amp)
+
     def _is_better(self, m: dict[str, Any]) -> bool:
         if self.metric not in m:
             return False
@@ -317,6 +327,7 @@ class Trainer:
         if validate_first and self.epoch == 0 and self.val_set is not None and self.initial is None:
             self.initial = self.validate()
             self._event({"event": "val", **self.initial})
+            self._tb_val(self.initial)
             self._say(f"epoch 0 (untrained) val: {_fmt_metrics(self.initial)}")
         bar = task = None
         if self.progress:
@@ -352,6 +363,7 @@ class Trainer:
                     self.final = m
                     self.history.append(m)
                     self._event({"event": "val", **m})
+                    self._tb_val(m)
                     self._say(f"epoch {self.epoch} val: {_fmt_metrics(m)}")
                     improved = self._is_better(m)
                     if improved:

@@ -6,11 +6,14 @@ measurements (``hrbench tables``, :func:`generate_reports`).
 - :mod:`hrbench.reports.local_runs`: finished local runs (the accuracy columns).
 - :mod:`hrbench.reports.tables`: the builders that measure every row and check every complexity cell
   against the printed figure.
-- :mod:`hrbench.reports.render`: deterministic Markdown / CSV / LaTeX and the index.
+- :mod:`hrbench.reports.render`: deterministic Markdown / CSV and the index; :mod:`hrbench.reports.latex`:
+  booktabs LaTeX (``--format ...,tex``).
 - :mod:`hrbench.reports.plots` (+ :mod:`~hrbench.reports.ablation_plots`, :mod:`~hrbench.reports.plot_base`):
   deterministic PNG + SVG plots (matplotlib Agg).
 - :mod:`hrbench.reports.bench`: the machine-dependent latency report (``hrbench tables --bench``).
 - :mod:`hrbench.reports.overlay`: drawing for ``hrbench predict`` and ``hrbench data show``.
+- :mod:`hrbench.reports.run_table`, :mod:`hrbench.reports.curves`: ``hrbench runs`` (the runs registry
+  at a glance) and ``hrbench runs plot`` (learning curves).
 """
 
 from __future__ import annotations
@@ -19,6 +22,10 @@ import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+#: ``hrbench tables --format`` values; tables are written in each, plots as PNG + SVG (+ PDF with ``tex``).
+FORMATS = ("md", "csv", "tex")
+DEFAULT_FORMATS = ("md", "csv")
 
 #: Plots shown under each table's Markdown (file stems in ``plots/``).
 TABLE_PLOTS = {
@@ -45,17 +52,19 @@ class ReportResult:
     tables: list[Any]
 
 
-def generate_reports(out_dir: str | Path = "reports", runs_dir: str | Path | None = "runs", latex: bool = False,
-                     measurer: Callable | None = None, progress: Callable[[str], None] | None = None,
+def generate_reports(out_dir: str | Path = "reports", runs_dir: str | Path | None = "runs",
+                     formats: tuple[str, ...] = DEFAULT_FORMATS, measurer: Callable | None = None,
+                     progress: Callable[[str], None] | None = None,
                      table_ids: tuple[str, ...] | None = None) -> ReportResult:
-    """Rebuild every table (Markdown + CSV, LaTeX when asked), every plot and ``README.md``.
+    """Rebuild every table (in each of ``formats``: :data:`FORMATS`), every plot (PNG + SVG, and PDF
+    with ``tex``) and ``README.md``.
 
     Stale files under ``tables/`` and ``plots/`` are removed so that the folder equals the output
     of one run; ``bench/`` (machine-dependent, ``hrbench tables --bench``) is left alone.
     """
     from hrbench.complexity.measure import default_measurer
+    from hrbench.reports import latex, render
     from hrbench.reports import plots as plot_mod
-    from hrbench.reports import render
     from hrbench.reports.local_runs import load_runs
     from hrbench.reports.specs import TABLES
     from hrbench.reports.tables import Context, build_table
@@ -73,23 +82,27 @@ def generate_reports(out_dir: str | Path = "reports", runs_dir: str | Path | Non
     keep: set[Path] = set()
     if progress:
         progress("plots")
-    plots = plot_mod.make_plots({t.spec.id: t for t in built}, pdir)
+    plot_formats = ("png", "svg", "pdf") if "tex" in formats else ("png", "svg")
+    plots = plot_mod.make_plots({t.spec.id: t for t in built}, pdir, plot_formats)
     made = {name for name, _ in plots}
-    keep |= {pdir / f"{n}.{ext}" for n in made for ext in ("png", "svg")}
+    keep |= {pdir / f"{n}.{ext}" for n in made for ext in plot_formats}
     for t in built:
-        md = render.table_markdown(t, [p for p in TABLE_PLOTS.get(t.spec.id, ()) if p in made])
-        header, body = render.csv_for(t)
-        files = {tdir / f"{t.spec.id}.md": md, tdir / f"{t.spec.id}.csv": render.to_csv(header, body)}
-        if latex:
-            files[tdir / f"{t.spec.id}.tex"] = render.to_latex(t)
+        files = {}
+        if "md" in formats:
+            files[tdir / f"{t.spec.id}.md"] = render.table_markdown(
+                t, [p for p in TABLE_PLOTS.get(t.spec.id, ()) if p in made])
+        if "csv" in formats:
+            files[tdir / f"{t.spec.id}.csv"] = render.to_csv(*render.csv_for(t))
+        if "tex" in formats:
+            files[tdir / f"{t.spec.id}.tex"] = latex.to_latex(t)
         for path, text in files.items():
             render.write_text(path, text)
             keep.add(path)
     not_held = sum(1 for t in built for r in t.rows if r.target is None)
     index = out / "README.md"
-    render.write_text(index, render.index_markdown(built, plots, not_held))
+    render.write_text(index, render.index_markdown(built, plots, not_held, formats))
     keep.add(index)
-    for folder, exts in ((tdir, (".md", ".csv", ".tex")), (pdir, (".png", ".svg"))):
+    for folder, exts in ((tdir, (".md", ".csv", ".tex")), (pdir, (".png", ".svg", ".pdf"))):
         for path in sorted(folder.glob("*")):
             if path.suffix in exts and path not in keep:
                 path.unlink()

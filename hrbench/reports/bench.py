@@ -26,6 +26,7 @@ from hrbench.reference import rows_of
 from hrbench.registry import get_entry
 from hrbench.reports.render import fmt, markdown_table, to_csv, write_text
 from hrbench.reports.targets import target_for
+from hrbench.stack import software_stack
 
 #: (dataset, input) each model is timed at: its paper's COCO default.
 BENCH_INPUT = ("coco", (256, 192))
@@ -113,7 +114,7 @@ def run_bench(out_dir: str | Path = "reports/bench", device: str = "cpu", batch:
     write_text(out / "latency.csv", to_csv(header, body))
     _plot(rows, out)
     _plot_traffic(rows, out)
-    return {"device": devname, "rows": rows, "markdown": str(out / "latency.md")}
+    return {"device": devname, "rows": rows, "markdown": str(out / "latency.md"), "stack": software_stack(dev)}
 
 
 def _plot(rows: list[dict[str, Any]], out: Path) -> None:

@@ -28,13 +28,19 @@ STYLE = {
 COLORS = {"lite": "#0072B2", "dite": "#D55E00", "dpn": "#009E73", "other": "#7f7f7f"}
 
 
-def save(fig, out_dir: Path, name: str) -> list[Path]:
-    """Write ``name``.png and ``name``.svg without timestamps; close the figure."""
+#: Metadata left out of each file type (no date, no version: the same figure gives the same bytes).
+NO_STAMPS = {"png": {"Software": None}, "svg": {"Date": None, "Creator": None},
+             "pdf": {"CreationDate": None, "Creator": None, "Producer": None}}
+
+
+def save(fig, out_dir: Path, name: str, formats: tuple[str, ...] = ("png", "svg")) -> list[Path]:
+    """Write ``name``.png and ``name``.svg (and whatever else ``formats`` names: ``pdf``) without
+    timestamps; close the figure."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
-    for ext, meta in (("png", {"Software": None}), ("svg", {"Date": None, "Creator": None})):
+    for ext in formats:
         path = out_dir / f"{name}.{ext}"
-        fig.savefig(path, dpi=DPI, metadata=meta)
+        fig.savefig(path, dpi=DPI, metadata=NO_STAMPS[ext])
         paths.append(path)
     plt.close(fig)
     return paths

@@ -131,47 +131,48 @@ COCO_IDS = ("lite-T3", "dite-T2", "dpn-T6", "lite-F4")
 MPII_IDS = ("lite-T5", "dite-T4", "lite-F4")
 
 
-def make_plots(tables: dict[str, BuiltTable], out_dir: Path) -> list[tuple[str, str]]:
-    """Write every plot under ``out_dir``; return (file stem, title) pairs in a fixed order."""
+def make_plots(tables: dict[str, BuiltTable], out_dir: Path,
+               formats: tuple[str, ...] = ("png", "svg")) -> list[tuple[str, str]]:
+    """Write every plot under ``out_dir`` in ``formats``; return (file stem, title) pairs in a fixed order."""
     made: list[tuple[str, str]] = []
     with plt.rc_context(STYLE):
         for inp in ("256x192", "384x288"):
             pts = comparison_points(tables, COCO_IDS, "coco", inp, "AP")
             title = f"COCO val2017, {inp}: AP vs GFLOPs (published)"
-            save(accuracy_plot(pts, "AP", title), out_dir, f"coco-{inp}-ap-vs-gflops")
+            save(accuracy_plot(pts, "AP", title), out_dir, f"coco-{inp}-ap-vs-gflops", formats)
             made.append((f"coco-{inp}-ap-vs-gflops", title))
             title = f"COCO val2017, {inp}: AP vs true MACs (hrbench-held models)"
             save(accuracy_plot([p for p in pts if p[2].macs_G is not None], "AP", title, x="macs"), out_dir,
-                 f"coco-{inp}-ap-vs-macs")
+                 f"coco-{inp}-ap-vs-macs", formats)
             made.append((f"coco-{inp}-ap-vs-macs", title))
         pts = comparison_points(tables, MPII_IDS, "mpii", "256x256", "PCKh")
         title = "MPII val, 256x256: PCKh@0.5 vs GFLOPs (published)"
-        save(accuracy_plot(pts, "PCKh", title), out_dir, "mpii-256x256-pckh-vs-gflops")
+        save(accuracy_plot(pts, "PCKh", title), out_dir, "mpii-256x256-pckh-vs-gflops", formats)
         made.append(("mpii-256x256-pckh-vs-gflops", title))
         title = "MPII val, 256x256: PCKh@0.5 vs true MACs (hrbench-held models)"
         save(accuracy_plot([p for p in pts if p[2].macs_G is not None], "PCKh", title, x="macs"), out_dir,
-             "mpii-256x256-pckh-vs-macs")
+             "mpii-256x256-pckh-vs-macs", formats)
         made.append(("mpii-256x256-pckh-vs-macs", title))
         if "lite-F4" in tables:
-            save(lite_f4_plot(tables["lite-F4"]), out_dir, "lite-F4")
+            save(lite_f4_plot(tables["lite-F4"]), out_dir, "lite-F4", formats)
             made.append(("lite-F4", "Lite-HRNet Figure 4 redrawn (COCO AP, MPII PCKh vs GFLOPs)"))
         if "dite-T5" in tables:
             fig = dite_t5_heatmaps(tables["dite-T5"])
             if fig is not None:
-                save(fig, out_dir, "dite-T5-heatmaps")
+                save(fig, out_dir, "dite-T5-heatmaps", formats)
                 made.append(("dite-T5-heatmaps", "Dite-HRNet Table 5 as heat maps (params, GFLOPs, AP)"))
         if "dpn-T2" in tables:
             save(dpn_count_plot(tables["dpn-T2"], "DPN Table II: DPM vs normal convolution"), out_dir,
-                 "dpn-T2-dpm-vs-normal")
+                 "dpn-T2-dpm-vs-normal", formats)
             made.append(("dpn-T2-dpm-vs-normal", "DPN Table II: AP vs number of DPMs, DPM vs normal"))
         if "dpn-T3" in tables:
-            save(dpn_dilation_plot(tables["dpn-T3"]), out_dir, "dpn-T3-dilation")
+            save(dpn_dilation_plot(tables["dpn-T3"]), out_dir, "dpn-T3-dilation", formats)
             made.append(("dpn-T3-dilation", "DPN Table III: AP vs constant dilation D"))
         if "dpn-T4" in tables:
-            save(dpn_resolution_plot(tables["dpn-T4"]), out_dir, "dpn-T4-resolution")
+            save(dpn_resolution_plot(tables["dpn-T4"]), out_dir, "dpn-T4-resolution", formats)
             made.append(("dpn-T4-resolution", "DPN Table IV: DPMs at 32x24 vs 64x48"))
         if "dpn-T5" in tables:
             save(dpn_count_plot(tables["dpn-T5"], "DPN Table V: DPM vs reversed DPM (RDPM)"), out_dir,
-                 "dpn-T5-rdpm")
+                 "dpn-T5-rdpm", formats)
             made.append(("dpn-T5-rdpm", "DPN Table V: AP vs number of DPMs, DPM vs RDPM"))
     return made
