@@ -22,6 +22,7 @@ from torch import nn
 
 from hrbench.config import ModelConfig, require
 from hrbench.errors import ConfigError
+from hrbench.models.backbone import Backbone
 from hrbench.models.hrnet import HRNet, HRNetConfig
 from hrbench.models.resnet_blocks import Bottleneck, conv_bn_relu, init_weights, make_layer
 
@@ -89,7 +90,7 @@ class DilationPyramid(nn.Sequential):
         return receptive_field(self.dilations, kernel=3)
 
 
-class DPN(nn.Module):
+class DPN(Backbone):
     """Dilation Pyramid Net backbone (slides' architecture table, reconstructed).
 
     trunk (ResNet stem + layer1, or HRNet-W32's 1/4 branch) -> conv2 transition to the DPM

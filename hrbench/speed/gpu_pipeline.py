@@ -4,7 +4,8 @@ The CPU pipeline (:class:`hrbench.data.TopDownDataset`) decodes, draws the augme
 crop with ``cv2.warpAffine`` and draws the Gaussian targets with numpy, per sample, in loader
 workers. Here the workers only decode and draw the augmentation (:class:`RawTopDownDataset`, the
 same random draws through the same :func:`~hrbench.data.transforms.crop_params`), and the batch is
-warped and turned into targets on the training device (:func:`warp_crops`, :func:`heatmap_targets`,
+warped and turned into targets on the training device (:func:`warp_crops`, the codec's
+``encode_batch`` -- for the MSRA heatmaps :func:`~hrbench.codecs.heatmap.heatmap_targets` --,
 :class:`DeviceTopDown`) with a gathered bilinear interpolation and broadcasting.
 
 Agreement with the CPU pipeline (tested on CPU):
@@ -16,8 +17,9 @@ Agreement with the CPU pipeline (tested on CPU):
   to the nearest uint8 level as OpenCV rounds, then ImageNet-normalised exactly as
   :func:`~hrbench.data.transforms.to_tensor`. Crops agree within one grey level (float rounding
   decides the level of values lying within ~1e-4 of a half level);
-* targets: the same formula as :func:`~hrbench.data.targets.gaussian_targets`, in float64, so the
-  heatmaps and weights agree to float32 rounding.
+* targets: the codec's batched encoding; the MSRA heatmaps use the same formula as
+  :func:`~hrbench.codecs.heatmap.gaussian_targets`, in float64, so heatmaps and weights agree to
+  float32 rounding.
 """
 
 from __future__ import annotations
@@ -26,10 +28,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from hrbench.codecs import Codec, MSRAHeatmap
+from hrbench.codecs.heatmap import heatmap_targets
 from hrbench.data.base import TopDownDataset, collate_meta, load_image, sample_meta
-from hrbench.data.targets import HEATMAP_STRIDE, heatmap_size
 from hrbench.data.transforms import IMAGENET_MEAN, IMAGENET_STD, crop_params
 from hrbench.errors import DataError
+
+__all__ = ["DeviceTopDown", "RawTopDownDataset", "collate_raw", "heatmap_targets", "pad_images", "warp_crops"]
 
 
 class RawTopDownDataset(Dataset):
@@ -48,7 +53,7 @@ class RawTopDownDataset(Dataset):
         self.flip_pairs = base.flip_pairs
         self.name = base.name
         self.train = base.train
-        self.sigma = base.aug.sigma
+        self.codec = base.codec
 
     def __len__(self) -> int:
         return len(self.base)
@@ -170,40 +175,18 @@ def _bilinear_zero_border(raw: torch.Tensor, sx: torch.Tensor, sy: torch.Tensor)
     return out
 
 
-def heatmap_targets(joints: torch.Tensor, vis: torch.Tensor, input_hw: tuple[int, int], sigma: float = 2.0,
-                    stride: int = HEATMAP_STRIDE) -> tuple[torch.Tensor, torch.Tensor]:
-    """Batched :func:`~hrbench.data.targets.gaussian_targets`: joints (B, K, 2) in crop pixels and
-    visibility (B, K) -> heatmaps (B, K, H/4, W/4) float32 and weights (B, K, 1) float32."""
-    h, w = heatmap_size(input_hw, stride)
-    dev = joints.device
-    b, k = joints.shape[:2]
-    feat_stride = torch.tensor([input_hw[1] / w, input_hw[0] / h], dtype=torch.float64, device=dev)
-    weight = (vis.reshape(b, k) > 0).to(torch.float64)
-    mu = torch.trunc(joints.to(torch.float64) / feat_stride + 0.5)
-    radius = sigma * 3
-    outside = (mu[..., 0] - radius >= w) | (mu[..., 1] - radius >= h) | (mu[..., 0] + radius + 1 < 0) | \
-              (mu[..., 1] + radius + 1 < 0)
-    weight = weight.masked_fill(outside, 0.0)
-    dx = torch.arange(w, device=dev, dtype=torch.float64) - mu[..., :1]
-    dy = torch.arange(h, device=dev, dtype=torch.float64) - mu[..., 1:]
-    gx = torch.exp(-dx ** 2 / (2 * sigma ** 2)) * (dx.abs() <= radius)
-    gy = torch.exp(-dy ** 2 / (2 * sigma ** 2)) * (dy.abs() <= radius)
-    target = (gy[..., :, None] * gx[..., None, :]).to(torch.float32)
-    target = target * weight.to(torch.float32)[..., None, None]
-    return target, weight.to(torch.float32)[..., None]
-
-
 class DeviceTopDown:
     """Turns a :func:`collate_raw` batch into the CPU pipeline's batch on ``device``:
-    ``{"image": (B, 3, h, w), "target": (B, K, h/4, w/4), "target_weight": (B, K, 1), "meta": ...}``.
+    ``{"image": (B, 3, h, w), **codec targets, "meta": ...}``, the targets from ``codec.encode_batch``
+    (default MSRA heatmaps: ``target`` (B, K, h/4, w/4), ``target_weight`` (B, K, 1)).
 
     ``channels_last`` returns the images in NHWC memory format (for a channels-last model)."""
 
-    def __init__(self, input_hw: tuple[int, int], device: torch.device | str = "cpu", sigma: float = 2.0,
+    def __init__(self, input_hw: tuple[int, int], device: torch.device | str = "cpu", codec: Codec | None = None,
                  channels_last: bool = False) -> None:
         self.input_hw = (int(input_hw[0]), int(input_hw[1]))
         self.device = torch.device(device)
-        self.sigma = float(sigma)
+        self.codec = codec if codec is not None else MSRAHeatmap()
         self.channels_last = channels_last
 
     def __call__(self, batch: dict) -> dict:
@@ -212,6 +195,6 @@ class DeviceTopDown:
         image = warp_crops(raw, batch["matrix"], self.input_hw, batch.get("sizes"))
         if self.channels_last:
             image = image.contiguous(memory_format=torch.channels_last)
-        target, weight = heatmap_targets(batch["joints"].to(self.device, non_blocking=nb),
-                                         batch["vis"].to(self.device, non_blocking=nb), self.input_hw, self.sigma)
-        return {"image": image, "target": target, "target_weight": weight, "meta": batch.get("meta", {})}
+        targets = self.codec.encode_batch(batch["joints"].to(self.device, non_blocking=nb),
+                                          batch["vis"].to(self.device, non_blocking=nb), self.input_hw)
+        return {"image": image, **targets, "meta": batch.get("meta", {})}
