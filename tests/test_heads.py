@@ -24,9 +24,9 @@ from hrbench.data import build_dataset, collate
 from hrbench.errors import ConfigError, HrbenchError
 from hrbench.evaluation import predict, to_image
 from hrbench.factory import create_model
-from hrbench.models import heads as head_mod
 from hrbench.models.backbone import Backbone
 from hrbench.models.heads import Head, HeatmapHead, build_head, register_head
+from hrbench.models.heads import base as head_mod
 from hrbench.models.pose import PoseModel, codec_of
 from hrbench.registry import create_config, list_models
 

@@ -3,7 +3,8 @@
 A codec is one pluggable unit beside its head (:mod:`hrbench.models.heads`): target encoding (one
 sample in a loader worker, and a whole batch on the training device), decoding, the flip test and
 the training loss. Codecs are pure tensor / numpy code, registered by name (:func:`register_codec`,
-as mmengine's registries); a head names the codec that reads its output. The first is the MSRA
+as mmengine's registries; every module of this package is imported at the first lookup, so a new
+codec is one module); a head names the codec that reads its output. The first is the MSRA
 Gaussian heatmap of the three papers (:mod:`hrbench.codecs.heatmap`).
 """
 
@@ -12,6 +13,8 @@ from __future__ import annotations
 import abc
 import dataclasses
 import difflib
+import importlib
+import pkgutil
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
@@ -90,6 +93,19 @@ def _float(output: Any) -> Any:
 
 
 _CODECS: dict[str, type[Codec]] = {}
+_LOADED = False
+
+
+def _load() -> None:
+    """Import every module of this package once (each registers its codecs here)."""
+    global _LOADED
+    if _LOADED:
+        return
+    _LOADED = True
+    package = importlib.import_module(__package__)
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
+        if not info.name.startswith("_") and info.name != "base":
+            importlib.import_module(f"{__package__}.{info.name}")
 
 
 def register_codec(name: str) -> Callable[[type[Codec]], type[Codec]]:
@@ -108,11 +124,13 @@ def register_codec(name: str) -> Callable[[type[Codec]], type[Codec]]:
 
 
 def list_codecs() -> list[str]:
+    _load()
     return sorted(_CODECS)
 
 
 def build_codec(name: str, **params: Any) -> Codec:
     """An instance of the codec registered as ``name`` with ``params``; one-line error otherwise."""
+    _load()
     if name not in _CODECS:
         close = difflib.get_close_matches(name, list(_CODECS), n=3, cutoff=0.5)
         hint = f"; closest: {', '.join(close)}" if close else f"; known: {', '.join(sorted(_CODECS))}"

@@ -1,20 +1,22 @@
-"""The head contract and the registered heads: a head turns the backbone's features into the
-output its codec (:mod:`hrbench.codecs`) encodes targets for, decodes, flips and scores.
+"""The head contract and registry: a head turns the backbone's features into the output its
+codec (:mod:`hrbench.codecs`) encodes targets for, decodes, flips and scores.
 
 A head is built as ``cls(in_channels, num_keypoints, codec=None, **options)`` (``codec``: a
 :class:`~hrbench.codecs.Codec`, a registered codec name, or None for the head's ``codec_name``),
 has ``forward(features)``, ``walk(w, x)`` (the closed-form counter's traversal; required) and
-``codec``. A new head is one module that subclasses :class:`Head` under :func:`register_head`; a
-family picks it by name with its config's ``head`` (:class:`hrbench.config.ModelConfig`).
+``codec``. A new head is one module in this package subclassing :class:`Head` under
+:func:`register_head` (found by name at the first lookup, like the registry's specs); a family picks
+it with its config's ``head`` (:class:`hrbench.config.ModelConfig`).
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib
+import pkgutil
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-import torch
 from torch import nn
 
 from hrbench.codecs import Codec, build_codec
@@ -40,6 +42,19 @@ class Head(nn.Module):
 
 
 _HEADS: dict[str, type[Head]] = {}
+_LOADED = False
+
+
+def _load() -> None:
+    """Import every module of this package once (each registers its heads here)."""
+    global _LOADED
+    if _LOADED:
+        return
+    _LOADED = True
+    package = importlib.import_module(__package__)
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
+        if not info.name.startswith("_") and info.name != "base":
+            importlib.import_module(f"{__package__}.{info.name}")
 
 
 def register_head(name: str) -> Callable[[type[Head]], type[Head]]:
@@ -58,34 +73,15 @@ def register_head(name: str) -> Callable[[type[Head]], type[Head]]:
 
 
 def list_heads() -> list[str]:
+    _load()
     return sorted(_HEADS)
 
 
 def build_head(name: str, in_channels: int, num_keypoints: int, **options: Any) -> Head:
     """The head registered as ``name``; an unknown name is a one-line ConfigError."""
+    _load()
     if name not in _HEADS:
         close = difflib.get_close_matches(name, list(_HEADS), n=3, cutoff=0.5)
         hint = f"; closest: {', '.join(close)}" if close else f"; known: {', '.join(sorted(_HEADS))}"
         raise ConfigError(f"unknown head {name!r}{hint}")
     return _HEADS[name](in_channels, num_keypoints, **options)
-
-
-@register_head("heatmap")
-class HeatmapHead(Head):
-    """A single 1x1 convolution (with bias) from the backbone's highest-resolution output to K
-    heatmaps, the head of every model in the three papers (``TopDownSimpleHead`` without
-    deconvolution layers); read by the MSRA heatmap codec."""
-
-    codec_name = "msra_heatmap"
-
-    def __init__(self, in_channels: int, num_keypoints: int, codec: Codec | str | None = None) -> None:
-        super().__init__(in_channels, num_keypoints, codec)
-        self.final_layer = nn.Conv2d(in_channels, num_keypoints, kernel_size=1)
-        nn.init.normal_(self.final_layer.weight, std=0.001)
-        nn.init.zeros_(self.final_layer.bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.final_layer(x)
-
-    def walk(self, w, x):
-        return w(self.final_layer, x)
