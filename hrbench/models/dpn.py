@@ -6,7 +6,7 @@ Estimation"). No official code exists: this is a reconstruction (see ``architect
   dilations d_i = 2^(N-i), i = 1..N, so the receptive field is (k-1)(2^N - 1) + 1.
 - DPN (slides' architecture table): ResNet stem and layer1 at 1/4, a "conv2" transition to 1/8
   (DPN_32: one 1x1/2 conv; DPN_64: ResNet-50 layer2 + 1x1 conv), n DPMs of width 4C, an x2
-  upsampling back to 1/4, and the 1x1 heatmap head (in :class:`hrbench.models.pose.PoseModel`).
+  upsampling back to 1/4, and the 1x1 heatmap head (:class:`hrbench.models.heads.HeatmapHead`).
 - ``variant="fitted"`` (reading A, default) adds one plain bottleneck after the DPMs, which makes
   all 13 published complexity figures come out; ``variant="literal"`` (reading B) is the table
   as printed.
