@@ -322,3 +322,28 @@ def test_registered_family_with_the_toy_head_trains_and_evaluates_end_to_end(toy
     assert s["best"]["input"] == "64x48" and 0.0 <= s["best"]["AP"] <= 100.0 and s["best"]["val_loss"] > 0
     m = evaluate_checkpoint(toy_arch, s["checkpoints"]["best"], synth, device="cpu", workers=0, batch_size=4)
     assert m["AP"] == pytest.approx(s["best"]["AP"]) and m["flip"] is True
+
+
+# ------------------------------------------------------------------------------ every registered head / codec
+@pytest.mark.parametrize("name", codec_pkg.list_codecs())
+def test_every_codec_encodes_a_batch_as_its_samples(name):
+    """The device-side encoding equals the per-sample one (the contract of ``encode_batch``), on
+    joints inside, on the border of and outside a 64x48 input, visible or not."""
+    codec = build_codec(name)
+    g = np.random.default_rng(0)
+    joints = g.uniform(-20, 70, size=(3, 17, 2)).astype(np.float32)
+    vis = (g.random((3, 17)) > 0.3).astype(np.float32)
+    batch = codec.encode_batch(torch.from_numpy(joints), torch.from_numpy(vis), HW)
+    assert list(batch) == list(codec.target_keys)
+    for b in range(3):
+        one = codec.encode(joints[b], vis[b], HW)
+        for k in codec.target_keys:
+            assert np.allclose(batch[k][b].numpy(), one[k], atol=1e-6), (name, k)
+
+
+@pytest.mark.parametrize("name", head_mod.list_heads())
+def test_every_head_walks_as_it_runs_and_names_a_registered_codec(name):
+    model = PoseModel(ToyBackbone(), 17, head=name)
+    assert model.head.codec_name in codec_pkg.list_codecs() and model.codec.name == model.head.codec_name
+    c = measure_model(model, HW, engines=("paper", "analytic"))
+    assert c.errors == {} and c.counts["analytic"] == c.counts["paper"] > 0
