@@ -40,7 +40,8 @@ class Codec(abc.ABC):
 
     ``target_keys``: the batch keys of the encoded targets, in the order :meth:`loss` takes them
     (datasets put one array per key in a sample; the trainer moves them to the device).
-    ``post_processes``: the decoding variants :meth:`decode` accepts (the first is the default).
+    ``post_processes``: the decoding variants :meth:`decode` accepts; every codec has ``"default"``
+    (evaluation's ``--dark`` asks for ``"dark"``, which a codec without it refuses).
     """
 
     name: ClassVar[str] = ""
