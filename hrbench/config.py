@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import nn
 
@@ -21,8 +21,12 @@ class ModelConfig:
 
     Subclasses declare their hyper-parameters as dataclass fields, implement
     :meth:`build_backbone`, and may extend :meth:`validate` (raise :class:`ConfigError`
-    naming the parameter).
+    naming the parameter). ``head`` names the registered head (``hrbench.models.heads``) the
+    pose model ends in, built with :meth:`head_options`; a family may redeclare ``head`` as a
+    field to make it a hyper-parameter.
     """
+
+    head: ClassVar[str] = "heatmap"
 
     def validate(self) -> None:
         """Raise ConfigError for an out-of-range hyper-parameter."""
@@ -45,6 +49,10 @@ class ModelConfig:
 
     def build_backbone(self) -> nn.Module:
         raise NotImplementedError
+
+    def head_options(self) -> dict[str, Any]:
+        """Keyword arguments of the head beyond (in_channels, num_keypoints); none by default."""
+        return {}
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

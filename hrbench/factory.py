@@ -20,7 +20,7 @@ from hrbench.registry import get_entry, resolve
 
 def create_model(name: str, num_keypoints: int = 17, checkpoint: str | Path | None = None,
                  **overrides: Any):
-    """Build the full pose model ``name`` (backbone + heatmap head) with ``num_keypoints`` outputs.
+    """Build the full pose model ``name`` (backbone + the config's head) with ``num_keypoints`` outputs.
 
     ``overrides`` replace hyper-parameters of the variant's config; ``checkpoint`` loads an
     official (mmpose 0.x/1.x) or hrbench checkpoint through :mod:`hrbench.checkpoint`.
@@ -29,7 +29,7 @@ def create_model(name: str, num_keypoints: int = 17, checkpoint: str | Path | No
         raise ConfigError(f"invalid num_keypoints {num_keypoints!r}: must be a positive integer")
     entry = get_entry(name)
     cfg = entry.config(**overrides)
-    model = PoseModel(cfg.build_backbone(), num_keypoints)
+    model = PoseModel(cfg.build_backbone(), num_keypoints, cfg.head, **cfg.head_options())
     model.arch = entry.name
     model.config = cfg
     if checkpoint is not None:

@@ -47,7 +47,7 @@ evaluate_checkpoint(models[0], f"{{out}}/{{models[0]}}/checkpoints/last.pt", dat
 DIVERGE = '''
 import os, sys
 import torch
-import hrbench.engine.trainer as T
+import hrbench.codecs.heatmap as T
 from hrbench.cli import main
 real = T.joints_mse_loss
 def poisoned(pred, target, weight, reduction="mean"):

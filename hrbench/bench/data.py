@@ -122,6 +122,6 @@ def bench_data(root: str | Path, dataset: str = "coco", split: str = "train", in
         one = raw.collate([raw[i] for i in order[:batch]])
         if dev.type == "cuda":
             one = {k: (v.pin_memory() if isinstance(v, torch.Tensor) else v) for k, v in one.items()}
-        step_rate = _step_rate(DeviceTopDown(hw, dev, ds.aug.sigma), one, batches, dev)
+        step_rate = _step_rate(DeviceTopDown(hw, dev, ds.codec), one, batches, dev)
     return DataBenchResult(str(root), dataset, split, hw, batch, batches, dev.type, torch.get_num_threads(), rows,
                            step_rate)

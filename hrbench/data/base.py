@@ -1,4 +1,4 @@
-"""The shared top-down dataset: person records -> augmented crops, heatmap targets and meta.
+"""The shared top-down dataset: person records -> augmented crops, the codec's targets and meta.
 
 A *record* is one person instance: ``image_file``, ``image_id``, ``center`` (2,), ``scale`` (2,),
 ``joints`` (K, 3) as x, y, visibility 0/1 in original-image pixels, ``score`` (box score) and
@@ -20,7 +20,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
-from hrbench.data.targets import gaussian_targets
+from hrbench.codecs import Codec, MSRAHeatmap
 from hrbench.data.transforms import AugmentConfig, to_tensor, topdown_crop
 from hrbench.datasets import DatasetSpec
 from hrbench.errors import DataError
@@ -132,13 +132,14 @@ def check_images_exist(files, ann_file: Path) -> None:
 class TopDownDataset(Dataset):
     """Person crops for top-down training/evaluation (see the module docstring for records).
 
-    A sample is a dict: ``image`` float32 3xHxW (ImageNet-normalised), ``target`` float32
-    K x H/4 x W/4, ``target_weight`` float32 Kx1, ``meta`` dict (image_id, image_file, center,
-    scale, rotation, score, bbox_id, flipped, flip_pairs). Batch with :func:`collate`.
+    A sample is a dict: ``image`` float32 3xHxW (ImageNet-normalised), one array per target key of
+    ``codec`` (default MSRA heatmaps: ``target`` float32 K x H/4 x W/4, ``target_weight`` float32
+    Kx1; the engine sets the model's codec), ``meta`` dict (image_id, image_file, center, scale,
+    rotation, score, bbox_id, flipped, flip_pairs). Batch with :func:`collate`.
     """
 
     def __init__(self, records: list[dict], spec: DatasetSpec, input_hw: tuple[int, int], train: bool,
-                 aug: AugmentConfig | None = None, source: str = "") -> None:
+                 aug: AugmentConfig | None = None, source: str = "", codec: Codec | None = None) -> None:
         if not records:
             raise DataError(f"{source or spec.name}: empty split (no usable person instances)")
         self.records = records
@@ -149,6 +150,7 @@ class TopDownDataset(Dataset):
         self.input_hw = (int(input_hw[0]), int(input_hw[1]))
         self.train = bool(train)
         self.aug = aug or AugmentConfig()
+        self.codec: Codec = codec if codec is not None else MSRAHeatmap()
         self.box_source = "gt"
         self._rng: np.random.Generator | None = None
         self._rng_pid = -1
@@ -177,16 +179,15 @@ class TopDownDataset(Dataset):
                             train=self.train, flip_pairs=self.spec.flip_pairs,
                             upper_ids=self.spec.upper_body_ids, aug=self.aug,
                             rng=self._generator() if self.train else None)
-        target, weight = gaussian_targets(crop.joints, crop.vis, self.input_hw, self.aug.sigma)
+        targets = self.codec.encode(crop.joints, crop.vis, self.input_hw)
         meta = sample_meta(r, crop, self.flip_pairs)
-        return {"image": to_tensor(crop.image), "target": torch.from_numpy(target),
-                "target_weight": torch.from_numpy(weight), "meta": meta}
+        return {"image": to_tensor(crop.image), **{k: torch.from_numpy(v) for k, v in targets.items()}, "meta": meta}
 
 
 def collate(batch: list[dict]) -> dict:
-    """Stack samples: tensors -> batched tensors; meta -> dict of numpy arrays (numbers) / lists
-    (strings); ``flip_pairs`` is the same for every sample and is kept once."""
-    out: dict[str, Any] = {k: torch.stack([b[k] for b in batch]) for k in ("image", "target", "target_weight")}
+    """Stack samples: tensors (the image and the codec's targets) -> batched tensors; meta -> dict of
+    numpy arrays (numbers) / lists (strings); ``flip_pairs`` is the same for every sample and is kept once."""
+    out: dict[str, Any] = {k: torch.stack([b[k] for b in batch]) for k in batch[0] if k != "meta"}
     out["meta"] = collate_meta(batch)
     return out
 

@@ -33,7 +33,7 @@ class RawTopDownDataset(Dataset):
         self.flip_pairs = base.flip_pairs
         self.name = base.name
         self.train = base.train
-        self.sigma = base.aug.sigma
+        self.codec = base.codec
 
     def __len__(self) -> int:
         return len(self.base)

@@ -32,7 +32,6 @@ class AugmentConfig:
     scale_factor: float = 0.25
     rot_factor: float = 30.0
     rot_prob: float = 0.6
-    sigma: float = 2.0
 
 
 def box_to_center_scale(x: float, y: float, w: float, h: float, aspect_ratio: float,

@@ -160,12 +160,10 @@ def _build_data(cfg: dict[str, Any]) -> tuple[Dataset, Dataset]:
 def _check_input(model: nn.Module, cfg: dict[str, Any]) -> None:
     """Refuse an input size the network cannot take before anything runs (multi-branch nets need a
     multiple of 4 x 2^(branches - 1))."""
-    check = getattr(model.backbone, "check_input_size", None)
-    if callable(check):
-        try:
-            check(*cfg["input"])
-        except HrbenchError as exc:
-            raise ConfigError(f"invalid --input {cfg['input'][0]}x{cfg['input'][1]} for {cfg['arch']}: {exc}") from None
+    try:
+        model.check_input_size(*cfg["input"])
+    except HrbenchError as exc:
+        raise ConfigError(f"invalid --input {cfg['input'][0]}x{cfg['input'][1]} for {cfg['arch']}: {exc}") from None
 
 
 def _checkpointer(run: RunDir | None, cfg: dict[str, Any], created: str) -> Callable[[Trainer, bool], None]:
@@ -225,6 +223,7 @@ def train(arch: str, data: str | Path | None, dataset: str | None = None, epochs
         model = create_model(cfg["arch"], num_keypoints=cfg["keypoints"], **cfg["overrides"])
         _check_input(model, cfg)
         train_set, val_set = _build_data(cfg)
+        train_set.codec = val_set.codec = model.codec  # targets encoded as the model's head reads them
         evaluator = make_evaluator(None, flip=cfg["val_flip"], batch_size=cfg["train"]["batch_per_process"],
                                    workers=cfg["workers"], amp=cfg["amp"])
         if console is None and info.is_main and progress:
@@ -373,6 +372,7 @@ def evaluate_checkpoint(arch: str, checkpoint: str | Path | dict[str, Any], data
     info, dev = D.setup(device)
     model.to(dev).eval()
     val_set = build_split(dataset, root, "val", hw, train=False, det_file=det_file, det_score_thr=det_thr)
+    val_set.codec = model.codec
     box_source = str(getattr(val_set, "box_source", "detections" if det_file is not None else "gt"))
     evaluator = make_evaluator(out_dir, flip=flip, dark=dark, box_source=box_source, batch_size=batch_size,
                                workers=workers, amp=precision)

@@ -35,7 +35,7 @@ from torch import nn
 
 from hrbench.data.draw import draw_skeleton, grid, put_text, skeleton
 from hrbench.data.transforms import IMAGENET_MEAN, IMAGENET_STD, affine_matrix, apply_affine
-from hrbench.evaluation.decode import argmax_heatmaps, quarter_offset
+from hrbench.models.pose import codec_of
 from hrbench.precision import autocast
 
 #: ``val/<key>`` scalars: the headline numbers of each dataset's evaluation, where present.
@@ -93,18 +93,17 @@ def crop_rgb(image: torch.Tensor, scale: int) -> np.ndarray:
 @torch.no_grad()
 def predicted_joints(model: nn.Module, images: torch.Tensor, device: torch.device,
                      amp: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Joints (N, K, 2) in crop pixels and their confidences (N, K) of one forward (no flip): heatmap
-    argmax with the quarter offset, times the crop / heatmap size ratio."""
+    """Joints (N, K, 2) in crop pixels and their confidences (N, K) of one forward (no flip), decoded
+    by the model's codec (heatmaps: argmax with the quarter offset) and scaled from its frame to the crop."""
     was_training = model.training
     model.eval()
     with autocast(device, amp):
-        heat = model(images.to(device)).float().cpu().numpy()
+        output = model(images.to(device))
     model.train(was_training)
-    preds, maxvals = argmax_heatmaps(heat)
-    preds = quarter_offset(heat, preds)
+    decoded = codec_of(model).decode(output)
     h, w = images.shape[-2:]
-    ratio = np.array([w / heat.shape[-1], h / heat.shape[-2]])
-    return preds * ratio, maxvals[..., 0]
+    ratio = np.array([w / decoded.frame_wh[0], h / decoded.frame_wh[1]])
+    return decoded.coords * ratio, decoded.scores[..., 0]
 
 
 def val_grid(model: nn.Module, val_set, device: torch.device, amp: str | None = None) -> np.ndarray:

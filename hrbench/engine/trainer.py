@@ -1,8 +1,9 @@
 """The top-down training loop shared by every registered model (CPU or CUDA, one or many processes).
 
-* Loss: the reference ``JointsMSELoss(use_target_weight=True)`` of mmpose 0.13/0.16, the mean over
-  joints of the weighted heatmap MSE (:func:`joints_mse_loss`), so logged losses compare with the
-  published training logs.
+* Loss: the model's codec's (:mod:`hrbench.codecs`); for the papers' heatmaps the reference
+  ``JointsMSELoss(use_target_weight=True)`` of mmpose 0.13/0.16, the mean over joints of the
+  weighted heatmap MSE (:func:`joints_mse_loss`), so logged losses compare with the published
+  training logs.
 * Divergence: the training loss is all-reduced at every log point and at the end of every epoch,
   and validation metrics are the same on every rank; a non-finite value stops every rank together
   with :class:`~hrbench.errors.DivergedError` before anything is checkpointed.
@@ -28,6 +29,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from hrbench.checkpoint import make_payload
+from hrbench.codecs.heatmap import joints_mse_loss
 from hrbench.data.raw import RawTopDownDataset
 from hrbench.engine import dist as D
 from hrbench.engine.recipes import lr_at
@@ -40,27 +42,15 @@ from hrbench.engine.samples import (
 )
 from hrbench.engine.tblog import TensorBoardLog
 from hrbench.errors import ConfigError, DataError, DivergedError
+from hrbench.models.pose import codec_of
 from hrbench.precision import autocast, normalize_amp
 from hrbench.speed import to_channels_last
 from hrbench.speed.gpu_pipeline import DeviceTopDown
 
+__all__ = ["Evaluator", "Trainer", "joints_mse_loss"]
+
 #: ``evaluator(model, val_set, info, device) -> metrics`` (collective; rank 0's dict is used).
 Evaluator = Callable[[nn.Module, Dataset, D.DistInfo, torch.device], dict[str, Any]]
-
-
-def joints_mse_loss(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
-                    reduction: str = "mean") -> torch.Tensor:
-    """JointsMSELoss with target weights: ``mean_k MSE(w_k * pred_k, w_k * target_k)`` (the reference
-    value: prediction ones(1, 1, 2, 2), target zeros, weight 1 gives 1.0).
-
-    ``pred``/``target``: (B, K, h, w); ``weight``: (B, K, 1) or (B, K). ``reduction="none"``
-    returns the per-sample loss (B,), whose mean is the batch loss.
-    """
-    b, k = pred.shape[:2]
-    w = weight.reshape(b, k, 1).to(pred.dtype)
-    diff = (pred.reshape(b, k, -1) - target.reshape(b, k, -1).to(pred.dtype)) * w
-    per_sample = diff.pow(2).mean(dim=(1, 2))
-    return per_sample if reduction == "none" else per_sample.mean()
 
 
 def _fmt_metrics(m: dict[str, Any]) -> str:
@@ -98,6 +88,7 @@ class Trainer:
         self.metric = cfg.get("metric", "val_loss")
 
         self.raw_model, self.model = self._place(model)
+        self.codec = codec_of(self.raw_model)  # the loss and the batch's target keys
         self.optimizer = torch.optim.Adam(self.raw_model.parameters(), lr=self.tcfg["lr"],
                                           weight_decay=self.tcfg["weight_decay"])
         # fp16 needs loss scaling (on CPU too: the same GradScaler logic as CUDA, tested there); bf16 does not
@@ -139,7 +130,7 @@ class Trainer:
         if cfg.get("gpu_aug"):
             raw = RawTopDownDataset(train_set)
             self.train_view = SeededSamples(raw, cfg["seed"])
-            self.device_aug = DeviceTopDown(raw.input_hw, self.device, raw.sigma)
+            self.device_aug = DeviceTopDown(raw.input_hw, self.device, raw.codec)
             collate = raw.collate
         self.sampler = DistributedSampler(self.train_view, num_replicas=self.info.world_size, rank=self.info.rank,
                                           shuffle=True, seed=cfg["seed"], drop_last=True)
@@ -184,14 +175,13 @@ class Trainer:
         restore_rng(ckpt["rng"])
 
     # ------------------------------------------------------------------ helpers
-    def _to(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _to(self, batch: dict[str, Any]) -> tuple[torch.Tensor, ...]:
+        """(image, *targets) on the device, the targets in the codec's ``target_keys`` order."""
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         if self.device_aug is not None and "raw" in batch:
             batch = self.device_aug(batch)
         img = batch["image"].to(self.device, non_blocking=True).contiguous(memory_format=fmt)
-        tgt = batch["target"].to(self.device, non_blocking=True)
-        tw = batch["target_weight"].to(self.device, non_blocking=True)
-        return img, tgt, tw
+        return img, *(batch[k].to(self.device, non_blocking=True) for k in self.codec.target_keys)
 
     def _autocast(self):
         return autocast(self.device, self.amp)
@@ -223,10 +213,10 @@ class Trainer:
             lr = lr_at(self.tcfg, self.epoch, self.iteration)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
-            img, tgt, tw = self._to(batch)
+            img, *targets = self._to(batch)
             with self._autocast():
                 out = self.model(img)
-            loss = joints_mse_loss(out.float(), tgt, tw)
+            loss = self.codec.loss(out, *targets)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)
@@ -270,7 +260,7 @@ class Trainer:
 
     @torch.no_grad()
     def val_loss(self) -> float:
-        """Mean heatmap loss over the whole validation set (sharded over ranks, no flip)."""
+        """Mean loss (the codec's) over the whole validation set (sharded over ranks, no flip)."""
         assert self.val_set is not None
         self.model.eval()
         idx = D.shard(len(self.val_set), self.info)
@@ -278,10 +268,10 @@ class Trainer:
                             num_workers=self.cfg["workers"], collate_fn=self.collate)
         s, n = 0.0, 0
         for batch in loader:
-            img, tgt, tw = self._to(batch)
+            img, *targets = self._to(batch)
             with self._autocast():
                 out = self.raw_model(img)
-            s += joints_mse_loss(out.float(), tgt, tw, reduction="none").to(torch.float64).sum().item()
+            s += self.codec.loss(out, *targets, reduction="none").to(torch.float64).sum().item()
             n += img.shape[0]
         s, n = D.all_reduce_sum([s, float(n)], self.device)
         return s / max(n, 1.0)

@@ -1,6 +1,7 @@
-"""Run a pose model over a top-down dataset: batches -> heatmaps (optionally flip-tested) ->
-decoded keypoints in image pixels, gathered in the predictions container of
-:mod:`hrbench.evaluation.predictions`. CPU or CUDA, optional mixed precision."""
+"""Run a pose model over a top-down dataset: batches -> head outputs (optionally flip-tested) ->
+keypoints decoded by the model's codec (:func:`~hrbench.models.pose.codec_of`) in image pixels,
+gathered in the predictions container of :mod:`hrbench.evaluation.predictions`. CPU or CUDA,
+optional mixed precision."""
 
 from __future__ import annotations
 
@@ -11,27 +12,27 @@ from torch.utils.data import DataLoader, Sampler
 from hrbench.data.base import collate
 from hrbench.data.transforms import PIXEL_STD
 from hrbench.errors import DataError, one_line
-from hrbench.evaluation.decode import decode_heatmaps
-from hrbench.evaluation.flip import merge_flip
+from hrbench.evaluation.decode import decode_keypoints
 from hrbench.evaluation.predictions import FIELDS, empty_predictions
+from hrbench.models.pose import codec_of
 from hrbench.precision import autocast
 
 
 @torch.no_grad()
 def predict_batch(model: torch.nn.Module, images: torch.Tensor, meta: dict, flip_pairs, *,
-                  flip_test: bool = False, shift_heatmap: bool = True, post_process: str = "default",
-                  amp: str | None = None) -> dict:
+                  flip_test: bool = False, post_process: str = "default", amp: str | None = None) -> dict:
     """Predictions for one collated batch (``images`` already on the model's device); ``amp``:
-    ``bf16``/``fp16`` autocast (:mod:`hrbench.precision`), None for fp32."""
+    ``bf16``/``fp16`` autocast (:mod:`hrbench.precision`), None for fp32. The flip test and
+    ``post_process`` are the model's codec's."""
     device = images.device
+    codec = codec_of(model)
     with autocast(device, amp):
-        heat = model(images)
+        out = model(images)
         if flip_test:
-            heat = merge_flip(heat.float(), model(images.flip(3)).float(), flip_pairs, shift_heatmap)
-    heat = heat.float().cpu().numpy()
+            out = codec.merge_flip(out, model(images.flip(3)), flip_pairs)
     centers, scales = np.asarray(meta["center"]), np.asarray(meta["scale"])
-    xy, conf = decode_heatmaps(heat, centers, scales, post_process=post_process,
-                               rotations=np.asarray(meta.get("rotation", np.zeros(len(heat)))))
+    xy, conf = decode_keypoints(codec, out, centers, scales, post_process=post_process,
+                                rotations=np.asarray(meta.get("rotation", np.zeros(len(images)))))
     return {"keypoints": np.concatenate([xy, conf], axis=2).astype(np.float32),
             "center": centers.astype(np.float32), "scale": scales.astype(np.float32),
             "area": np.prod(scales * PIXEL_STD, axis=1).astype(np.float32),
@@ -42,7 +43,7 @@ def predict_batch(model: torch.nn.Module, images: torch.Tensor, meta: dict, flip
 
 def predict(model: torch.nn.Module, dataset, *, batch_size: int = 32, flip_test: bool = False,
             device: str | torch.device | None = None, amp: str | None = None, num_workers: int = 0,
-            post_process: str = "default", shift_heatmap: bool = True, sampler: Sampler | None = None,
+            post_process: str = "default", sampler: Sampler | None = None,
             progress=None) -> dict:
     """Predictions (see :mod:`hrbench.evaluation.predictions`) of ``model`` on every sample of
     ``dataset`` (or those of ``sampler``, e.g. a DistributedSampler; merge ranks with
@@ -61,7 +62,7 @@ def predict(model: torch.nn.Module, dataset, *, batch_size: int = 32, flip_test:
         for batch in loader:
             images = batch["image"].to(device, non_blocking=True)
             parts.append(predict_batch(model, images, batch["meta"], dataset.flip_pairs, flip_test=flip_test,
-                                       shift_heatmap=shift_heatmap, post_process=post_process, amp=amp))
+                                       post_process=post_process, amp=amp))
             if progress is not None:
                 progress(len(images))
     except DataError as e:

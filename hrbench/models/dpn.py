@@ -6,7 +6,7 @@ Estimation"). No official code exists: this is a reconstruction (see ``architect
   dilations d_i = 2^(N-i), i = 1..N, so the receptive field is (k-1)(2^N - 1) + 1.
 - DPN (slides' architecture table): ResNet stem and layer1 at 1/4, a "conv2" transition to 1/8
   (DPN_32: one 1x1/2 conv; DPN_64: ResNet-50 layer2 + 1x1 conv), n DPMs of width 4C, an x2
-  upsampling back to 1/4, and the 1x1 heatmap head (in :class:`hrbench.models.pose.PoseModel`).
+  upsampling back to 1/4, and the 1x1 heatmap head (:class:`hrbench.models.heads.HeatmapHead`).
 - ``variant="fitted"`` (reading A, default) adds one plain bottleneck after the DPMs, which makes
   all 13 published complexity figures come out; ``variant="literal"`` (reading B) is the table
   as printed.
@@ -22,6 +22,7 @@ from torch import nn
 
 from hrbench.config import ModelConfig, require
 from hrbench.errors import ConfigError
+from hrbench.models.backbone import Backbone
 from hrbench.models.hrnet import HRNet, HRNetConfig
 from hrbench.models.resnet_blocks import Bottleneck, conv_bn_relu, init_weights, make_layer
 
@@ -89,7 +90,7 @@ class DilationPyramid(nn.Sequential):
         return receptive_field(self.dilations, kernel=3)
 
 
-class DPN(nn.Module):
+class DPN(Backbone):
     """Dilation Pyramid Net backbone (slides' architecture table, reconstructed).
 
     trunk (ResNet stem + layer1, or HRNet-W32's 1/4 branch) -> conv2 transition to the DPM

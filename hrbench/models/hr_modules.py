@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hrbench.errors import HrbenchError
+from hrbench.models.backbone import Backbone
 from hrbench.models.bn_updates import repeated_bn_updates
 from hrbench.models.separable import DepthwiseSeparableConv, separable_unit
 from hrbench.models.shapes import Shape
@@ -273,7 +274,7 @@ def make_stage(channels: Sequence[int], num_modules: int, make_layers: Callable[
         for _ in range(num_modules)])
 
 
-class HRBackbone(nn.Module):
+class HRBackbone(Backbone):
     """Stem -> (transition<i>, stage<i>) for each stage -> optional iterative head; returns the
     highest-resolution output (1/4 of the input) as one tensor, ``out_channels`` wide.
 

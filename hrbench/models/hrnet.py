@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from hrbench.config import ModelConfig, require
+from hrbench.models.backbone import Backbone
 from hrbench.models.resnet_blocks import BLOCKS, BasicBlock, conv3x3, init_weights, make_layer
 
 
@@ -95,7 +96,7 @@ class ExchangeBlock(nn.Module):
         return outs
 
 
-class HRNet(nn.Module):
+class HRNet(Backbone):
     """The HRNet backbone: stem (two 3x3/2 convs), stage 1, transitions and multi-resolution
     stages; returns the 1/4-resolution branch of the last stage (``out_channels`` = widths[0])."""
 

@@ -5,8 +5,9 @@ crop with ``cv2.warpAffine`` and draws the Gaussian targets with numpy, per samp
 workers. Here the workers only decode and draw the augmentation
 (:class:`hrbench.data.raw.RawTopDownDataset`, the same random draws through the same
 :func:`~hrbench.data.transforms.crop_params`), and the batch is warped and turned into targets on
-the training device (:func:`warp_crops`, :func:`heatmap_targets`, :class:`DeviceTopDown`) with a
-gathered bilinear interpolation and broadcasting.
+the training device (:func:`warp_crops`, the codec's ``encode_batch`` -- for the MSRA heatmaps
+:func:`~hrbench.codecs.heatmap.heatmap_targets` --, :class:`DeviceTopDown`) with a gathered
+bilinear interpolation and broadcasting.
 
 Agreement with the CPU pipeline (tested on CPU):
 
@@ -17,17 +18,21 @@ Agreement with the CPU pipeline (tested on CPU):
   result is rounded to the nearest uint8 level as OpenCV rounds, then ImageNet-normalised exactly as
   :func:`~hrbench.data.transforms.to_tensor`. Crops agree within one grey level (float rounding
   decides the level of values lying within ~1e-4 of a half level);
-* targets: the same formula as :func:`~hrbench.data.targets.gaussian_targets`, in float64, so the
-  heatmaps and weights agree to float32 rounding.
+* targets: the codec's batched encoding; the MSRA heatmaps use the same formula as
+  :func:`~hrbench.codecs.heatmap.gaussian_targets`, in float64, so heatmaps and weights agree to
+  float32 rounding.
 """
 
 from __future__ import annotations
 
 import torch
 
-from hrbench.data.targets import HEATMAP_STRIDE, heatmap_size
+from hrbench.codecs import Codec, MSRAHeatmap
+from hrbench.codecs.heatmap import heatmap_targets
 from hrbench.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from hrbench.errors import DataError
+
+__all__ = ["DeviceTopDown", "heatmap_targets", "warp_crops"]
 
 
 def _inverse_matrices(matrix: torch.Tensor) -> torch.Tensor:
@@ -101,40 +106,18 @@ def _bilinear_zero_border(raw: torch.Tensor, sx: torch.Tensor, sy: torch.Tensor)
     return out
 
 
-def heatmap_targets(joints: torch.Tensor, vis: torch.Tensor, input_hw: tuple[int, int], sigma: float = 2.0,
-                    stride: int = HEATMAP_STRIDE) -> tuple[torch.Tensor, torch.Tensor]:
-    """Batched :func:`~hrbench.data.targets.gaussian_targets`: joints (B, K, 2) in crop pixels and
-    visibility (B, K) -> heatmaps (B, K, H/4, W/4) float32 and weights (B, K, 1) float32."""
-    h, w = heatmap_size(input_hw, stride)
-    dev = joints.device
-    b, k = joints.shape[:2]
-    feat_stride = torch.tensor([input_hw[1] / w, input_hw[0] / h], dtype=torch.float64, device=dev)
-    weight = (vis.reshape(b, k) > 0).to(torch.float64)
-    mu = torch.trunc(joints.to(torch.float64) / feat_stride + 0.5)
-    radius = sigma * 3
-    outside = (mu[..., 0] - radius >= w) | (mu[..., 1] - radius >= h) | (mu[..., 0] + radius + 1 < 0) | \
-              (mu[..., 1] + radius + 1 < 0)
-    weight = weight.masked_fill(outside, 0.0)
-    dx = torch.arange(w, device=dev, dtype=torch.float64) - mu[..., :1]
-    dy = torch.arange(h, device=dev, dtype=torch.float64) - mu[..., 1:]
-    gx = torch.exp(-dx ** 2 / (2 * sigma ** 2)) * (dx.abs() <= radius)
-    gy = torch.exp(-dy ** 2 / (2 * sigma ** 2)) * (dy.abs() <= radius)
-    target = (gy[..., :, None] * gx[..., None, :]).to(torch.float32)
-    target = target * weight.to(torch.float32)[..., None, None]
-    return target, weight.to(torch.float32)[..., None]
-
-
 class DeviceTopDown:
     """Turns a :func:`~hrbench.data.raw.collate_raw` batch into the CPU pipeline's batch on ``device``:
-    ``{"image": (B, 3, h, w), "target": (B, K, h/4, w/4), "target_weight": (B, K, 1), "meta": ...}``.
+    ``{"image": (B, 3, h, w), **codec targets, "meta": ...}``, the targets from ``codec.encode_batch``
+    (default MSRA heatmaps: ``target`` (B, K, h/4, w/4), ``target_weight`` (B, K, 1)).
 
     ``channels_last`` returns the images in NHWC memory format (for a channels-last model)."""
 
-    def __init__(self, input_hw: tuple[int, int], device: torch.device | str = "cpu", sigma: float = 2.0,
+    def __init__(self, input_hw: tuple[int, int], device: torch.device | str = "cpu", codec: Codec | None = None,
                  channels_last: bool = False) -> None:
         self.input_hw = (int(input_hw[0]), int(input_hw[1]))
         self.device = torch.device(device)
-        self.sigma = float(sigma)
+        self.codec = codec if codec is not None else MSRAHeatmap()
         self.channels_last = channels_last
 
     def __call__(self, batch: dict) -> dict:
@@ -143,6 +126,6 @@ class DeviceTopDown:
         image = warp_crops(raw, batch["matrix"], self.input_hw, batch.get("sizes"))
         if self.channels_last:
             image = image.contiguous(memory_format=torch.channels_last)
-        target, weight = heatmap_targets(batch["joints"].to(self.device, non_blocking=nb),
-                                         batch["vis"].to(self.device, non_blocking=nb), self.input_hw, self.sigma)
-        return {"image": image, "target": target, "target_weight": weight, "meta": batch.get("meta", {})}
+        targets = self.codec.encode_batch(batch["joints"].to(self.device, non_blocking=nb),
+                                          batch["vis"].to(self.device, non_blocking=nb), self.input_hw)
+        return {"image": image, **targets, "meta": batch.get("meta", {})}
