@@ -61,6 +61,22 @@ class Training:
     warmup_ratio: float
     weight_decay: float
 
+    def __post_init__(self) -> None:
+        """One-line ConfigError for an out-of-range optimisation setting."""
+        lr = self.lr
+        _check(isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0, "lr", f"{lr!r} (must be > 0)")
+        steps = self.lr_steps
+        _check(all(isinstance(s, int) and s >= 0 for s in steps), "lr_steps", f"{steps!r} (non-negative epochs)")
+        _check(list(steps) == sorted(steps), "lr_steps", f"{steps!r} (must be increasing)")
+        g = self.gamma
+        _check(isinstance(g, (int, float)) and 0 < g <= 1, "gamma", f"{g!r} (must be in (0, 1])")
+        wi = self.warmup_iters
+        _check(isinstance(wi, int) and wi >= 0, "warmup_iters", f"{wi!r} (must be an integer >= 0)")
+        wr = self.warmup_ratio
+        _check(isinstance(wr, (int, float)) and 0 < wr <= 1, "warmup_ratio", f"{wr!r} (must be in (0, 1])")
+        wd = self.weight_decay
+        _check(isinstance(wd, (int, float)) and wd >= 0, "weight_decay", f"{wd!r} (must be >= 0)")
+
     def to_dict(self) -> dict[str, Any]:
         """The ``config.json`` form (key order and names of every earlier run folder)."""
         out = {FILE_KEYS.get(k, k): v for k, v in dataclasses.asdict(self).items()}
@@ -129,25 +145,7 @@ def resolve_training(recipe: Recipe, *, epochs: int | None = None, batch: int | 
         out[key] = value
         if key == "lr":
             out["lr_scaled"] = False
-    validate_training(out)
     return Training(**out)
-
-
-def validate_training(cfg: dict[str, Any]) -> None:  # before the Training exists: a dict
-    """One-line ConfigError for an out-of-range optimisation setting."""
-    lr = cfg["lr"]
-    _check(isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0, "lr", f"{lr!r} (must be > 0)")
-    steps = cfg["lr_steps"]
-    _check(all(isinstance(s, int) and s >= 0 for s in steps), "lr_steps", f"{steps!r} (non-negative epochs)")
-    _check(list(steps) == sorted(steps), "lr_steps", f"{steps!r} (must be increasing)")
-    g = cfg["gamma"]
-    _check(isinstance(g, (int, float)) and 0 < g <= 1, "gamma", f"{g!r} (must be in (0, 1])")
-    wi = cfg["warmup_iters"]
-    _check(isinstance(wi, int) and wi >= 0, "warmup_iters", f"{wi!r} (must be an integer >= 0)")
-    wr = cfg["warmup_ratio"]
-    _check(isinstance(wr, (int, float)) and 0 < wr <= 1, "warmup_ratio", f"{wr!r} (must be in (0, 1])")
-    wd = cfg["weight_decay"]
-    _check(isinstance(wd, (int, float)) and wd >= 0, "weight_decay", f"{wd!r} (must be >= 0)")
 
 
 def lr_at(t: Training, epoch: int, iteration: int) -> float:
