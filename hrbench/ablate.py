@@ -299,7 +299,7 @@ def grid_status(grid_name: str, out: str | Path = "runs", epochs: int | None = N
 
 
 def _cell_spec(plan: CellPlan, *, data, out: Path, batch_size, device, workers, seed, threads) -> dict[str, Any]:
-    """The keyword arguments of :func:`hrbench.engine.train` for one cell (absolute paths: jobs run elsewhere)."""
+    """One cell's :class:`hrbench.engine.TrainOptions` as a dict (absolute paths: jobs run elsewhere)."""
     return {"arch": plan.cell.model, "data": str(Path(data).resolve()), "dataset": plan.cell.dataset,
             "epochs": plan.epochs, "batch": batch_size, "input_hw": plan.input_hw,
             "overrides": dict(plan.cell.overrides), "out": str(out), "name": plan.name, "device": device,

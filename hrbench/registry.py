@@ -1,7 +1,9 @@
 """The one model registry (timm-style): variants are registered by name in ``architectures/``.
 
 ``list_models(pattern)`` lists canonical names, ``create_config(name, **overrides)`` returns a
-variant's validated configuration; :func:`hrbench.factory.create_model` builds the model.
+variant's validated configuration; :func:`hrbench.factory.create_model` builds the model. A family's
+training recipe (:class:`Recipe`, per data set and input size) is registered with its variants
+(``register_model(..., recipe=fn)``).
 """
 
 from __future__ import annotations
@@ -22,34 +24,6 @@ SPEC_PACKAGE = "hrbench.architectures"
 
 #: Counting conventions a card may name (see ``hrbench.complexity.conventions``).
 CONVENTIONS = ("torchstat", "torchstat-dite", "hrnet-summary")
-
-
-@dataclasses.dataclass(frozen=True)
-class Recipe:
-    """A family's official training recipe: optimiser, step schedule, warm-up and batch layout. Its facts
-    live in the family's spec module (``architectures/``); the resolution rules (epoch scaling, linear lr
-    scaling, overrides) are :mod:`hrbench.engine.recipes`."""
-
-    family: str
-    source: str
-    epochs: int
-    batch_per_gpu: int
-    gpus: int
-    lr: float
-    lr_steps: tuple[int, ...] = (170, 200)
-    gamma: float = 0.1
-    warmup_iters: int = 500
-    warmup_ratio: float = 0.001
-    optimizer: str = "adam"
-    weight_decay: float = 0.0
-
-    @property
-    def total_batch(self) -> int:
-        return self.batch_per_gpu * self.gpus
-
-
-#: ``recipe(dataset, input_hw) -> Recipe``: what a family registers with its variants.
-RecipeFn = Callable[[str, tuple[int, int]], Recipe]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -204,3 +178,32 @@ def get_grid(name: str) -> Grid:
         hint = f"; closest: {', '.join(close)}" if close else f"; known: {', '.join(sorted(_GRIDS))}"
         raise HrbenchError(f"unknown ablation grid {name!r}{hint}")
     return _GRIDS[name]
+
+
+# ---------------------------------------------------------------------------------------------- recipes
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """A family's official training recipe: optimiser, step schedule, warm-up and batch layout. Its facts
+    live in the family's spec module (``architectures/``); the resolution rules (epoch scaling, linear lr
+    scaling, overrides) are :mod:`hrbench.engine.recipes`."""
+
+    family: str
+    source: str
+    epochs: int
+    batch_per_gpu: int
+    gpus: int
+    lr: float
+    lr_steps: tuple[int, ...] = (170, 200)
+    gamma: float = 0.1
+    warmup_iters: int = 500
+    warmup_ratio: float = 0.001
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+
+    @property
+    def total_batch(self) -> int:
+        return self.batch_per_gpu * self.gpus
+
+
+#: ``recipe(dataset, input_hw) -> Recipe``: what a family registers with its variants.
+RecipeFn = Callable[[str, tuple[int, int]], Recipe]

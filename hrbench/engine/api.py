@@ -1,4 +1,5 @@
-"""The engine's Python API: :func:`train`, :func:`evaluate_checkpoint` (and :func:`resolve_config`).
+"""The engine's Python API: :func:`train` (a :class:`~hrbench.engine.run_config.TrainOptions`, or the same as
+keywords), :func:`evaluate_checkpoint` (and :func:`resolve_config`).
 
 ``train`` runs in one process or, launched by ``torchrun --nproc_per_node N -m hrbench
 train ...``, in ``N`` (gloo on CPU, NCCL on CUDA); only rank 0 writes the run folder.
