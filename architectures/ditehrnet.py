@@ -10,7 +10,7 @@ model with the 1x1 head.
 from __future__ import annotations
 
 from hrbench.models.ditehrnet import DiteHRNetConfig
-from hrbench.registry import Grid, GridCell, register_grid, register_model
+from hrbench.registry import Grid, GridCell, Recipe, register_grid, register_model
 
 _DITE_COMMON = """
 Differences from the paper's text, all as in the official code: the DGC block is the second
@@ -27,10 +27,17 @@ checkpoints include. The paper and README truncate MFLOPs to one decimal (471.86
 """
 
 
+def dite_recipe(dataset: str, input_hw: tuple[int, int]) -> Recipe:
+    """The official Dite-HRNet recipe (github ZiyiZhang27/Dite-HRNet; its paper, Sec. 4.1): Lite-HRNet's
+    optimiser, warm-up and steps, 32 samples per GPU on 8 GPUs, 270 epochs (COCO; 260 on MPII)."""
+    return Recipe("dite", "Dite-HRNet official configs", 260 if dataset == "mpii" else 270, 32, 8, 2e-3)
+
+
 @register_model(
     "ditehrnet_18",
     aliases=("dite18",),
     paper="dite",
+    recipe=dite_recipe,
     convention="torchstat-dite",
     reported=(("dite", "Dite-HRNet-18"), ("dite-readme", "Dite-HRNet-18")),
     tags=("dite", "official"),
@@ -56,6 +63,7 @@ def ditehrnet_18() -> DiteHRNetConfig:
     "ditehrnet_30",
     aliases=("dite30",),
     paper="dite",
+    recipe=dite_recipe,
     convention="torchstat-dite",
     reported=(("dite", "Dite-HRNet-30"), ("dite-readme", "Dite-HRNet-30")),
     tags=("dite", "official"),
@@ -85,6 +93,7 @@ DGC stem) matches to the digit.
 @register_model(
     "litehrnet_18_acm",
     paper="dite",
+    recipe=dite_recipe,
     convention="torchstat-dite",
     reported=(("dite", "Lite-HRNet-18 with ACM"),),
     tags=("dite", "ablation"),
@@ -101,6 +110,7 @@ def litehrnet_18_acm() -> DiteHRNetConfig:
 @register_model(
     "litehrnet_18_dsc",
     paper="dite",
+    recipe=dite_recipe,
     convention="torchstat-dite",
     reported=(("dite", "Lite-HRNet-18 with DSC"),),
     tags=("dite", "ablation"),
@@ -116,6 +126,7 @@ def litehrnet_18_dsc() -> DiteHRNetConfig:
 @register_model(
     "litehrnet_18_acm_dsc",
     paper="dite",
+    recipe=dite_recipe,
     convention="torchstat-dite",
     reported=(("dite", "Lite-HRNet-18 with ACM & DSC"),),
     tags=("dite", "ablation"),

@@ -3,8 +3,12 @@ DPN2_hrnet, and the slides' ablation grids (Tables II-V). All reconstructed: no 
 
 from __future__ import annotations
 
+import dataclasses
+
+from hrbench.architectures.hrnet import hrnet_recipe
+
 from hrbench.models.dpn import DPNConfig
-from hrbench.registry import Grid, GridCell, register_grid, register_model
+from hrbench.registry import Grid, GridCell, Recipe, register_grid, register_model
 
 _COMMON = """
 Reconstructed from the slides' garbled architecture table (no official code): 7x7/2 stem + max-pool,
@@ -17,12 +21,17 @@ reproduces all 13 published complexity figures; variant=literal drops it (the ta
 """
 
 
+def dpn_recipe(dataset: str, input_hw: tuple[int, int]) -> Recipe:
+    """No DPN code exists: HRNet's Adam recipe (:func:`hrbench.architectures.hrnet.hrnet_recipe`)."""
+    return dataclasses.replace(hrnet_recipe(dataset, input_hw), family="dpn")
+
+
 def _register(name: str, cfg: dict, reported: tuple[tuple[str, str], ...], notes: str) -> None:
     def variant() -> DPNConfig:
         return DPNConfig(**cfg)
 
     variant.__name__ = name
-    register_model(name, paper="dpn", convention="hrnet-summary", reported=reported, notes=notes,
+    register_model(name, paper="dpn", recipe=dpn_recipe, convention="hrnet-summary", reported=reported, notes=notes,
                    tags=("dpn", "reconstructed"))(variant)
 
 
@@ -48,6 +57,7 @@ for _n in (1, 2, 3, 4):
 @register_model(
     "dpn2_hrnet",
     paper="dpn",
+    recipe=dpn_recipe,
     convention="hrnet-summary",
     reported=(("dpn", "DPN2_hrnet"),),
     notes="""

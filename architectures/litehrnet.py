@@ -8,9 +8,18 @@ torchstat (binary M), full model with the 1x1 head, as the paper and README prin
 from __future__ import annotations
 
 from hrbench.models.litehrnet import LiteHRNetConfig
-from hrbench.registry import Grid, GridCell, register_grid, register_model
+from hrbench.registry import Grid, GridCell, Recipe, register_grid, register_model
 
 NAIVE = ("NAIVE", "NAIVE", "NAIVE")
+
+
+def lite_recipe(dataset: str, input_hw: tuple[int, int]) -> Recipe:
+    """The official Lite-HRNet recipe (github HRNet/Lite-HRNet ``configs/top_down/lite_hrnet``): Adam,
+    lr 2e-3, 210 epochs, linear warm-up over 500 iterations from 0.001 x lr, lr x 0.1 at epochs 170 and 200,
+    8 GPUs (the paper); 64 samples per GPU on COCO up to 256 px (the official config of 256x192; the paper,
+    Sec. 4.1, says 32 per GPU), 32 at 384x288, on MPII and on any other data set."""
+    per_gpu = 64 if dataset == "coco" and max(input_hw) <= 256 else 32
+    return Recipe("lite", "Lite-HRNet official configs", 210, per_gpu, 8, 2e-3)
 
 
 def _card(text: str) -> str:
@@ -24,6 +33,7 @@ NAIVE_18_CHANNELS = ((30, 60), (30, 60, 120), (30, 60, 120, 240))
     "litehrnet_18",
     aliases=("lite18",),
     paper="lite",
+    recipe=lite_recipe,
     reported=(("lite", "Lite-HRNet-18"), ("lite-readme", "Lite-HRNet-18")),
     tags=("lite", "official"),
     notes=_card("""
@@ -42,6 +52,7 @@ def litehrnet_18() -> LiteHRNetConfig:
     "litehrnet_30",
     aliases=("lite30",),
     paper="lite",
+    recipe=lite_recipe,
     reported=(("lite", "Lite-HRNet-30"), ("lite-readme", "Lite-HRNet-30")),
     tags=("lite", "official"),
     notes=_card("""
@@ -57,6 +68,7 @@ def litehrnet_30() -> LiteHRNetConfig:
     "naive_litehrnet_18",
     aliases=("naive18",),
     paper="lite",
+    recipe=lite_recipe,
     reported=(("lite", "Naive Lite-HRNet-18"), ("lite-readme", "Naive Lite-HRNet-18")),
     tags=("lite", "naive", "official"),
     notes=_card("""
@@ -77,6 +89,7 @@ def naive_litehrnet_18() -> LiteHRNetConfig:
     "wider_naive_litehrnet_18",
     aliases=("wider_naive18", "wnaive18"),
     paper="lite",
+    recipe=lite_recipe,
     reported=(("lite", "Wider Naive Lite-HRNet-18"), ("lite-readme", "Wider Naive Lite-HRNet-18")),
     tags=("lite", "naive", "official"),
     notes=_card("""
@@ -103,6 +116,7 @@ to the digit: keeping one ReLU per block adds exactly one op per branch element
 @register_model(
     "wider_naive_litehrnet_18_drop1",
     paper="lite",
+    recipe=lite_recipe,
     reported=(("lite", "Wider Naive Lite-HRNet-18 (one 1x1 conv dropped)"),),
     tags=("lite", "naive", "ablation"),
     notes=_card(_DROP_NOTE.format(
@@ -118,6 +132,7 @@ def wider_naive_litehrnet_18_drop1() -> LiteHRNetConfig:
 @register_model(
     "wider_naive_litehrnet_18_drop2",
     paper="lite",
+    recipe=lite_recipe,
     reported=(("lite", "Wider Naive Lite-HRNet-18 (two 1x1 conv dropped)"),),
     tags=("lite", "naive", "ablation"),
     notes=_card(_DROP_NOTE.format(
@@ -145,6 +160,7 @@ two-1x1-dropped one of the table's first row, 885,985 params and 188.89 MFLOPs):
 @register_model(
     "litehrnet_18_ccw_spatial",
     paper="lite",
+    recipe=lite_recipe,
     reported=(("lite", "Lite-HRNet-18 (CCW only w/ spatial weights)"),),
     tags=("lite", "ablation"),
     notes=_card(_CCW_NOTE.format(kept="only the spatial weights (Eq. 6)",
@@ -159,6 +175,7 @@ def litehrnet_18_ccw_spatial() -> LiteHRNetConfig:
 @register_model(
     "litehrnet_18_ccw_multires",
     paper="lite",
+    recipe=lite_recipe,
     reported=(("lite", "Lite-HRNet-18 (CCW only w/ multi-resolution weights)"),),
     tags=("lite", "ablation"),
     notes=_card(_CCW_NOTE.format(kept="only the multi-resolution (cross-resolution) weights (Eqs. 3-4)",

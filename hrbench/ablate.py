@@ -228,9 +228,8 @@ def cell_epochs(cell: GridCell, epochs: int | None) -> int | None:
     if epochs is None:
         return cell.epochs
     from hrbench.engine import get_recipe
-    from hrbench.registry import get_entry
 
-    recipe = get_recipe(get_entry(cell.model).paper, cell.dataset, tuple(cell.input_hw))
+    recipe = get_recipe(cell.model, cell.dataset, tuple(cell.input_hw))
     return max(1, round(cell.epochs * epochs / recipe.epochs))
 
 
@@ -242,7 +241,7 @@ def _train_cell(plan: CellPlan, finished: dict[str, dict[str, Any]], *, data, ou
     if summary is not None and summary.get("status") == "finished":
         return _registry_row(plan, finished, "skipped")
     resume = (out / plan.name / "checkpoints" / "last.pt").exists()
-    summary = train(cell.model, data, dataset=cell.dataset, epochs=plan.epochs, batch_size=batch_size,
+    summary = train(cell.model, data, dataset=cell.dataset, epochs=plan.epochs, batch=batch_size,
                     input_hw=plan.input_hw, overrides=dict(cell.overrides), out=out, name=plan.name, device=device,
                     seed=seed, workers=workers, resume=resume, progress=progress, console=console, threads=threads)
     return _registry_row(plan, {plan.name: summary}, "resumed" if resume else "trained")
@@ -300,9 +299,9 @@ def grid_status(grid_name: str, out: str | Path = "runs", epochs: int | None = N
 
 
 def _cell_spec(plan: CellPlan, *, data, out: Path, batch_size, device, workers, seed, threads) -> dict[str, Any]:
-    """The keyword arguments of :func:`hrbench.engine.train` for one cell (absolute paths: jobs run elsewhere)."""
+    """One cell's :class:`hrbench.engine.TrainOptions` as a dict (absolute paths: jobs run elsewhere)."""
     return {"arch": plan.cell.model, "data": str(Path(data).resolve()), "dataset": plan.cell.dataset,
-            "epochs": plan.epochs, "batch_size": batch_size, "input_hw": plan.input_hw,
+            "epochs": plan.epochs, "batch": batch_size, "input_hw": plan.input_hw,
             "overrides": dict(plan.cell.overrides), "out": str(out), "name": plan.name, "device": device,
             "seed": seed, "workers": workers, "threads": threads}
 
@@ -318,7 +317,7 @@ def submit_grid(grid_name: str, *, data: str | Path, opts, out: str | Path = "ru
     "sbatch": script or None, "jobs": {run: record}, "submitted": [submitit jobs]}``; ``dry_run``: nothing
     is submitted or written."""
     from hrbench import launch
-    from hrbench.engine import resolve_config
+    from hrbench.engine import TrainOptions, resolve_config
 
     grid = get_grid(grid_name)
     _check_train_args(data, epochs)
@@ -338,11 +337,9 @@ def submit_grid(grid_name: str, *, data: str | Path, opts, out: str | Path = "ru
     specs = [(p.name, _cell_spec(p, **kw)) for p in todo]
     submit = []
     for p, (_, spec) in zip(todo, specs, strict=True):  # every cell's recipe, resolved (and checked) before submitting
-        cfg = resolve_config(spec["arch"], spec["data"], spec["dataset"], spec["epochs"], batch_size,
-                             spec["input_hw"], spec["overrides"], out=None, name=p.name, seed=seed,
-                             workers=workers, world_size=opts.world_size)
-        submit.append({"run": p.name, "index": p.index, "model": p.cell.model, "overrides": cfg["overrides"],
-                       "input": cfg["input"], "recipe": cfg["recipe"]["source"], "train": cfg["train"]})
+        cfg = resolve_config(TrainOptions.from_dict({**spec, "out": None}), world_size=opts.world_size)
+        submit.append({"run": p.name, "index": p.index, "model": p.cell.model, "overrides": cfg.overrides,
+                       "input": list(cfg.input_hw), "recipe": cfg.recipe.source, "train": cfg.train.to_dict()})
     folder = launch.jobs_folder(out, grid.name)
     params = (launch.local_parameters(opts) if opts.cluster == "local"
               else launch.slurm_parameters(opts, f"ablate-{grid.name}"))

@@ -1,7 +1,9 @@
 """Architecture configurations: frozen dataclasses that validate themselves and build a model.
 
 A registered variant (``architectures/``) is a function returning one of these; ``create_model``
-applies user overrides with :meth:`ModelConfig.override` and calls :meth:`ModelConfig.build`.
+applies user overrides with :meth:`ModelConfig.override`, builds the backbone with
+:meth:`ModelConfig.build_backbone` and puts the pose head on it. (A training run's configuration is
+:mod:`hrbench.engine.run_config`.)
 """
 
 from __future__ import annotations

@@ -27,7 +27,8 @@ from hrbench.data.synth import generate
 from hrbench.device import resolve_device
 from hrbench.engine import dist as D
 from hrbench.engine.api import build_split, make_evaluator
-from hrbench.engine.config import resolve_config
+from hrbench.engine.run_config import TrainOptions, resolve_config
+from hrbench.engine.runlog import RunLog
 from hrbench.engine.trainer import Trainer
 from hrbench.errors import ConfigError, brief
 from hrbench.factory import create_model
@@ -59,14 +60,27 @@ class Setup:
     steps: int
 
 
-def _trainer(s: Setup, **cfg: Any) -> Trainer:
-    config = resolve_config(s.arch, s.data, epochs=1, batch_size=s.batch, input_hw=s.input_hw, out=None, workers=0,
-                            lr=1e-3, train_overrides={"warmup_iters": 0}, world_size=1, **cfg)
+class _Losses(RunLog):
+    """A run log that keeps the training loss of every log point (all ranks' mean, as logged)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.losses: list[float] = []
+
+    def event(self, event: dict[str, Any]) -> None:
+        if event["event"] == "train":
+            self.losses.append(event["loss"])
+
+
+def _trainer(s: Setup, **options: Any) -> Trainer:
+    config = resolve_config(TrainOptions(s.arch, str(s.data), epochs=1, batch=s.batch, input_hw=s.input_hw, out=None,
+                                         workers=0, lr=1e-3, train_overrides={"warmup_iters": 0}, **options),
+                            world_size=1)
     torch.manual_seed(0)
     model = create_model(s.arch, num_keypoints=17)
     train_set = build_split("coco", s.data, "train", s.input_hw, train=True)
     val_set = build_split("coco", s.data, "val", s.input_hw, train=False)
-    return Trainer(model, train_set, val_set, config, None, s.device, log_interval=1)
+    return Trainer(model, train_set, val_set, config, None, s.device, log_interval=1, log=_Losses())
 
 
 def _fit_one_batch(s: Setup, **cfg: Any) -> str:
@@ -74,11 +88,8 @@ def _fit_one_batch(s: Setup, **cfg: Any) -> str:
     tr = _trainer(s, **cfg)
     batch = next(iter(tr.loader))
     tr.loader, tr.steps_per_epoch = [batch] * s.steps, s.steps
-    seen: list[float] = []
-    real = tr._global_mean
-    tr._global_mean = lambda total, count: seen.append(real(total, count)) or seen[-1]
     tr.train_epoch()
-    losses = seen[:-1]  # the last value is the epoch mean
+    losses = tr.log.losses  # one per step (log_interval 1)
     if not losses[-1] < 0.9 * losses[0]:
         raise AssertionError(f"loss did not fall: {losses[0]:.4e} -> {losses[-1]:.4e}")
     extra = f", loss scale {tr.scaler.get_scale():.0f}" if tr.scaler.is_enabled() else ""

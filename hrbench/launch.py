@@ -170,8 +170,8 @@ def export_distributed() -> int:
 
 
 class CellJob(Checkpointable):
-    """One cell's training run as a submitit job. ``spec``: the keyword arguments of
-    :func:`hrbench.engine.train` (absolute ``data``/``out``). Requeued as it is (submitit's
+    """One cell's training run as a submitit job. ``spec``: its :class:`hrbench.engine.TrainOptions` as a
+    dict (absolute ``data``/``out``). Requeued as it is (submitit's
     ``checkpoint``): every start continues from ``<out>/<name>/checkpoints/last.pt`` when it exists."""
 
     def __init__(self, spec: dict[str, Any]) -> None:
@@ -180,14 +180,15 @@ class CellJob(Checkpointable):
     def __call__(self) -> dict[str, Any]:
         from rich.console import Console
 
-        from hrbench.engine import train
+        from hrbench.engine import TrainOptions, train
 
         world = export_distributed()
         spec = self.spec
         resume = (Path(spec["out"]) / spec["name"] / "checkpoints" / "last.pt").exists()
         print(f"hrbench: cell {spec['name']} on {socket.gethostname()} ({world} process(es)); "
               f"{'resuming' if resume else 'starting'}", file=sys.stderr, flush=True)
-        summary = train(**spec, resume=resume, progress=False, console=Console(stderr=True, width=120))
+        options = TrainOptions.from_dict({**spec, "resume": resume, "progress": False})
+        summary = train(options, console=Console(stderr=True, width=120))
         return {"name": spec["name"], "status": summary.get("status"), "epochs_done": summary.get("epochs_done"),
                 "resumed": resume}
 

@@ -1,7 +1,9 @@
 """The one model registry (timm-style): variants are registered by name in ``architectures/``.
 
 ``list_models(pattern)`` lists canonical names, ``create_config(name, **overrides)`` returns a
-variant's validated configuration; :func:`hrbench.factory.create_model` builds the model.
+variant's validated configuration; :func:`hrbench.factory.create_model` builds the model. A family's
+training recipe (:class:`Recipe`, per data set and input size) is registered with its variants
+(``register_model(..., recipe=fn)``).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class ModelEntry:
     reported: tuple[tuple[str, ...], ...] = ()
     notes: str = ""
     tags: tuple[str, ...] = ()
+    recipe: RecipeFn | None = None  # the family's training recipe (declared in its spec module)
 
     def config(self, **overrides: Any) -> ModelConfig:
         cfg = self.fn()
@@ -61,8 +64,11 @@ def register_model(
     reported: tuple[tuple[str, ...], ...] = (),
     notes: str = "",
     tags: tuple[str, ...] = (),
+    recipe: RecipeFn | None = None,
 ) -> Callable[[Callable[..., ModelConfig]], Callable[..., ModelConfig]]:
-    """Decorator registering a variant function that returns its :class:`ModelConfig`."""
+    """Decorator registering a variant function that returns its :class:`ModelConfig`; ``recipe``:
+    the family's training recipe (:class:`Recipe` per data set and input size), which ``hrbench train``
+    needs (a variant without one can be counted, not trained)."""
     if convention not in CONVENTIONS:
         raise ValueError(f"{name}: unknown convention {convention!r}")
 
@@ -71,7 +77,7 @@ def register_model(
             if key in _REGISTRY or key in _ALIASES:
                 raise ValueError(f"model name {key!r} registered twice")
         _REGISTRY[name] = ModelEntry(name, fn, tuple(aliases), paper, convention, tuple(reported),
-                                     notes.strip(), tuple(tags))
+                                     notes.strip(), tuple(tags), recipe)
         for alias in aliases:
             _ALIASES[alias] = name
         return fn
@@ -172,3 +178,32 @@ def get_grid(name: str) -> Grid:
         hint = f"; closest: {', '.join(close)}" if close else f"; known: {', '.join(sorted(_GRIDS))}"
         raise HrbenchError(f"unknown ablation grid {name!r}{hint}")
     return _GRIDS[name]
+
+
+# ---------------------------------------------------------------------------------------------- recipes
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """A family's official training recipe: optimiser, step schedule, warm-up and batch layout. Its facts
+    live in the family's spec module (``architectures/``); the resolution rules (epoch scaling, linear lr
+    scaling, overrides) are :mod:`hrbench.engine.recipes`."""
+
+    family: str
+    source: str
+    epochs: int
+    batch_per_gpu: int
+    gpus: int
+    lr: float
+    lr_steps: tuple[int, ...] = (170, 200)
+    gamma: float = 0.1
+    warmup_iters: int = 500
+    warmup_ratio: float = 0.001
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+
+    @property
+    def total_batch(self) -> int:
+        return self.batch_per_gpu * self.gpus
+
+
+#: ``recipe(dataset, input_hw) -> Recipe``: what a family registers with its variants.
+RecipeFn = Callable[[str, tuple[int, int]], Recipe]

@@ -73,13 +73,20 @@ class TinyConfig(ModelConfig):
         return TinyBackbone()
 
 
+def tiny_recipe(dataset: str, input_hw: tuple[int, int]):
+    """The tiny test family's training recipe (the Lite-HRNet numbers, 32/GPU x 8), declared as a family does."""
+    from hrbench.registry import Recipe
+
+    return Recipe("test", "tiny test family (Lite-HRNet recipe, 32/GPU x 8)", 210, 32, 8, 2e-3)
+
+
 @pytest.fixture
 def tiny_arch(monkeypatch):
     """Register ``tiny_engine_test`` for one test (removed afterwards: the registry stays clean)."""
     from hrbench import registry
 
     registry.list_models()  # load the real registry first
-    entry = registry.ModelEntry("tiny_engine_test", lambda: TinyConfig(), paper="test")
+    entry = registry.ModelEntry("tiny_engine_test", lambda: TinyConfig(), paper="test", recipe=tiny_recipe)
     monkeypatch.setitem(registry._REGISTRY, "tiny_engine_test", entry)
     return "tiny_engine_test"
 

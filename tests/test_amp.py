@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from hrbench.data.synth import generate
-from hrbench.engine import evaluate_checkpoint, read_metrics, resolve_config, train
+from hrbench.engine import TrainOptions, evaluate_checkpoint, read_metrics, resolve_config, train
 from hrbench.engine.api import build_split
 from hrbench.engine.trainer import Trainer
 from hrbench.factory import create_model
@@ -25,7 +25,7 @@ def _losses(run_dir) -> list[float]:
 
 
 def _run(coco, out, name, **kw):
-    args = dict(epochs=3, batch_size=8, input_hw=(64, 64), out=out, name=name, device="cpu", workers=0, lr=2e-3,
+    args = dict(epochs=3, batch=8, input_hw=(64, 64), out=out, name=name, device="cpu", workers=0, lr=2e-3,
                 progress=False, log_interval=1, train_overrides={"warmup_iters": 0}, val_flip=False)
     return train("lite18", coco, **{**args, **kw})
 
@@ -54,8 +54,8 @@ def test_bf16_training_falls_like_fp32_and_is_evaluated_in_bf16(coco, tmp_path):
 
 
 def _trainer(coco, arch: str, **cfg_kw) -> Trainer:
-    cfg = resolve_config(arch, coco, epochs=1, batch_size=4, input_hw=(64, 64), out=None, workers=0, lr=1e-3,
-                         train_overrides={"warmup_iters": 0}, world_size=1, **cfg_kw)
+    cfg = resolve_config(TrainOptions(arch, coco, epochs=1, batch=4, input_hw=(64, 64), out=None, workers=0, lr=1e-3,
+                                      train_overrides={"warmup_iters": 0}, **cfg_kw), world_size=1)
     torch.manual_seed(0)
     model = create_model(arch, num_keypoints=17)
     train_set = build_split("coco", coco, "train", (64, 64), train=True)

@@ -23,7 +23,7 @@ import pytest
 import torch
 
 from hrbench.data.synth import generate
-from hrbench.engine import evaluate_checkpoint, read_metrics, resolve_config
+from hrbench.engine import TrainOptions, evaluate_checkpoint, read_metrics, resolve_config
 from hrbench.engine.api import build_split
 from hrbench.engine.recipes import lr_at
 from hrbench.engine.trainer import Trainer, joints_mse_loss
@@ -37,7 +37,7 @@ import sys
 from hrbench.engine import evaluate_checkpoint, train
 data, out, *models = sys.argv[1:]
 for arch in models:
-    train(arch, data, epochs=1, batch_size={PER_RANK}, input_hw={HW}, out=out, name=arch, device="cpu", workers=0,
+    train(arch, data, epochs=1, batch={PER_RANK}, input_hw={HW}, out=out, name=arch, device="cpu", workers=0,
           lr={LR}, train_overrides={{"warmup_iters": 0}}, val_flip=False, progress=False, log_interval=1, threads=1)
 # sharded evaluation (flip test) of the first model, gathered on rank 0 into OUT/eval/
 evaluate_checkpoint(models[0], f"{{out}}/{{models[0]}}/checkpoints/last.pt", data, device="cpu", workers=0,
@@ -83,12 +83,12 @@ def coco(tmp_path_factory):
 def _ddp_reference(arch: str, coco) -> tuple[list[float], float, dict[str, torch.Tensor]]:
     """One process computing what 2-rank DDP must compute (module docstring): per-step losses, the
     first step's loss with BatchNorm over the whole batch (what DDP must not give), the final state_dict."""
-    cfg = resolve_config(arch, coco, epochs=1, batch_size=2 * PER_RANK, input_hw=HW, out=None, workers=0, lr=LR,
-                         train_overrides={"warmup_iters": 0}, world_size=1)
+    cfg = resolve_config(TrainOptions(arch, coco, epochs=1, batch=2 * PER_RANK, input_hw=HW, out=None, workers=0, lr=LR,
+                                      train_overrides={"warmup_iters": 0}), world_size=1)
     import hrbench.engine.samples as S
 
     torch.set_num_threads(1)  # as the 2 processes (threads=1): the same kernels' summation order
-    S.seed_everything(cfg["seed"])  # as the engine does before building the model
+    S.seed_everything(cfg.seed)  # as the engine does before building the model
     model = create_model(arch, num_keypoints=17)
     tr = Trainer(model, build_split("coco", coco, "train", HW, train=True), None, cfg, None, torch.device("cpu"))
     tr.model.train()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -13,61 +14,70 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from hrbench.engine import dist as D
-from hrbench.engine.recipes import get_recipe, lr_at, resolve_training, scale_steps
+from hrbench.engine.recipes import Training, get_recipe, lr_at, resolve_training, scale_steps
+from hrbench.engine.run_config import RunConfig
 from hrbench.engine.runs import RunDir, list_runs, read_metrics
 from hrbench.engine.samples import SeededSamples
 from hrbench.engine.trainer import Trainer, joints_mse_loss
 from hrbench.errors import ConfigError, DivergedError
 from hrbench.models.pose import PoseModel
+from hrbench.registry import Recipe
 
 # ------------------------------------------------------------------------------------------- recipes
 
 
-def test_official_recipes():
-    lite = get_recipe("lite", "coco", (256, 192))
+def test_official_recipes(monkeypatch):
+    lite = get_recipe("lite18", "coco", (256, 192))
     assert (lite.epochs, lite.batch_per_gpu, lite.gpus, lite.lr, lite.lr_steps) == (210, 64, 8, 2e-3, (170, 200))
-    assert get_recipe("lite", "coco", (384, 288)).batch_per_gpu == 32
-    assert get_recipe("lite", "mpii", (256, 256)).batch_per_gpu == 32
-    assert get_recipe("dite", "coco", (256, 192)).epochs == 270
-    assert get_recipe("dite", "mpii", (256, 256)).epochs == 260
-    hr = get_recipe("hrnet", "coco", (256, 192))
+    assert get_recipe("lite18", "coco", (384, 288)).batch_per_gpu == 32
+    assert get_recipe("lite18", "mpii", (256, 256)).batch_per_gpu == 32
+    assert get_recipe("small_hrnet_w16", "coco", (256, 192)) == lite  # Lite-HRNet's baseline, its recipe
+    assert get_recipe("dite18", "coco", (256, 192)).epochs == 270
+    assert get_recipe("dite18", "mpii", (256, 256)).epochs == 260
+    hr = get_recipe("hrnet_w32", "coco", (256, 192))
     assert (hr.epochs, hr.lr, hr.batch_per_gpu, hr.lr_steps) == (210, 1e-3, 32, (170, 200))
-    assert get_recipe("dpn", "coco", (256, 192)).lr == 1e-3
-    assert get_recipe("", "coco", (256, 192)).lr == 2e-3
+    assert get_recipe("dpn2_64", "coco", (256, 192)).lr == 1e-3
+    from hrbench import registry
+
+    assert all(registry.get_entry(n).recipe is not None for n in registry.list_models())  # every variant trains
     with pytest.raises(ConfigError):
-        get_recipe("lite", "imagenet", (256, 192))
+        get_recipe("lite18", "imagenet", (256, 192))
+    monkeypatch.setitem(registry._REGISTRY, "no_recipe", registry.ModelEntry("no_recipe", lambda: None, paper="x"))
+    with pytest.raises(ConfigError, match="no_recipe has no training recipe") as e:  # not a silent default
+        get_recipe("no_recipe", "coco", (256, 192))
+    assert "\n" not in str(e.value)
 
 
 def test_resolve_training_scaling_rules():
-    lite = get_recipe("lite", "coco", (256, 192))
+    lite = get_recipe("lite18", "coco", (256, 192))
     full = resolve_training(lite, world_size=8)
-    assert full["lr"] == pytest.approx(2e-3) and not full["lr_scaled"]
-    assert full["lr_steps"] == [170, 200] and full["warmup_iters"] == 500
-    short = resolve_training(lite, epochs=21, batch_size=32, world_size=1)
-    assert short["lr_steps"] == [17, 20] and short["warmup_iters"] == 50
-    assert short["lr"] == pytest.approx(2e-3 * 32 / 512) and short["lr_scaled"]
-    assert short["total_batch"] == 32
-    assert resolve_training(lite, epochs=2)["lr_steps"] == [2, 2]
+    assert full.lr == pytest.approx(2e-3) and not full.lr_scaled
+    assert full.lr_steps == (170, 200) and full.warmup_iters == 500
+    short = resolve_training(lite, epochs=21, batch=32, world_size=1)
+    assert short.lr_steps == (17, 20) and short.warmup_iters == 50
+    assert short.lr == pytest.approx(2e-3 * 32 / 512) and short.lr_scaled
+    assert short.total_batch == 32
+    assert resolve_training(lite, epochs=2).lr_steps == (2, 2)
     assert scale_steps((170, 200), 1, 210) == (1, 1)
-    dite = resolve_training(get_recipe("dite", "coco", (256, 192)), epochs=27, batch_size=32, world_size=8)
-    assert dite["lr_steps"] == [17, 20] and dite["lr"] == pytest.approx(2e-3)
-    given = resolve_training(lite, batch_size=4, lr=1e-3, train_overrides={"warmup_iters": 7, "lr_steps": 3})
-    assert given["lr"] == 1e-3 and given["warmup_iters"] == 7 and given["lr_steps"] == [3] and not given["lr_scaled"]
+    dite = resolve_training(get_recipe("dite18", "coco", (256, 192)), epochs=27, batch=32, world_size=8)
+    assert dite.lr_steps == (17, 20) and dite.lr == pytest.approx(2e-3)
+    given = resolve_training(lite, batch=4, lr=1e-3, train_overrides={"warmup_iters": 7, "lr_steps": 3})
+    assert given.lr == 1e-3 and given.warmup_iters == 7 and given.lr_steps == (3,) and not given.lr_scaled
 
 
 @pytest.mark.parametrize("kwargs, word", [
-    ({"epochs": 0}, "epochs"), ({"batch_size": 0}, "batch size"), ({"lr": 0.0}, "lr"), ({"lr": -1e-3}, "lr"),
+    ({"epochs": 0}, "epochs"), ({"batch": 0}, "batch size"), ({"lr": 0.0}, "lr"), ({"lr": -1e-3}, "lr"),
     ({"train_overrides": {"gamma": 2.0}}, "gamma"), ({"train_overrides": {"warmup_iters": -1}}, "warmup_iters"),
     ({"train_overrides": {"lr_steps": (200, 170)}}, "lr_steps"), ({"train_overrides": {"momentum": 0.9}}, "momentum"),
 ])
 def test_resolve_training_rejects_out_of_range(kwargs, word):
     with pytest.raises(ConfigError, match=word) as e:
-        resolve_training(get_recipe("lite", "coco", (256, 192)), **kwargs)
+        resolve_training(get_recipe("lite18", "coco", (256, 192)), **kwargs)
     assert "\n" not in str(e.value)
 
 
 def test_lr_schedule_numbers():
-    cfg = resolve_training(get_recipe("lite", "coco", (256, 192)), world_size=8)
+    cfg = resolve_training(get_recipe("lite18", "coco", (256, 192)), world_size=8)
     assert lr_at(cfg, 0, 0) == pytest.approx(2e-6)
     assert lr_at(cfg, 0, 250) == pytest.approx(2e-3 * (1 - 0.5 * 0.999))
     assert lr_at(cfg, 1, 500) == pytest.approx(2e-3)
@@ -77,19 +87,19 @@ def test_lr_schedule_numbers():
 
 
 def test_resolve_config_for_registered_model(tmp_path):
-    from hrbench.engine import resolve_config
+    from hrbench.engine import TrainOptions, resolve_config
 
-    cfg = resolve_config("lite18", tmp_path, "coco", epochs=21, batch_size=16, input_hw=(128, 96), out=tmp_path,
-                         name="x", world_size=1)
+    cfg = resolve_config(TrainOptions("lite18", tmp_path, "coco", epochs=21, batch=16, input_hw=(128, 96),
+                                      out=tmp_path, name="x"), world_size=1).to_dict()
     assert cfg["arch"] == "litehrnet_18" and cfg["input"] == [128, 96] and cfg["keypoints"] == 17
     assert cfg["train"]["lr"] == pytest.approx(2e-3 * 16 / 512) and cfg["train"]["lr_steps"] == [17, 20]
     assert cfg["run_dir"] == str(tmp_path / "x") and cfg["metric"] == "AP"
-    assert resolve_config("lite18", dataset="mpii", world_size=1)["train"]["epochs"] == 210
+    assert resolve_config(TrainOptions("lite18", dataset="mpii"), world_size=1).train.epochs == 210
     json.dumps(cfg)  # config.json must be serialisable
     with pytest.raises(ConfigError, match="input"):
-        resolve_config("lite18", input_hw=(130, 96))
+        resolve_config(TrainOptions("lite18", input_hw=(130, 96)))
     with pytest.raises(ConfigError, match="no_such_param"):
-        resolve_config("lite18", overrides={"no_such_param": 3})
+        resolve_config(TrainOptions("lite18", overrides={"no_such_param": 3}))
 
 
 # ------------------------------------------------------------------------------------------- loss
@@ -149,11 +159,13 @@ class TinyPoseSet(Dataset):
 
 
 def _cfg(epochs=2, batch=4, seed=0):
-    return {"arch": "tiny", "overrides": {}, "keypoints": 2, "seed": seed, "amp": None, "channels_last": False,
-            "val_interval": 1, "workers": 0, "metric": "val_loss", "recipe": {"source": "test"},
-            "train": {"epochs": epochs, "batch_per_process": batch, "world_size": 1, "total_batch": batch,
-                      "lr": 1e-2, "lr_steps": [1], "gamma": 0.5, "warmup_iters": 3, "warmup_ratio": 0.1,
-                      "weight_decay": 0.0}}
+    train = Training(optimizer="adam", epochs=epochs, batch=batch, world_size=1, total_batch=batch,
+                     recipe_total_batch=batch, lr=1e-2, lr_scaled=False, lr_steps=(1,), gamma=0.5, warmup_iters=3,
+                     warmup_ratio=0.1, weight_decay=0.0)
+    return RunConfig(arch="tiny", paper="test", overrides={}, dataset="coco", data=None, input_hw=(16, 16),
+                     keypoints=2, metric="val_loss", seed=seed, recipe=Recipe("test", "test", 2, batch, 1, 1e-2),
+                     train=train, val_interval=1, val_flip=False, amp=None, channels_last=False, gpu_aug=False,
+                     workers=0, name="tiny", run_dir=None)
 
 
 def _trainer(run=None, **kw):
@@ -277,7 +289,7 @@ def test_nan_loss_is_reported():
     tr = _trainer(epochs=1)
     for group in tr.optimizer.param_groups:
         group["lr"] = math.inf
-    tr.tcfg = {**tr.tcfg, "lr": 1e30, "warmup_iters": 0}
+    tr.tcfg = dataclasses.replace(tr.tcfg, lr=1e30, warmup_iters=0)
     tr.log_interval = 1
     with pytest.raises(DivergedError, match="training diverged: the loss became"):
         for _ in range(3):
@@ -289,7 +301,7 @@ def test_nan_loss_is_reported():
 def _api_train(root, out, name, **kw):
     from hrbench.engine import train
 
-    args = dict(epochs=2, batch_size=4, input_hw=(64, 48), out=out, name=name, device="cpu", workers=0, lr=5e-3,
+    args = dict(epochs=2, batch=4, input_hw=(64, 48), out=out, name=name, device="cpu", workers=0, lr=5e-3,
                 progress=False)
     return train("tiny_engine_test", root, **{**args, **kw})
 

@@ -227,8 +227,11 @@ def test_toy_codec_hand_values(toy):
 
 # ------------------------------------------------------------------------------ through hrbench's pipeline
 def test_toy_head_trains_and_decodes_through_the_trainer_and_predict(toy, synth):
-    from hrbench.engine.trainer import Trainer
     from hrbench.data.raw import RawTopDownDataset
+    from hrbench.engine.recipes import Training
+    from hrbench.engine.run_config import RunConfig
+    from hrbench.engine.trainer import Trainer
+    from hrbench.registry import Recipe
     from hrbench.speed.gpu_pipeline import DeviceTopDown
 
     train_set = build_dataset("coco", synth, "train", HW, train=True)
@@ -248,10 +251,13 @@ def test_toy_head_trains_and_decodes_through_the_trainer_and_predict(toy, synth)
     torch.manual_seed(0)
     model = PoseModel(ToyBackbone(), 17, head="toy_simcc", input_hw=HW)
     assert model.codec is model.head.codec and isinstance(model.codec, ToySimCC)
-    cfg = {"arch": "toy", "overrides": {}, "keypoints": 17, "seed": 0, "amp": None, "channels_last": False,
-           "val_interval": 1, "workers": 0, "metric": "val_loss", "recipe": {"source": "test"},
-           "train": {"epochs": 1, "batch_per_process": 4, "world_size": 1, "total_batch": 4, "lr": 0.0,
-                     "lr_steps": [1], "gamma": 0.1, "warmup_iters": 0, "warmup_ratio": 0.1, "weight_decay": 0.0}}
+    train = Training(optimizer="adam", epochs=1, batch=4, world_size=1, total_batch=4, recipe_total_batch=4, lr=1e-3,
+                     lr_scaled=False, lr_steps=(1,), gamma=0.1, warmup_iters=0, warmup_ratio=0.1, weight_decay=0.0)
+    cfg = RunConfig(arch="toy", paper="test", overrides={}, dataset="coco", data=None, input_hw=HW, keypoints=17,
+                    metric="val_loss", seed=0, recipe=Recipe("test", "test", 1, 4, 1, 1e-3), train=train,
+                    val_interval=1, val_flip=False, amp=None, channels_last=False, gpu_aug=False, workers=0,
+                    name="toy", run_dir=None)
+    object.__setattr__(train, "lr", 0.0)  # lr 0 (which a user is refused): the weights stay fixed
     tr = Trainer(model, train_set, None, cfg, None, torch.device("cpu"))
     before = {k: v.clone() for k, v in model.state_dict().items() if "running" not in k and "num_batches" not in k}
     mean = tr.train_epoch()
@@ -320,7 +326,7 @@ def test_registered_family_with_the_toy_head_trains_and_evaluates_end_to_end(toy
     assert isinstance(model.head, ToySimCCHead) and isinstance(model.codec, ToySimCC)
     c = measure_model(PoseModel(ToyBackbone(), 17, head="toy_simcc", input_hw=HW), HW, engines=("paper", "analytic"))
     assert c.counts["analytic"] == c.counts["paper"] and c.errors == {}  # the head's walk mirrors its forward
-    s = train(toy_arch, synth, epochs=1, batch_size=4, input_hw=HW, out=tmp_path, name="toy", device="cpu",
+    s = train(toy_arch, synth, epochs=1, batch=4, input_hw=HW, out=tmp_path, name="toy", device="cpu",
               workers=0, progress=False)
     assert s["best"]["input"] == "64x48" and 0.0 <= s["best"]["AP"] <= 100.0 and s["best"]["val_loss"] > 0
     m = evaluate_checkpoint(toy_arch, s["checkpoints"]["best"], synth, device="cpu", workers=0, batch_size=4)

@@ -207,7 +207,7 @@ def test_ablate_complexity_and_resume(tmp_path, monkeypatch):
 
     calls = []
 
-    def fake_train(arch, data, *, dataset, epochs, batch_size, input_hw, overrides, out, name, resume, **kw):
+    def fake_train(arch, data, *, dataset, epochs, batch, input_hw, overrides, out, name, resume, **kw):
         calls.append((name, resume))
         _write_run(Path(out), name, arch, input_hw, 10.0 + len(calls), overrides=overrides, epochs=epochs)
         return json.loads((Path(out) / name / "summary.json").read_text())

@@ -14,7 +14,7 @@ from hrbench.engine import train
 @pytest.mark.slow
 def test_dite18_resume_is_bit_identical(tmp_path):
     generate("coco", tmp_path / "coco", 8, 2, seed=7)
-    args = dict(epochs=2, batch_size=4, input_hw=(64, 64), out=tmp_path / "runs", device="cpu", workers=0, lr=1e-3,
+    args = dict(epochs=2, batch=4, input_hw=(64, 64), out=tmp_path / "runs", device="cpu", workers=0, lr=1e-3,
                 progress=False, val_flip=False, threads=1)
     straight = train("dite18", tmp_path / "coco", name="straight", **args)
     part = train("dite18", tmp_path / "coco", name="split", stop_after=1, **args)

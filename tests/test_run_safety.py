@@ -22,7 +22,7 @@ from hrbench.fsutil import FolderLock, check_output_dir
 
 
 def _train(root, out, name, **kw):
-    args = dict(epochs=2, batch_size=4, input_hw=(64, 48), out=out, name=name, device="cpu", workers=0, lr=5e-3,
+    args = dict(epochs=2, batch=4, input_hw=(64, 48), out=out, name=name, device="cpu", workers=0, lr=5e-3,
                 progress=False)
     return train("tiny_engine_test", root, **{**args, **kw})
 
@@ -36,9 +36,10 @@ def _tiny_cli(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     """A script that runs ``hrbench`` with ``tiny_engine_test`` registered, for separate processes."""
     script = tmp_path / "run.py"
     script.write_text(
-        "import sys\nfrom conftest import TinyConfig\nfrom hrbench import registry\nfrom hrbench.cli import main\n"
-        "registry.list_models()\n"
-        "registry._REGISTRY['tiny_engine_test'] = registry.ModelEntry('tiny_engine_test', TinyConfig, paper='test')\n"
+        "import sys\nfrom conftest import TinyConfig, tiny_recipe\nfrom hrbench import registry\n"
+        "from hrbench.cli import main\nregistry.list_models()\n"
+        "registry._REGISTRY['tiny_engine_test'] = registry.ModelEntry('tiny_engine_test', TinyConfig, paper='test', "
+        "recipe=tiny_recipe)\n"
         "sys.exit(main(sys.argv[1:]))\n")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parent)}
     return script, env

@@ -34,7 +34,7 @@ def test_litehrnet18_learns_on_synthetic_coco(tmp_path, cpu_threads):
     t0 = time.perf_counter()
     generate("coco", tmp_path / "coco", LEARN["train_images"], LEARN["val_images"], seed=0)
     t_data = time.perf_counter() - t0
-    summary = train("litehrnet_18", tmp_path / "coco", epochs=LEARN["epochs"], batch_size=LEARN["batch"],
+    summary = train("litehrnet_18", tmp_path / "coco", epochs=LEARN["epochs"], batch=LEARN["batch"],
                     input_hw=(128, 96), out=tmp_path / "runs", name="lite18", device="cpu", workers=0,
                     lr=LEARN["lr"], train_overrides={"lr_steps": LEARN["lr_steps"]}, val_interval=LEARN["epochs"],
                     val_flip=True, validate_first=True, progress=False)

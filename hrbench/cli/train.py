@@ -85,22 +85,20 @@ def train_cmd(
 ) -> None:
     """Train ARCH top-down on COCO/MPII with its paper's recipe; writes runs/<name>/ (config, metrics, checkpoints).
     Several processes: torchrun --nproc_per_node N -m hrbench train ..."""
-    from hrbench.engine import resolve_config, train
+    from hrbench.engine import TrainOptions, resolve_config, train
 
     hw = parse_input(input_size) if input_size else None
     model_overrides, train_overrides = split_overrides(sets)
+    opts = TrainOptions(arch, data, dataset=dataset, input_hw=hw, batch=batch, lr=lr, seed=seed, amp=amp,
+                        channels_last=channels_last, gpu_aug=gpu_aug, val_interval=val_interval, val_flip=val_flip,
+                        overrides=model_overrides, train_overrides=train_overrides, epochs=epochs, out=out, name=name,
+                        resume=resume, device=device, workers=workers, threads=threads, validate_first=validate_first,
+                        progress=not no_progress and not as_json, tensorboard=tensorboard)
     if print_config:
-        cfg = resolve_config(arch, data, dataset, epochs, batch, hw, model_overrides, out, name, seed, amp,
-                             channels_last, workers, val_interval, lr, train_overrides, val_flip, gpu_aug=gpu_aug)
-        return print_json(cfg)
+        return print_json(resolve_config(opts).to_dict())
     if data is None and not resume:
         raise HrbenchError("missing --data DIR (the dataset root)")
-    summary = train(arch, data, dataset=dataset, epochs=epochs, batch_size=batch, input_hw=hw,
-                    overrides=model_overrides, out=out, name=name, device=device, seed=seed, amp=amp,
-                    channels_last=channels_last, workers=workers, val_interval=val_interval, resume=resume,
-                    progress=not no_progress and not as_json, lr=lr, train_overrides=train_overrides,
-                    val_flip=val_flip, validate_first=validate_first, gpu_aug=gpu_aug, threads=threads,
-                    tensorboard=tensorboard)
+    summary = train(opts)
     if as_json:
         return print_json(summary)
     console = make_console()

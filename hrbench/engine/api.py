@@ -1,4 +1,5 @@
-"""The engine's Python API: :func:`train`, :func:`evaluate_checkpoint` (and :func:`resolve_config`).
+"""The engine's Python API: :func:`train` (a :class:`~hrbench.engine.run_config.TrainOptions`, or the same as
+keywords), :func:`evaluate_checkpoint` (and :func:`resolve_config`).
 
 ``train`` runs in one process or, launched by ``torchrun --nproc_per_node N -m hrbench
 train ...``, in ``N`` (gloo on CPU, NCCL on CUDA); only rank 0 writes the run folder.
@@ -19,8 +20,9 @@ from torch.utils.data import Dataset
 from hrbench.checkpoint import FORMAT, read_checkpoint, save_checkpoint
 from hrbench.data import build_dataset, collate, verify_images
 from hrbench.engine import dist as D
-from hrbench.engine.config import resolve_config
 from hrbench.engine.resume import locate_run, resumed_config
+from hrbench.engine.run_config import RunConfig, TrainOptions, resolve_config
+from hrbench.engine.runlog import RunLog
 from hrbench.engine.runs import SUMMARY_FORMAT, RunDir, now_iso, read_summary, write_json_atomic
 from hrbench.engine.samples import seed_everything
 from hrbench.engine.tblog import TensorBoardLog
@@ -30,11 +32,10 @@ from hrbench.evaluation import evaluate, merge_predictions, predict
 from hrbench.factory import create_model, restore_model
 from hrbench.fsutil import check_output_dir
 from hrbench.precision import normalize_amp
-from hrbench.registry import resolve
 from hrbench.stack import software_stack
 from hrbench.threads import configure_threads
 
-__all__ = ["build_summary", "evaluate_checkpoint", "make_evaluator", "resolve_config", "train"]
+__all__ = ["TrainOptions", "build_summary", "evaluate_checkpoint", "make_evaluator", "resolve_config", "train"]
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -80,37 +81,37 @@ def make_evaluator(out_dir: str | Path | None = None, flip: bool = True, dark: b
 
 
 # ---------------------------------------------------------------------------------------------- train
-def _stamp(m: dict[str, Any] | None, cfg: dict[str, Any]) -> dict[str, Any] | None:
+def _stamp(m: dict[str, Any] | None, cfg: RunConfig) -> dict[str, Any] | None:
     """Validation metrics with their stamps (evaluation's own stamps win where it set them)."""
     if m is None:
         return None
-    h, w = cfg["input"]
-    return {"box_source": "gt", "flip": cfg["val_flip"], "input": f"{h}x{w}", **m}
+    h, w = cfg.input_hw
+    return {"box_source": "gt", "flip": cfg.val_flip, "input": f"{h}x{w}", **m}
 
 
-def build_summary(trainer: Trainer, cfg: dict[str, Any], run: RunDir | None, status: str,
+def build_summary(trainer: Trainer, cfg: RunConfig, run: RunDir | None, status: str,
                   created: str) -> dict[str, Any]:
     """The ``summary.json`` content (schema: :mod:`hrbench.engine.runs`); ``run`` None: no folder."""
     return {
         "format": SUMMARY_FORMAT,
-        "name": cfg["name"],
+        "name": cfg.name,
         "run_dir": None if run is None else str(run.path),
         "status": status,
-        "arch": cfg["arch"],
-        "overrides": cfg["overrides"],
-        "dataset": cfg["dataset"],
-        "input": cfg["input"],
-        "keypoints": cfg["keypoints"],
+        "arch": cfg.arch,
+        "overrides": cfg.overrides,
+        "dataset": cfg.dataset,
+        "input": list(cfg.input_hw),
+        "keypoints": cfg.keypoints,
         "params": sum(p.numel() for p in trainer.raw_model.parameters()),
-        "epochs": cfg["train"]["epochs"],
+        "epochs": cfg.train.epochs,
         "epochs_done": trainer.epoch,
         "iterations": trainer.iteration,
-        "seed": cfg["seed"],
-        "world_size": cfg["train"]["world_size"],
-        "total_batch": cfg["train"]["total_batch"],
-        "lr": cfg["train"]["lr"],
-        "recipe": cfg["recipe"]["source"],
-        "metric": cfg["metric"],
+        "seed": cfg.seed,
+        "world_size": cfg.train.world_size,
+        "total_batch": cfg.train.total_batch,
+        "lr": cfg.train.lr,
+        "recipe": cfg.recipe.source,
+        "metric": cfg.metric,
         "initial": _stamp(trainer.initial, cfg),
         "final": _stamp(trainer.final, cfg),
         "best": _stamp(trainer.best, cfg),
@@ -119,54 +120,47 @@ def build_summary(trainer: Trainer, cfg: dict[str, Any], run: RunDir | None, sta
         "train_time_s": trainer.train_time,
         "created": created,
         "updated": now_iso(),
-        "stack": software_stack(trainer.device, cfg["amp"], world_size=cfg["train"]["world_size"]),
+        "stack": software_stack(trainer.device, cfg.amp, world_size=cfg.train.world_size),
     }
 
 
-def _requested(dataset, input_hw, batch_size, lr, seed, amp, channels_last, gpu_aug, val_interval, val_flip,
-               overrides, train_overrides) -> dict[str, Any]:
-    """The options the user gave (not None), keyed as :func:`hrbench.engine.resume.differences` reads them."""
-    given = {"dataset": dataset, "input": input_hw, "batch": batch_size, "lr": lr, "seed": seed, "amp": amp,
-             "channels_last": channels_last, "gpu_aug": gpu_aug, "val_interval": val_interval, "val_flip": val_flip,
-             "set": overrides or None, "train": train_overrides or None}
-    return {k: v for k, v in given.items() if v is not None}
-
-
-def _open_resumed(resume, out, name, arch, epochs, data, workers, requested,
-                  info) -> tuple[dict, dict, RunDir, list[str]]:
+def _open_resumed(o: TrainOptions, info: D.DistInfo) -> tuple[RunConfig, dict, RunDir, list[str]]:
     """(config, checkpoint, locked run folder) of the run to continue (rank 0 checks, every rank agrees)."""
-    run_path = locate_run(resume, out, name)
+    run_path = locate_run(o.resume, o.out, o.name)
     ckpt = read_checkpoint(run_path / "checkpoints" / "last.pt")
     if ckpt.get("format") != FORMAT or not isinstance(ckpt.get("config"), dict):
         raise CheckpointError(f"cannot resume {run_path}: last.pt is not an hrbench training checkpoint")
-    cfg = resumed_config(ckpt["config"], requested, arch=resolve(arch), epochs=epochs,
-                         epochs_done=int(ckpt.get("epoch", 0)), world_size=info.world_size, data=data,
-                         workers=workers, run_path=run_path)
+    try:
+        saved = RunConfig.from_dict(ckpt["config"])
+    except ConfigError as exc:
+        raise CheckpointError(f"cannot resume {run_path}: its checkpoint's configuration is {exc}") from None
+    cfg = resumed_config(saved, o, epochs_done=int(ckpt.get("epoch", 0)), world_size=info.world_size,
+                         run_path=run_path)
     run = RunDir(run_path)
     notes = D.on_main(run.claim_existing)
     return cfg, ckpt, run, notes
 
 
-def _build_data(cfg: dict[str, Any]) -> tuple[Dataset, Dataset]:
+def _build_data(cfg: RunConfig) -> tuple[Dataset, Dataset]:
     """The train and val splits; every val image is checked to decode before any training."""
-    hw = tuple(cfg["input"])
-    train_set = build_split(cfg["dataset"], cfg["data"], "train", hw, train=True)
-    val_set = build_split(cfg["dataset"], cfg["data"], "val", hw, train=False)
+    train_set = build_split(cfg.dataset, cfg.data, "train", cfg.input_hw, train=True)
+    val_set = build_split(cfg.dataset, cfg.data, "val", cfg.input_hw, train=False)
     _check_keypoints(train_set, cfg)
     D.on_main(lambda: verify_images(val_set))
     return train_set, val_set
 
 
-def _check_input(model: nn.Module, cfg: dict[str, Any]) -> None:
+def _check_input(model: nn.Module, cfg: RunConfig) -> None:
     """Refuse an input size the network cannot take before anything runs (multi-branch nets need a
     multiple of 4 x 2^(branches - 1))."""
     try:
-        model.check_input_size(*cfg["input"])
+        model.check_input_size(*cfg.input_hw)
     except HrbenchError as exc:
-        raise ConfigError(f"invalid --input {cfg['input'][0]}x{cfg['input'][1]} for {cfg['arch']}: {exc}") from None
+        h, w = cfg.input_hw
+        raise ConfigError(f"invalid --input {h}x{w} for {cfg.arch}: {exc}") from None
 
 
-def _checkpointer(run: RunDir | None, cfg: dict[str, Any], created: str) -> Callable[[Trainer, bool], None]:
+def _checkpointer(run: RunDir | None, cfg: RunConfig, created: str) -> Callable[[Trainer, bool], None]:
     """``on_checkpoint`` of :meth:`Trainer.fit`: config (first time), last.pt, best.pt, summary."""
 
     def on_checkpoint(tr: Trainer, improved: bool) -> None:
@@ -176,7 +170,7 @@ def _checkpointer(run: RunDir | None, cfg: dict[str, Any], created: str) -> Call
         first = not run.config_path.exists()
         run.materialize()
         if first:
-            write_json_atomic(run.config_path, cfg)
+            write_json_atomic(run.config_path, cfg.to_dict())
         save_checkpoint(run.last, payload)
         if improved:
             save_checkpoint(run.best, payload)
@@ -185,61 +179,51 @@ def _checkpointer(run: RunDir | None, cfg: dict[str, Any], created: str) -> Call
     return on_checkpoint
 
 
-def train(arch: str, data: str | Path | None, dataset: str | None = None, epochs: int | None = None,
-          batch_size: int | None = None, input_hw: tuple[int, int] | None = None,
-          overrides: dict[str, Any] | None = None, out: str | Path | None = "runs", name: str | None = None,
-          device: str = "auto", seed: int | None = None, amp: str | None = None, channels_last: bool | None = None,
-          workers: int = 2, val_interval: int | None = None, resume: bool | str | Path = False,
-          progress: bool = True, lr: float | None = None, train_overrides: dict[str, Any] | None = None,
-          val_flip: bool | None = None, validate_first: bool = False, stop_after: int | None = None,
-          log_interval: int = 50, console=None, gpu_aug: bool | None = None,
-          threads: int | str | None = None, tensorboard: bool = True) -> dict[str, Any]:
-    """Train ``arch`` top-down on ``data`` and return the run summary (``summary.json``).
+def train(options: TrainOptions | str, data: str | Path | None = None, *, console=None,
+          **kw: Any) -> dict[str, Any]:
+    """Train top-down and return the run summary (``summary.json``).
 
+    ``options``: a :class:`~hrbench.engine.run_config.TrainOptions`, or the architecture with the data
+    root and the other options as keywords (``train("lite18", "data/coco", epochs=2, batch=16)``).
     Options left ``None`` take the recipe's / the defaults of :func:`resolve_config`; on resume they
-    must be left out or equal the run's (:mod:`hrbench.engine.resume`). ``batch_size`` is per
-    process. ``out``/``name``: run folder ``<out>/<name>``, locked while the run uses it.
-    ``resume``: True (``<out>/<name>``) or a run folder / checkpoint path. ``validate_first``: also
-    validate the untrained model (summary key ``initial``). ``stop_after``: train at most this many
-    epochs in this call. ``threads``: intra-op CPU threads, N or ``auto`` (:mod:`hrbench.threads`; None,
-    the default, leaves torch's setting alone). ``tensorboard``: write ``<run>/tb/``
-    (:mod:`hrbench.engine.tblog`; rank 0, only with a run folder).
+    must be left out or equal the run's (:mod:`hrbench.engine.resume`). Run folder ``<out>/<name>``,
+    locked while the run uses it. ``console``: where the main rank prints (default: stderr, with progress).
     """
-    n_threads, why = configure_threads(threads)
-    info, dev = D.setup(device)
-    requested = _requested(dataset, input_hw, batch_size, lr, seed, amp, channels_last, gpu_aug, val_interval,
-                           val_flip, overrides, train_overrides)
+    if isinstance(options, str):
+        options = TrainOptions(options, data, **kw)
+    elif data is not None or kw:
+        raise TypeError("train(options) takes the options object alone")
+    o = options
+    n_threads, why = configure_threads(o.threads)
+    info, dev = D.setup(o.device)
     run: RunDir | None = None
     tb: TensorBoardLog | None = None
     try:
-        if resume:
-            cfg, ckpt, run, notes = _open_resumed(resume, out, name, arch, epochs, data, workers, requested, info)
+        if o.resume:
+            cfg, ckpt, run, notes = _open_resumed(o, info)
         else:
             ckpt = None
-            cfg, run, notes = _open_new(arch, data, dataset, epochs, batch_size, input_hw, overrides, out, name,
-                                        seed, amp, channels_last, workers, val_interval, lr, train_overrides,
-                                        val_flip, gpu_aug, info)
-        seed_everything(cfg["seed"])
-        model = create_model(cfg["arch"], num_keypoints=cfg["keypoints"], **cfg["overrides"])
+            cfg, run, notes = _open_new(o, info)
+        seed_everything(cfg.seed)
+        model = create_model(cfg.arch, num_keypoints=cfg.keypoints, **cfg.overrides)
         _check_input(model, cfg)
         train_set, val_set = _build_data(cfg)
         train_set.codec = val_set.codec = model.codec  # targets encoded as the model's head reads them
-        evaluator = make_evaluator(None, flip=cfg["val_flip"], batch_size=cfg["train"]["batch_per_process"],
-                                   workers=cfg["workers"], amp=cfg["amp"])
-        if console is None and info.is_main and progress:
+        evaluator = make_evaluator(None, flip=cfg.val_flip, batch_size=cfg.train.batch, workers=cfg.workers,
+                                   amp=cfg.amp)
+        if console is None and info.is_main and o.progress:
             console = Console(stderr=True)
-        if tensorboard and run is not None and info.is_main:
+        log = RunLog(run, console, info.is_main)
+        if o.tensorboard and run is not None and info.is_main:
             tb = TensorBoardLog(run.path / "tb", purge_step=int(ckpt["iteration"]) + 1 if ckpt is not None else None)
-        trainer = Trainer(model, train_set, val_set, cfg, run, dev, info, evaluator=evaluator, progress=progress,
-                          log_interval=log_interval, console=console, collate=collate, tb=tb)
+        trainer = Trainer(model, train_set, val_set, cfg, run, dev, info, evaluator=evaluator, progress=o.progress,
+                          log_interval=o.log_interval, log=log, collate=collate, tb=tb)
         for note in notes:
-            trainer._say(note)
+            log.say(note)
         created = _start(trainer, cfg, run, ckpt, info, dev, (len(train_set), len(val_set)),
                          f"{n_threads} CPU thread(s) ({why})")
-        return _fit(trainer, cfg, run, info, created, stop_after, validate_first)
+        return _fit(trainer, cfg, run, info, created, o.stop_after, o.validate_first)
     except BaseException:
-        if tb is not None:
-            tb.close()
         if run is not None and info.is_main:
             run.discard_if_new()
         raise
@@ -250,46 +234,38 @@ def train(arch: str, data: str | Path | None, dataset: str | None = None, epochs
             run.release()
 
 
-def _open_new(arch: str, data: str | Path | None, dataset: str | None, epochs: int | None,
-              batch_size: int | None, input_hw: tuple[int, int] | None, overrides: dict[str, Any] | None,
-              out: str | Path | None, name: str | None, seed: int | None, amp: str | None,
-              channels_last: bool | None, workers: int, val_interval: int | None, lr: float | None,
-              train_overrides: dict[str, Any] | None, val_flip: bool | None, gpu_aug: bool | None,
-              info: D.DistInfo) -> tuple[dict[str, Any], RunDir | None, list[str]]:
+def _open_new(o: TrainOptions, info: D.DistInfo) -> tuple[RunConfig, RunDir | None, list[str]]:
     """A new run: its resolved configuration (one run name on every rank) and its claimed folder."""
-    if out is not None:
-        check_output_dir(out)
-    cfg = resolve_config(arch, data, dataset, epochs, batch_size, input_hw, overrides, out, name, seed, amp,
-                         channels_last, workers, val_interval, lr, train_overrides, val_flip,
-                         world_size=info.world_size, gpu_aug=gpu_aug)
-    cfg = D.broadcast_object(cfg)  # one run name (time stamp) for every rank
-    _data_root(cfg["data"])
-    if cfg["run_dir"] is None:
+    if o.out is not None:
+        check_output_dir(o.out)
+    cfg = D.broadcast_object(resolve_config(o, world_size=info.world_size))  # one run name (time stamp) everywhere
+    _data_root(cfg.data)
+    if cfg.run_dir is None:
         return cfg, None, []
-    run = RunDir(cfg["run_dir"])
+    run = RunDir(cfg.run_dir)
     return cfg, run, D.on_main(run.claim_new)  # atomic: a second run with this name is refused
 
 
-def _start(trainer: Trainer, cfg: dict[str, Any], run: RunDir | None, ckpt: dict[str, Any] | None,
+def _start(trainer: Trainer, cfg: RunConfig, run: RunDir | None, ckpt: dict[str, Any] | None,
            info: D.DistInfo, dev: torch.device, samples: tuple[int, int], threads: str) -> str:
     """Restore the resumed state (if any) and say what is about to run; the run's creation time."""
     created = now_iso()
+    log = trainer.log
     if ckpt is not None:
         trainer.load_state(ckpt)
         created = (_read_summary(run) or {}).get("created") or created
-        trainer._event({"event": "resume", "epoch": trainer.epoch, "iter": trainer.iteration})
-        trainer._say(f"resumed {run.path} at epoch {trainer.epoch}/{cfg['train']['epochs']} "
-                     f"(iteration {trainer.iteration}); {threads}")
+        log.event({"event": "resume", "epoch": trainer.epoch, "iter": trainer.iteration})
+        log.say(f"resumed {run.path} at epoch {trainer.epoch}/{cfg.train.epochs} "
+                f"(iteration {trainer.iteration}); {threads}")
     else:
-        t = cfg["train"]
-        trainer._say(f"training {cfg['arch']} on {cfg['dataset']} {cfg['input'][0]}x{cfg['input'][1]}: "
-                     f"{t['epochs']} epochs, batch {t['total_batch']}, lr {t['lr']:.3g}, "
-                     f"{samples[0]} train / {samples[1]} val samples, device {dev}"
-                     + (f" x {info.world_size}" if info.distributed else "") + f", {threads}")
+        t, (h, w) = cfg.train, cfg.input_hw
+        log.say(f"training {cfg.arch} on {cfg.dataset} {h}x{w}: {t.epochs} epochs, batch {t.total_batch}, "
+                f"lr {t.lr:.3g}, {samples[0]} train / {samples[1]} val samples, device {dev}"
+                + (f" x {info.world_size}" if info.distributed else "") + f", {threads}")
     return created
 
 
-def _fit(trainer: Trainer, cfg: dict[str, Any], run: RunDir | None, info: D.DistInfo, created: str,
+def _fit(trainer: Trainer, cfg: RunConfig, run: RunDir | None, info: D.DistInfo, created: str,
          stop_after: int | None, validate_first: bool) -> dict[str, Any]:
     """Run the loop and write the final summary; Ctrl-C says what was kept."""
     t0 = time.perf_counter()
@@ -297,21 +273,22 @@ def _fit(trainer: Trainer, cfg: dict[str, Any], run: RunDir | None, info: D.Dist
         trainer.fit(stop_after=stop_after, validate_first=validate_first,
                     on_checkpoint=_checkpointer(run, cfg, created))
     except DivergedError as exc:  # ``hrbench runs`` tells a diverged run from an interrupted one by this event
-        trainer._event({"event": "diverged", "epoch": trainer.epoch, "iter": trainer.iteration, "message": str(exc)})
+        trainer.log.event({"event": "diverged", "epoch": trainer.epoch, "iter": trainer.iteration,
+                           "message": str(exc)})
         raise
     except KeyboardInterrupt:
         if run is not None and run.last.exists():
-            trainer._say(f"interrupted during epoch {trainer.epoch + 1}; {run.last} holds epoch "
-                         f"{_saved_epoch(run)}: continue with --resume")
+            trainer.log.say(f"interrupted during epoch {trainer.epoch + 1}; {run.last} holds epoch "
+                            f"{_saved_epoch(run)}: continue with --resume")
         raise
-    done = trainer.epoch >= cfg["train"]["epochs"]
+    done = trainer.epoch >= cfg.train.epochs
     summary = build_summary(trainer, cfg, run, "finished" if done else "running", created)
     if run is not None and info.is_main:
         if run.path.exists():
             write_json_atomic(run.summary_path, summary)
-        best = None if trainer.best is None else trainer.best.get(cfg["metric"])
-        trainer._say(f"{'finished' if done else 'stopped'} after epoch {trainer.epoch} "
-                     f"({time.perf_counter() - t0:.1f}s); best {cfg['metric']}: {best}")
+        best = None if trainer.best is None else trainer.best.get(cfg.metric)
+        trainer.log.say(f"{'finished' if done else 'stopped'} after epoch {trainer.epoch} "
+                        f"({time.perf_counter() - t0:.1f}s); best {cfg.metric}: {best}")
     return summary
 
 
@@ -324,10 +301,10 @@ def _read_summary(run: RunDir) -> dict[str, Any] | None:
     return read_summary(run.summary_path) if run.summary_path.exists() else None
 
 
-def _check_keypoints(ds: Dataset, cfg: dict[str, Any]) -> None:
+def _check_keypoints(ds: Dataset, cfg: RunConfig) -> None:
     k = getattr(ds, "num_keypoints", None)
-    if isinstance(k, int) and k != cfg["keypoints"]:
-        raise DataError(f"the {cfg['dataset']} data in {cfg['data']} has {k} keypoints, expected {cfg['keypoints']}")
+    if isinstance(k, int) and k != cfg.keypoints:
+        raise DataError(f"the {cfg.dataset} data in {cfg.data} has {k} keypoints, expected {cfg.keypoints}")
 
 
 # ---------------------------------------------------------------------------------------------- eval

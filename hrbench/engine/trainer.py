@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -33,7 +34,9 @@ from hrbench.codecs.heatmap import joints_mse_loss
 from hrbench.data.raw import RawTopDownDataset
 from hrbench.engine import dist as D
 from hrbench.engine.recipes import lr_at
-from hrbench.engine.runs import RunDir, now_iso
+from hrbench.engine.run_config import RunConfig
+from hrbench.engine.runlog import RunLog
+from hrbench.engine.runs import RunDir
 from hrbench.engine.samples import (
     SeededSamples,
     capture_rng,
@@ -60,37 +63,35 @@ def _fmt_metrics(m: dict[str, Any]) -> str:
 
 
 class Trainer:
-    """Fits ``model`` on ``train_set`` and validates on ``val_set`` according to ``cfg``.
-
-    ``cfg`` is the resolved configuration (see :func:`hrbench.engine.api.resolve_config`): it needs
-    ``train`` (resolved optimisation settings), ``seed``, ``amp``, ``channels_last``,
-    ``val_interval``, ``workers``, ``arch``, ``overrides``, ``keypoints``, ``recipe``; ``metric``
-    names the validation metric used for ``best.pt`` (``val_loss`` is minimised, others maximised).
+    """Fits ``model`` on ``train_set`` and validates on ``val_set`` according to ``cfg``
+    (:class:`~hrbench.engine.run_config.RunConfig`); ``cfg.metric`` names the validation metric used for
+    ``best.pt`` (``val_loss`` is minimised, others maximised). ``log``: where the main rank writes and
+    prints (default: ``run``'s files, no console).
     """
 
-    def __init__(self, model: nn.Module, train_set: Dataset, val_set: Dataset | None, cfg: dict[str, Any],
+    def __init__(self, model: nn.Module, train_set: Dataset, val_set: Dataset | None, cfg: RunConfig,
                  run: RunDir | None, device: torch.device, info: D.DistInfo | None = None,
                  evaluator: Evaluator | None = None, progress: bool = False, log_interval: int = 50,
-                 console=None, collate: Callable[[list[Any]], Any] | None = None,
+                 log: RunLog | None = None, collate: Callable[[list[Any]], Any] | None = None,
                  tb: TensorBoardLog | None = None) -> None:
         self.cfg = cfg
         self.tb = tb  # rank 0's TensorBoard log (None: not written)
-        self.tcfg = cfg["train"]
+        self.tcfg = cfg.train
         self.info = info or D.DistInfo()
         self.device = device
         self.run = run
         self.evaluator = evaluator
         self.progress = progress and self.info.is_main
         self.log_interval = max(1, log_interval)
-        self.console = console
-        self.amp = amp = normalize_amp(cfg.get("amp"))
-        self.channels_last = bool(cfg.get("channels_last"))
-        self.metric = cfg.get("metric", "val_loss")
+        self.log = log if log is not None else RunLog(run, None, self.info.is_main)
+        self.amp = amp = normalize_amp(cfg.amp)
+        self.channels_last = cfg.channels_last
+        self.metric = cfg.metric
 
         self.raw_model, self.model = self._place(model)
         self.codec = codec_of(self.raw_model)  # the loss and the batch's target keys
-        self.optimizer = torch.optim.Adam(self.raw_model.parameters(), lr=self.tcfg["lr"],
-                                          weight_decay=self.tcfg["weight_decay"])
+        self.optimizer = torch.optim.Adam(self.raw_model.parameters(), lr=self.tcfg.lr,
+                                          weight_decay=self.tcfg.weight_decay)
         # fp16 needs loss scaling (on CPU too: the same GradScaler logic as CUDA, tested there); bf16 does not
         self.scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
         self.val_set = val_set
@@ -99,7 +100,7 @@ class Trainer:
         self.steps_per_epoch = len(self.loader)
         if self.steps_per_epoch == 0:
             raise DataError(f"the training set has {len(train_set)} samples, fewer than one total batch of "
-                            f"{self.tcfg['total_batch']}; lower --batch")
+                            f"{self.tcfg.total_batch}; lower --batch")
         self.epoch = 0
         self.iteration = 0
         self.best: dict[str, Any] | None = None
@@ -124,18 +125,18 @@ class Trainer:
         """The seeded, sharded training loader; with ``gpu_aug`` the workers only decode and draw the
         augmentation, and the device warps and draws the targets (:mod:`hrbench.speed.gpu_pipeline`)."""
         cfg = self.cfg
-        self.train_view = SeededSamples(train_set, cfg["seed"])
+        self.train_view = SeededSamples(train_set, cfg.seed)
         self.device_aug = None
         collate = self.collate
-        if cfg.get("gpu_aug"):
+        if cfg.gpu_aug:
             raw = RawTopDownDataset(train_set)
-            self.train_view = SeededSamples(raw, cfg["seed"])
+            self.train_view = SeededSamples(raw, cfg.seed)
             self.device_aug = DeviceTopDown(raw.input_hw, self.device, raw.codec)
             collate = raw.collate
         self.sampler = DistributedSampler(self.train_view, num_replicas=self.info.world_size, rank=self.info.rank,
-                                          shuffle=True, seed=cfg["seed"], drop_last=True)
-        return DataLoader(self.train_view, batch_size=self.tcfg["batch_per_process"], sampler=self.sampler,
-                          num_workers=cfg["workers"], collate_fn=collate, drop_last=True,
+                                          shuffle=True, seed=cfg.seed, drop_last=True)
+        return DataLoader(self.train_view, batch_size=self.tcfg.batch, sampler=self.sampler,
+                          num_workers=cfg.workers, collate_fn=collate, drop_last=True,
                           pin_memory=self.device.type == "cuda")
 
     # ------------------------------------------------------------------ state
@@ -144,16 +145,16 @@ class Trainer:
         resuming needs (optimizer, schedule position, RNG states, scaler, metrics, configuration)."""
         cfg = self.cfg
         return make_payload(
-            cfg["arch"], cfg.get("overrides") or {}, cfg["keypoints"], self.raw_model,
+            cfg.arch, dict(cfg.overrides), cfg.keypoints, self.raw_model,
             optimizer=self.optimizer.state_dict(),
             scheduler={"epoch": self.epoch, "iteration": self.iteration,
-                       "lr": lr_at(self.tcfg, self.epoch, self.iteration), "train": dict(self.tcfg)},
+                       "lr": lr_at(self.tcfg, self.epoch, self.iteration), "train": self.tcfg.to_dict()},
             epoch=self.epoch,
             iteration=self.iteration,
             best_metric=None if self.best is None else dict(self.best),
             rng=capture_rng(),
-            recipe=dict(cfg.get("recipe") or {}),
-            config=cfg,
+            recipe=dataclasses.asdict(cfg.recipe),
+            config=cfg.to_dict(),
             scaler=self.scaler.state_dict() if self.scaler.is_enabled() else None,
             train_time_s=self.train_time,
             final_metric=None if self.final is None else dict(self.final),
@@ -185,18 +186,6 @@ class Trainer:
 
     def _autocast(self):
         return autocast(self.device, self.amp)
-
-    def _say(self, line: str) -> None:
-        if not self.info.is_main:
-            return
-        if self.run is not None:
-            self.run.append_log(f"[{now_iso()}] {line}")
-        if self.console is not None:
-            self.console.print(line, highlight=False)
-
-    def _event(self, event: dict[str, Any]) -> None:
-        if self.info.is_main and self.run is not None:
-            self.run.append_metrics({"time": now_iso(), **event})
 
     # ------------------------------------------------------------------ loop
     def train_epoch(self, bar=None, task=None) -> float:
@@ -233,10 +222,10 @@ class Trainer:
             if self.iteration % self.log_interval == 0 or last:
                 mean = self._global_mean(window.item(), n_window)  # collective: every rank checks the same value
                 if self.info.is_main:
-                    self._event({"event": "train", "epoch": self.epoch + 1, "iter": self.iteration, "lr": lr,
+                    self.log.event({"event": "train", "epoch": self.epoch + 1, "iter": self.iteration, "lr": lr,
                                  "loss": mean, "data_time": data_t / n_window, "step_time": step_t / n_window})
                 if self.tb is not None:
-                    self.tb.train_point(self.iteration, mean, lr, n_window * self.tcfg["total_batch"], data_t, step_t)
+                    self.tb.train_point(self.iteration, mean, lr, n_window * self.tcfg.total_batch, data_t, step_t)
                 if bar is not None:
                     bar.update(task, stats=f"loss {mean:.3e}  lr {lr:.2e}  data {data_t / n_window:.3f}s  "
                                            f"step {step_t / n_window:.3f}s")
@@ -264,8 +253,8 @@ class Trainer:
         assert self.val_set is not None
         self.model.eval()
         idx = D.shard(len(self.val_set), self.info)
-        loader = DataLoader(Subset(self.val_set, idx), batch_size=self.tcfg["batch_per_process"], shuffle=False,
-                            num_workers=self.cfg["workers"], collate_fn=self.collate)
+        loader = DataLoader(Subset(self.val_set, idx), batch_size=self.tcfg.batch, shuffle=False,
+                            num_workers=self.cfg.workers, collate_fn=self.collate)
         s, n = 0.0, 0
         for batch in loader:
             img, *targets = self._to(batch)
@@ -308,17 +297,17 @@ class Trainer:
 
     def fit(self, stop_after: int | None = None, validate_first: bool = False,
             on_checkpoint: Callable[[Trainer, bool], None] | None = None) -> None:
-        """Train from the current epoch to ``cfg['train']['epochs']`` (or ``stop_after`` more epochs),
+        """Train from the current epoch to ``cfg.train.epochs`` (or ``stop_after`` more epochs),
         validating every ``val_interval`` epochs and at the end, checkpointing every epoch."""
-        epochs = self.tcfg["epochs"]
+        epochs = self.tcfg.epochs
         if stop_after is not None and (not isinstance(stop_after, int) or stop_after < 1):
             raise ConfigError(f"invalid stop_after {stop_after!r}: must be an integer >= 1")
         end = epochs if stop_after is None else min(epochs, self.epoch + stop_after)
         if validate_first and self.epoch == 0 and self.val_set is not None and self.initial is None:
             self.initial = self.validate()
-            self._event({"event": "val", **self.initial})
+            self.log.event({"event": "val", **self.initial})
             self._tb_val(self.initial)
-            self._say(f"epoch 0 (untrained) val: {_fmt_metrics(self.initial)}")
+            self.log.say(f"epoch 0 (untrained) val: {_fmt_metrics(self.initial)}")
         bar = task = None
         if self.progress:
             from rich.progress import (
@@ -331,7 +320,7 @@ class Trainer:
             )
 
             bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                           TimeRemainingColumn(), TextColumn("{task.fields[stats]}"), console=self.console,
+                           TimeRemainingColumn(), TextColumn("{task.fields[stats]}"), console=self.log.console,
                            transient=False)
             bar.start()
         try:
@@ -342,19 +331,19 @@ class Trainer:
                 train_loss = self.train_epoch(bar, task)
                 self.train_time += time.perf_counter() - t
                 self.epoch += 1
-                self._event({"event": "epoch", "epoch": self.epoch, "iter": self.iteration, "train_loss": train_loss,
+                self.log.event({"event": "epoch", "epoch": self.epoch, "iter": self.iteration, "train_loss": train_loss,
                              "lr": lr_at(self.tcfg, self.epoch - 1, self.iteration - 1),
                              "epoch_time_s": time.perf_counter() - t})
-                self._say(f"epoch {self.epoch}/{epochs}: train loss {train_loss:.4e} "
+                self.log.say(f"epoch {self.epoch}/{epochs}: train loss {train_loss:.4e} "
                           f"({time.perf_counter() - t:.1f}s, {self.iteration} iterations)")
                 improved = False
-                if self.val_set is not None and (self.epoch % self.cfg["val_interval"] == 0 or self.epoch == epochs):
+                if self.val_set is not None and (self.epoch % self.cfg.val_interval == 0 or self.epoch == epochs):
                     m = self.validate()
                     self.final = m
                     self.history.append(m)
-                    self._event({"event": "val", **m})
+                    self.log.event({"event": "val", **m})
                     self._tb_val(m)
-                    self._say(f"epoch {self.epoch} val: {_fmt_metrics(m)}")
+                    self.log.say(f"epoch {self.epoch} val: {_fmt_metrics(m)}")
                     improved = self._is_better(m)
                     if improved:
                         self.best = dict(m)
