@@ -3,8 +3,7 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,8 @@ data_app = typer.Typer(help="Datasets: generate synthetic COCO/MPII-format data,
                        no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
-#: What ``data synth`` writes at the top of a dataset root; ``--force`` removes exactly these.
+#: What ``data synth`` writes at the top of a dataset root; ``--force`` replaces what hrbench wrote in these
+#: (:mod:`hrbench.manifest`) and keeps every other file.
 SYNTH_ENTRIES = ("annotations", "images", "person_detection_results")
 
 
@@ -34,12 +34,13 @@ def synth_cmd(
     train: int = typer.Option(200, "--train", help="number of training images"),
     val: int = typer.Option(50, "--val", help="number of validation images"),
     seed: int = typer.Option(0, "--seed", help="random seed (output is a deterministic function of it)"),
-    force: bool = typer.Option(False, "--force", help="replace a data set already in --out (its annotations, "
-                               "images and detections are deleted first)"),
+    force: bool = typer.Option(False, "--force", help="replace a data set hrbench wrote in --out (files hrbench "
+                               "did not write there are kept, or refused where a new file would replace one)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
 ) -> None:
     """Generate stick-figure images with annotations in the real COCO / MPII formats."""
     from hrbench.data.synth import generate
+    from hrbench.manifest import commit, staging
 
     if train < 1 or val < 1:
         raise HrbenchError("--train and --val must be positive")
@@ -49,21 +50,13 @@ def synth_cmd(
     if found and not force:
         raise DataError(f"--out {out} already holds a data set ({', '.join(found)}); "
                         "pass --force to replace it or choose another folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".synth-", dir=out))
-    except OSError as e:
-        raise DataError(f"--out {out}: cannot write there ({e.strerror})") from None
-    try:  # generated aside, swapped in when complete: a failed run leaves the old data set as it was
+    with staging(out) as tmp:  # generated aside, moved in when complete: a failed run leaves the old set
         with progress_bar(make_console(stderr=True), f"[bold]synth {dataset}", disable=quiet) as bar:
             task = bar.add_task("images", total=train + val)
             summary = generate(dataset, tmp, train, val, seed, progress=lambda k: bar.advance(task, k))
-        for e in found:
-            shutil.rmtree(out / e)
-        for p in tmp.iterdir():
-            p.replace(out / p.name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        notes = commit(tmp, out, managed=SYNTH_ENTRIES)
+    for note in notes:
+        print(note, file=sys.stderr)
     s = summary["splits"]
     parts = ", ".join(f"{k}: {v['images']} images / {v['instances']} persons" for k, v in s.items())
     replaced = " (replaced the previous data set)" if found else ""

@@ -16,20 +16,21 @@ from rich.console import Console
 from torch import nn
 from torch.utils.data import Dataset
 
-from hrbench.checkpoint import FORMAT, read_checkpoint, save_checkpoint
+from hrbench.checkpoint import FORMAT, check_finite, read_checkpoint, save_checkpoint
 from hrbench.data import build_dataset, collate, verify_images
 from hrbench.engine import dist as D
 from hrbench.engine.config import resolve_config
 from hrbench.engine.resume import locate_run, resumed_config
-from hrbench.engine.runs import SUMMARY_FORMAT, RunDir, now_iso, read_summary, write_json_atomic
+from hrbench.engine.runs import SUMMARY_FORMAT, RunDir, now_iso, read_summary
 from hrbench.engine.samples import seed_everything
 from hrbench.engine.trainer import Evaluator, Trainer
 from hrbench.errors import CheckpointError, ConfigError, DataError, HrbenchError
 from hrbench.evaluation import evaluate, merge_predictions, predict
 from hrbench.factory import create_model, restore_model
-from hrbench.fsutil import check_output_dir
+from hrbench.fsutil import check_output_dir, write_json_atomic
 from hrbench.precision import normalize_amp
 from hrbench.registry import resolve
+from hrbench.signals import interruptible
 from hrbench.threads import configure_threads
 
 __all__ = ["build_summary", "evaluate_checkpoint", "make_evaluator", "resolve_config", "train"]
@@ -136,6 +137,7 @@ def _open_resumed(resume, out, name, arch, epochs, data, workers, requested,
     ckpt = read_checkpoint(run_path / "checkpoints" / "last.pt")
     if ckpt.get("format") != FORMAT or not isinstance(ckpt.get("config"), dict):
         raise CheckpointError(f"cannot resume {run_path}: last.pt is not an hrbench training checkpoint")
+    check_finite(ckpt.get("state_dict") or {}, str(run_path / "checkpoints" / "last.pt"))
     cfg = resumed_config(ckpt["config"], requested, arch=resolve(arch), epochs=epochs,
                          epochs_done=int(ckpt.get("epoch", 0)), world_size=info.world_size, data=data,
                          workers=workers, run_path=run_path)
@@ -184,6 +186,7 @@ def _checkpointer(run: RunDir | None, cfg: dict[str, Any], created: str) -> Call
     return on_checkpoint
 
 
+@interruptible  # SIGTERM (Slurm) stops a run as Ctrl-C does
 def train(arch: str, data: str | Path | None, dataset: str | None = None, epochs: int | None = None,
           batch_size: int | None = None, input_hw: tuple[int, int] | None = None,
           overrides: dict[str, Any] | None = None, out: str | Path | None = "runs", name: str | None = None,
@@ -286,7 +289,9 @@ def _fit(trainer: Trainer, cfg: dict[str, Any], run: RunDir | None, info: D.Dist
     try:
         trainer.fit(stop_after=stop_after, validate_first=validate_first,
                     on_checkpoint=_checkpointer(run, cfg, created))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (hrbench.signals)
+        if run is not None and info.is_main:
+            run.mark_interrupted()
         if run is not None and run.last.exists():
             trainer._say(f"interrupted during epoch {trainer.epoch + 1}; {run.last} holds epoch "
                          f"{_saved_epoch(run)}: continue with --resume")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 from collections import defaultdict
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import numpy as np
 from hrbench.data.coco import COCO_SIGMAS
 from hrbench.evaluation.nms import OKS_NMS_THR, oks_nms
 from hrbench.evaluation.predictions import unique_sorted
+from hrbench.fsutil import write_json_atomic
 
 METRIC_NAMES = ("AP", "AP50", "AP75", "APM", "APL", "AR", "AR50", "AR75", "ARM", "ARL")
 VIS_THR = 0.2
@@ -73,10 +73,7 @@ def evaluate_coco(dataset, predictions: dict, out_dir: str | Path | None = None,
     ``keypoints_{split}_results.json`` into ``out_dir`` when given."""
     results = coco_results(predictions, use_nms=use_nms, sigmas=COCO_SIGMAS)
     if out_dir is not None:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        with open(out / f"keypoints_{dataset.split}_results.json", "w", encoding="utf-8") as f:
-            json.dump(results, f)
+        write_json_atomic(Path(out_dir) / f"keypoints_{dataset.split}_results.json", results, compact=True)
     metrics = run_cocoeval(dataset.coco, results)
     metrics["num_results"] = len(results)
     return metrics

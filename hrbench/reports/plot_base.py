@@ -11,6 +11,8 @@ from pathlib import Path
 
 import matplotlib
 
+from hrbench.fsutil import atomic_write
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
@@ -30,11 +32,11 @@ COLORS = {"lite": "#0072B2", "dite": "#D55E00", "dpn": "#009E73", "other": "#7f7
 
 def save(fig, out_dir: Path, name: str) -> list[Path]:
     """Write ``name``.png and ``name``.svg without timestamps; close the figure."""
-    out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for ext, meta in (("png", {"Software": None}), ("svg", {"Date": None, "Creator": None})):
         path = out_dir / f"{name}.{ext}"
-        fig.savefig(path, dpi=DPI, metadata=meta)
+        with atomic_write(path, binary=True) as fh:  # the one atomic writer (hrbench.fsutil)
+            fig.savefig(fh, format=ext, dpi=DPI, metadata=meta)
         paths.append(path)
     plt.close(fig)
     return paths
