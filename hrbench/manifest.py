@@ -104,6 +104,17 @@ def refuse_foreign(root: Path, rels: Iterable[str], option: str = "--out") -> No
                           f"the files it wrote (listed in {MANIFEST})")
 
 
+def write_owned(root: Path, rel: str, obj: object) -> Path:
+    """Write one JSON file ``root/rel`` that only hrbench may replace (``eval --out``'s results): refused
+    when a file hrbench did not write is there, recorded in the manifest once written."""
+    refuse_foreign(root, [rel])
+    path = write_json_atomic(root / rel, obj, compact=True)
+    owned = read_manifest(root)
+    owned[rel] = {sha256(path)}
+    _write_manifest(root, owned)
+    return path
+
+
 @contextlib.contextmanager
 def staging(root: Path) -> Iterator[Path]:
     """A fresh folder inside ``root`` to build the output in (removed afterwards, whatever happened)."""

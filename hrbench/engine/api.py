@@ -28,6 +28,7 @@ from hrbench.errors import CheckpointError, ConfigError, DataError, HrbenchError
 from hrbench.evaluation import evaluate, merge_predictions, predict
 from hrbench.factory import create_model, restore_model
 from hrbench.fsutil import check_output_dir, write_json_atomic
+from hrbench.manifest import refuse_foreign
 from hrbench.precision import normalize_amp
 from hrbench.registry import resolve
 from hrbench.signals import interruptible
@@ -356,6 +357,7 @@ def evaluate_checkpoint(arch: str, checkpoint: str | Path | dict[str, Any], data
     det_file = _detections(det_file, root)
     if out_dir is not None:
         check_output_dir(out_dir)
+        refuse_foreign(Path(out_dir), ["keypoints_val_results.json"])  # before the work; replaced only if hrbench's
     configure_threads(threads)
     restored = restore_model(arch, checkpoint, overrides, dataset, input_hw)
     model, canonical, dataset, hw, source = (restored.model, restored.arch, restored.dataset, restored.input_hw,

@@ -94,7 +94,7 @@ class RunDir:
         except FileExistsError:
             if not self.path.is_dir() or self.path.is_symlink():
                 raise ConfigError(f"run folder {self.path} exists and is not a folder") from None
-            if not (self.path / MARKER).is_file():
+            if not (self.path / MARKER).is_file() and not self._lock.locked_by_other():
                 raise ConfigError(f"run folder {self.path} already exists and hrbench did not create it (no "
                                   f"{MARKER}); choose another --name or --out - hrbench never clears a folder "
                                   "it did not make") from None

@@ -15,7 +15,7 @@ import numpy as np
 from hrbench.data.coco import COCO_SIGMAS
 from hrbench.evaluation.nms import OKS_NMS_THR, oks_nms
 from hrbench.evaluation.predictions import unique_sorted
-from hrbench.fsutil import write_json_atomic
+from hrbench.manifest import write_owned
 
 METRIC_NAMES = ("AP", "AP50", "AP75", "APM", "APL", "AR", "AR50", "AR75", "ARM", "ARL")
 VIS_THR = 0.2
@@ -73,7 +73,7 @@ def evaluate_coco(dataset, predictions: dict, out_dir: str | Path | None = None,
     ``keypoints_{split}_results.json`` into ``out_dir`` when given."""
     results = coco_results(predictions, use_nms=use_nms, sigmas=COCO_SIGMAS)
     if out_dir is not None:
-        write_json_atomic(Path(out_dir) / f"keypoints_{dataset.split}_results.json", results, compact=True)
+        write_owned(Path(out_dir), f"keypoints_{dataset.split}_results.json", results)
     metrics = run_cocoeval(dataset.coco, results)
     metrics["num_results"] = len(results)
     return metrics
