@@ -144,29 +144,31 @@ def check_output_file(path: str | Path, option: str = "--out") -> Path:
     regular file (:func:`check_replaceable`) or a folder that cannot be created or written
     (:func:`check_output_dir` of its parent: read-only mounts and ``/proc`` included)."""
     p = check_replaceable(path, option)
-    check_output_dir(p.parent, option)
+    check_output_dir(p.parent, option, shown=p)
     return p
 
 
-def check_output_dir(path: str | Path, option: str = "--out") -> Path:
+def check_output_dir(path: str | Path, option: str = "--out", shown: str | Path | None = None) -> Path:
     """Refuse, before any work, an output folder that cannot be created or written: one line naming
     ``option`` and the reason. Nothing is created: the nearest existing ancestor must be a writable
-    folder (probed by creating and deleting a file, which also catches read-only mounts)."""
+    folder (probed by creating and deleting a file, which also catches read-only mounts). ``shown``: the
+    path the message names (default ``path``)."""
     p = Path(path)
     probe = p
+    name = Path(shown) if shown is not None else p
     while not probe.exists():
         if probe.is_symlink():
-            raise ConfigError(f"cannot write {option} {p}: {probe} is a dangling link")
+            raise ConfigError(f"cannot write {option} {name}: {probe} is a dangling link")
         probe = probe.parent
     if not probe.is_dir():
         what = "is a file" if probe == p else f"{probe} is a file, not a folder"
-        raise ConfigError(f"cannot write {option} {p}: {what}")
+        raise ConfigError(f"cannot write {option} {name}: {what}")
     try:
         fd, tmp = tempfile.mkstemp(prefix=".hrbench-write-probe.", dir=probe)
         os.close(fd)
         os.unlink(tmp)
     except OSError as exc:
-        raise ConfigError(f"cannot write {option} {p}: {exc.strerror or exc} ({probe})") from None
+        raise ConfigError(f"cannot write {option} {name}: {exc.strerror or exc} ({probe})") from None
     return p
 
 

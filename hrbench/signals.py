@@ -32,7 +32,17 @@ class Terminated(KeyboardInterrupt):
         return 128 + self.signum
 
 
+_received: list[int] = []
+
+
+def received() -> int | None:
+    """The signal number of the last SIGTERM turned into :class:`Terminated` in this process, if any
+    (the CLI reads it: typer turns every KeyboardInterrupt into exit code 130)."""
+    return _received[-1] if _received else None
+
+
 def _raise(signum: int, frame: Any) -> None:
+    _received.append(signum)
     raise Terminated(signum)
 
 

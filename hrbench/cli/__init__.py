@@ -11,9 +11,9 @@ import sys
 
 import typer
 
+from hrbench import signals
 from hrbench.errors import HrbenchError, one_line
 from hrbench.fsutil import is_disk_full
-from hrbench.signals import Terminated
 
 try:  # typer >= 0.16 vendors click as typer._click; older typer uses click itself
     from typer._click import exceptions as click_exc
@@ -57,11 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     except click_exc.ClickException as e:
         print(f"hrbench: error: {e.format_message()}", file=sys.stderr)
         return 2
-    except (KeyboardInterrupt, typer.Abort) as e:  # click turns Ctrl-C / SIGTERM into Abort
-        cause = e if isinstance(e, Terminated) else e.__cause__ or e.__context__
-        if isinstance(cause, Terminated):
-            print(f"hrbench: interrupted by SIGTERM (exit {cause.exit_code})", file=sys.stderr)
-            return cause.exit_code
+    except (KeyboardInterrupt, typer.Abort):
         result = 130
     except BrokenPipeError:  # output piped into e.g. `head`
         return 0
@@ -70,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"hrbench: error: no space left on device writing {e.filename or 'a file'}", file=sys.stderr)
         return 2
+    if result == 130 and signals.received():  # SIGTERM (hrbench.signals): exit as the signal would, 128 + 15
+        print(f"hrbench: interrupted by SIGTERM (exit {128 + signals.received()})", file=sys.stderr)
+        return 128 + signals.received()
     if result == 130:  # typer turns Ctrl-C into a silent exit code 130
         print("hrbench: interrupted", file=sys.stderr)
     return result if isinstance(result, int) else 0

@@ -115,6 +115,7 @@ def show_cmd(
     """A grid of N crops as the model receives them, with the target heatmaps and the joints drawn
     (left side orange, right side blue): a broken flip pair or aspect ratio shows at a glance."""
     from hrbench.data import build_dataset
+    from hrbench.fsutil import check_output_file
     from hrbench.reports.overlay import grid, write_png
 
     if split not in ("train", "val"):
@@ -123,6 +124,7 @@ def show_cmd(
         raise HrbenchError(f"invalid --n {n}: must be a positive integer")
     if out.suffix.lower() != ".png":
         raise HrbenchError(f"--out {out}: the grid is written as PNG (give a .png file name)")
+    check_output_file(out)  # before the work: not a FIFO / device / folder, and its folder writable
     hw = resolve_input(input_size, dataset)
     ds = build_dataset(dataset, root, split, hw, train=augment)
     ds.reseed(seed)
