@@ -165,8 +165,9 @@ def commit(stage: Path, root: Path, managed: Iterable[str] = (), option: str = "
             else:
                 kept.append(rel)
     sums = {rel: sha256(stage / rel) for rel in new}
-    during = {rel: set(owned.get(rel, set())) | {sums[rel]} for rel in new}
-    during.update({rel: owned[rel] for rel in stale})
+    during = {rel: set(shas) for rel, shas in owned.items()}
+    for rel in new:
+        during.setdefault(rel, set()).add(sums[rel])
     _write_manifest(root, during)  # a run killed from here on leaves paths the next one recognises
     try:
         for rel in new:

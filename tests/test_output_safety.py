@@ -336,3 +336,42 @@ def test_valid_slurm_opts_give_one_sbatch_line_each(tmp_path):
     assert "#SBATCH --mem=64G" in body and "#SBATCH --qos=high" in body
     assert "#SBATCH --constraint='a100|h100'" in body  # quoted by submitit
     assert len(body) == len([ln for ln in plain.splitlines() if ln.strip()]) + 3  # one line per option
+
+
+# ------------------------------------------------------------------- every other output location
+def test_eval_predict_export_show_keep_foreign_files(tiny_arch, data, tmp_path, capsys):
+    """Each --out location filled with the user's files first: after a successful command every one is
+    still there byte for byte; a user file at hrbench's own output name is refused before the work."""
+    from hrbench.checkpoint import hrbench_payload
+    from hrbench.factory import create_model
+
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "tiny.pt", hrbench_payload(create_model(tiny_arch, num_keypoints=17)))
+    image = sorted((data / "images" / "val").iterdir())[0]
+    places = {name: tmp_path / name for name in ("eval", "predict", "export", "show")}
+    mine = {name: _plant(d, ["notes.txt", "sub/kept.bin", f".{name}.hidden"]) for name, d in places.items()}
+    common = ["--input", "64x48", "--device", "cpu"]
+    ev = ["eval", tiny_arch, "--checkpoint", str(ckpt), "--data", str(data), "--workers", "0", "--batch", "4",
+          "--out", str(places["eval"]), *common]
+    pr = ["predict", tiny_arch, "--checkpoint", str(ckpt), str(image), "--out", str(places["predict"]), "--input",
+          "64x48"]
+    assert main(ev) == 0 and (places["eval"] / "keypoints_val_results.json").is_file()
+    assert main(pr) == 0 and (places["predict"] / "predictions.json").is_file()
+    assert main(["export", tiny_arch, "--format", "onnx", "--input", "64x48",
+                 "--out", str(places["export"] / "m.onnx")]) == 0
+    assert main(["data", "show", str(data), "--n", "2", "--input", "64x48",
+                 "--out", str(places["show"] / "grid.png")]) == 0
+    capsys.readouterr()
+    for name, d in places.items():
+        _still_there(d, mine[name])
+        assert not [p for p in d.rglob("*") if p.name.endswith(".tmp") or "staging" in p.name], name
+    # a second eval / predict replaces hrbench's own results (manifest) ...
+    assert main(ev) == 0 and main(pr) == 0
+    capsys.readouterr()
+    # ... but never the user's file at that name: refused before the work, and kept
+    for args, d, rel in ((ev, places["eval"], "keypoints_val_results.json"),
+                         (pr, places["predict"], "predictions.json")):
+        theirs = _plant(d, [rel])
+        assert main(args) == 2
+        assert rel in _one_error(capsys)
+        _still_there(d, {**mine[d.name], **theirs})

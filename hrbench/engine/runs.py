@@ -114,7 +114,8 @@ class RunDir:
             write_text_atomic(self.path / MARKER, "a run folder hrbench created (hrbench may clear it before "
                                                   "its first checkpoint)\n")
             self.materialize()  # log.txt / metrics.jsonl are written as they happen from here on
-        except BaseException:
+        except BaseException:  # a full disk, a signal: no half-claimed folder, no lock held
+            self.discard_if_new()
             self._lock.release()
             raise
         return notes
@@ -203,7 +204,11 @@ class RunDir:
 
     def append_metrics(self, event: dict[str, Any]) -> None:
         """One line of ``metrics.jsonl`` (kept in memory until the folder exists)."""
-        self._write(self.metrics_path, json.dumps(event, default=str))
+        try:  # strict JSON, as every file hrbench writes (a non-finite value stops a run before it is logged)
+            line = json.dumps(event, default=str, allow_nan=False)
+        except ValueError:
+            raise DataError(f"refusing to write a non-finite number into {self.metrics_path}: {event}") from None
+        self._write(self.metrics_path, line)
 
     def append_log(self, line: str) -> None:
         """One line of ``log.txt`` (kept in memory until the folder exists)."""
