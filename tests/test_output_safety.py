@@ -375,3 +375,17 @@ def test_eval_predict_export_show_keep_foreign_files(tiny_arch, data, tmp_path, 
         assert main(args) == 2
         assert rel in _one_error(capsys)
         _still_there(d, {**mine[d.name], **theirs})
+
+
+def test_export_to_a_read_only_mount_is_refused_before_the_export(tmp_path, capsys):
+    mnt = tmp_path / "ro"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,ro", "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip("cannot mount a read-only tmpfs here")
+    try:
+        t = time.perf_counter()
+        assert main(["export", "lite18", "--format", "onnx", "--out", str(mnt / "m.onnx")]) == 2
+        assert "Read-only file system" in _one_error(capsys)
+        assert time.perf_counter() - t < 5
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
