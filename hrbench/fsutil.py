@@ -191,10 +191,15 @@ class FolderLock:
             fh.close()
             raise ConfigError(f"run folder {self.path.parent} is in use by {owner}; wait for it to finish "
                               "or choose another --name") from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"hrbench pid {os.getpid()}\n")
-        fh.flush()
+        try:
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"hrbench pid {os.getpid()}\n")
+            fh.flush()
+        except OSError:  # a full disk: the lock is not taken, nothing stays open
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+            fh.close()
+            raise
         self._fh = fh
 
     def release(self) -> None:

@@ -389,3 +389,19 @@ def test_export_to_a_read_only_mount_is_refused_before_the_export(tmp_path, caps
         assert time.perf_counter() - t < 5
     finally:
         subprocess.run(["umount", str(mnt)], check=True)
+
+
+def test_train_and_show_on_a_full_disk_one_line_nothing_left(tiny_arch, data, full_fs, capsys):
+    with open(full_fs / "filler", "wb", buffering=0) as f:  # fill the 64 KiB tmpfs to the last byte
+        with contextlib.suppress(OSError):
+            while True:
+                f.write(b"\0" * 512)
+    assert main(["train", tiny_arch, "--data", str(data), "--input", "64x48", "--out", str(full_fs / "runs"),
+                 "--name", "r", "--device", "cpu", "--workers", "0", "--batch", "4", "--epochs", "1",
+                 "--no-progress"]) == 2
+    line = _one_error(capsys)
+    assert "no space left on device" in line, line
+    assert not (full_fs / "runs").exists(), line
+    assert main(["data", "show", str(data), "--n", "2", "--input", "64x48", "--out", str(full_fs / "grid.png")]) == 2
+    assert "no space left on device writing" in _one_error(capsys)
+    assert sorted(p.name for p in full_fs.iterdir()) == ["filler"]  # no run folder, grid or temporary left

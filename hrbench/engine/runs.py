@@ -45,6 +45,7 @@ created, updated   ISO-8601 UTC time stamps
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import shutil
@@ -87,6 +88,7 @@ class RunDir:
         taken. Returns notes."""
         notes: list[str] = []
         missing = [p for p in self.path.parents if not p.exists()]  # removed again by discard_if_new
+        locked = False
         try:
             self.path.mkdir(parents=True)
             self.created_here = True
@@ -99,6 +101,7 @@ class RunDir:
                                   f"{MARKER}); choose another --name or --out - hrbench never clears a folder "
                                   "it did not make") from None
             self._lock.acquire()  # refuses a folder another live process is using
+            locked = True
             if self.last.exists():
                 self._lock.release()
                 raise ConfigError(f"run folder {self.path} already exists; pass --resume to continue it "
@@ -108,15 +111,24 @@ class RunDir:
                     shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
             notes.append(f"cleared {self.path}: a run killed before its first checkpoint left it")
             self.created_here = True
-        else:
-            self._lock.acquire()
+        except OSError as exc:  # a full disk, say: the parents made on the way are removed again
+            for parent in missing:
+                with contextlib.suppress(OSError):
+                    parent.rmdir()
+            if exc.errno in FULL:
+                raise DiskFullError(f"no space left on device writing {self.path}") from None
+            raise
         try:
+            if not locked:
+                self._lock.acquire()
             write_text_atomic(self.path / MARKER, "a run folder hrbench created (hrbench may clear it before "
                                                   "its first checkpoint)\n")
             self.materialize()  # log.txt / metrics.jsonl are written as they happen from here on
-        except BaseException:  # a full disk, a signal: no half-claimed folder, no lock held
+        except BaseException as exc:  # a full disk, a signal: no half-claimed folder, no lock held
             self.discard_if_new()
             self._lock.release()
+            if isinstance(exc, OSError) and exc.errno in FULL:
+                raise DiskFullError(f"no space left on device writing {exc.filename or self.path}") from None
             raise
         return notes
 
