@@ -207,7 +207,7 @@ def write_state(out: Path, state: dict[str, Any], epochs: int | None, input_hw: 
     """Write the state file; ``plan`` remembers ``--epochs``/``--input`` of the last training invocation,
     whose run names ``--status`` shows."""
     state["plan"] = {"epochs": epochs, "input": None if input_hw is None else list(input_hw)}
-    from hrbench.engine.runs import write_json_atomic
+    from hrbench.fsutil import write_json_atomic
 
     write_json_atomic(out / f"ablate-{state['grid']}.json", state)
 

@@ -65,12 +65,17 @@ class LoadReport:
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """``torch.load(path, map_location="cpu", weights_only=True)``; every failure (missing file,
-    corrupt file, a pickled object that is not plain data) -> one-line :class:`CheckpointError`."""
+    corrupt file, a pickled object that is not plain data) -> one-line :class:`CheckpointError`. Only a
+    regular file is opened: a FIFO would block the read forever, a device would stream endlessly."""
     p = Path(path)
     if not p.exists():
         raise CheckpointError(f"checkpoint {p}: no such file")
     if p.is_dir():
         raise CheckpointError(f"checkpoint {p}: is a directory, not a file")
+    if not p.is_file():
+        kind = "a FIFO" if p.is_fifo() else "a device" if p.is_char_device() or p.is_block_device() else \
+            "a socket" if p.is_socket() else "not a regular file"
+        raise CheckpointError(f"checkpoint {p}: is {kind}, not a regular file")
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types (UnpicklingError, RuntimeError, EOFError...)
@@ -214,8 +219,21 @@ def load_checkpoint(model: nn.Module, path_or_dict: str | Path | Mapping[str, An
         raise CheckpointError(f"checkpoint {source} does not fit {arch}: {counts} keys ({detail})")
     bad = {k for k, _, _ in mismatched}
     fitting = {k: v for k, v in state.items() if k in own and k not in bad}
+    check_finite(fitting, source)
     model.load_state_dict(fitting, strict=False)
     return LoadReport(source, fmt, sorted(fitting), missing, unexpected, mismatched, rest)
+
+
+def check_finite(state: Mapping[str, torch.Tensor], source: str) -> None:
+    """Refuse weights holding NaN or infinity (a diverged or damaged checkpoint evaluates to AP 0 and
+    puts NaN into every result): one line naming the file, the first bad tensor and how many values."""
+    for key, value in state.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            n_nan, n_inf = int(torch.isnan(value).sum()), int(torch.isinf(value).sum())
+            what = " and ".join(p for p in (f"{n_nan} NaN" if n_nan else "", f"{n_inf} infinite" if n_inf else "")
+                                if p)
+            raise CheckpointError(f"checkpoint {source}: tensor {key} holds {what} value(s) of {value.numel()}; "
+                                  "these weights are not usable (a diverged or damaged save)")
 
 
 def make_payload(arch: str, overrides: Mapping[str, Any], num_keypoints: int | None, model: nn.Module,

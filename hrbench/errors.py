@@ -21,6 +21,11 @@ class CheckpointError(HrbenchError):
     """A corrupt, foreign or mismatched checkpoint; the message names the file."""
 
 
+class DiskFullError(HrbenchError):
+    """The file system filled up while hrbench wrote a file (ENOSPC / EDQUOT); the message names the file,
+    which is left as it was before (:func:`hrbench.fsutil.atomic_write`)."""
+
+
 class DivergedError(HrbenchError):
     """A training run whose loss or validation metric became non-finite (a too-high ``--lr``, say).
 

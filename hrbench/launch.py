@@ -17,7 +17,9 @@ import dataclasses
 import hashlib
 import os
 import pickle
+import re
 import shutil
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -28,6 +30,7 @@ from submitit.helpers import Checkpointable, clean_env
 from submitit.slurm.slurm import _get_default_parameters, _make_sbatch_string
 
 from hrbench.errors import HrbenchError
+from hrbench.signals import Terminated
 
 CLUSTERS = ("slurm", "local")
 #: sbatch settings with an option of their own (refused in ``--slurm-opt``).
@@ -37,6 +40,8 @@ DEDICATED = {"partition": "--slurm-partition", "time": "--timeout", "nodes": "--
 #: submitit parameters that are not sbatch flags (a ``--slurm-opt`` cannot set them).
 NOT_SBATCH = ("setup", "teardown", "srun_args", "use_srun", "stderr_to_stdout", "additional_parameters",
               "map_count", "num_gpus", "signal_delay_s", "command", "folder")
+#: What a ``--slurm-opt`` key may be (an sbatch long option name).
+SLURM_KEY = re.compile(r"[A-Za-z0-9_-]+")
 QUEUED = ("PENDING", "REQUEUED", "PREEMPTED", "CONFIGURING", "RESIZING", "SUSPENDED")
 RUNNING = ("RUNNING", "COMPLETING", "STAGE_OUT")
 
@@ -62,13 +67,22 @@ class JobOptions:
 
 
 def parse_slurm_opts(items: list[str] | None) -> tuple[tuple[str, str], ...]:
-    """``["mem=64G", "qos=high"]`` -> ((key, value), ...) with ``-`` in keys read as ``_``; one-line errors."""
+    """``["mem=64G", "qos=high"]`` -> ((key, value), ...) with ``-`` in keys read as ``_``; one-line errors.
+    Each becomes one ``#SBATCH --key=value`` line of a script run on a shared cluster, so a key is letters,
+    digits, ``_`` and ``-`` only, and a value holds no newline or other control character."""
     out = []
     for item in items or []:
         key, sep, value = item.partition("=")
         key = key.strip().lstrip("-").replace("-", "_")
         if not sep or not key or not value.strip():
             raise HrbenchError(f"malformed --slurm-opt {item!r}: expected KEY=VALUE (an sbatch option), e.g. mem=64G")
+        if not SLURM_KEY.fullmatch(key):
+            raise HrbenchError(f"invalid --slurm-opt key {key!r}: an sbatch option name is letters, digits, '_' "
+                               "and '-' only (no spaces, newlines or shell characters)")
+        bad = next((c for c in value if ord(c) < 32 or ord(c) == 127), None)
+        if bad is not None:
+            raise HrbenchError(f"invalid --slurm-opt value for {key}: it holds a control character "
+                               f"({bad!r}); a value is one line of the sbatch script")
         if key in DEDICATED:
             raise HrbenchError(f"--slurm-opt {item!r}: use {DEDICATED[key]} for this setting")
         if key in NOT_SBATCH:
@@ -188,9 +202,22 @@ class CellJob(Checkpointable):
         print(f"hrbench: cell {spec['name']} on {socket.gethostname()} ({world} process(es)); "
               f"{'resuming' if resume else 'starting'}", file=sys.stderr, flush=True)
         options = TrainOptions.from_dict({**spec, "resume": resume, "progress": False})
-        summary = train(options, console=Console(stderr=True, width=120))
+        try:
+            summary = train(options, console=Console(stderr=True, width=120))
+        except Terminated:  # SIGTERM (preemption): the run stopped cleanly; requeue as for a time-out
+            requeue_as_timeout()
+            raise
         return {"name": spec["name"], "status": summary.get("status"), "epochs_done": summary.get("epochs_done"),
                 "resumed": resume}
+
+
+def requeue_as_timeout() -> None:
+    """Inside a submitit job: deliver submitit's time-out signal (``SIGUSR2`` unless configured) to this
+    process, whose handler checkpoints the job (:class:`CellJob` as it is) and requeues it; outside a job,
+    nothing."""
+    if os.environ.get("SUBMITIT_EXECUTOR") is None or not submitit.JobEnvironment().activated():
+        return
+    signal.raise_signal(submitit.JobEnvironment._usr_sig())
 
 
 def submit(cells: list[tuple[str, dict[str, Any]]], opts: JobOptions, folder: Path,

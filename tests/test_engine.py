@@ -320,8 +320,8 @@ def test_api_resume_is_identical_and_run_folder_complete(tiny_arch, synth, tmp_p
     assert resumed["final"]["AP"] == straight["final"]["AP"]
     assert resumed["final"]["val_loss"] == straight["final"]["val_loss"]
     run = tmp_path / "split"
-    assert {p.name for p in run.iterdir()} == {".lock", "config.json", "metrics.jsonl", "log.txt", "summary.json",
-                                              "checkpoints", "tb"}
+    assert {p.name for p in run.iterdir()} == {".lock", ".hrbench-run", "config.json", "metrics.jsonl", "log.txt",
+                                              "summary.json", "checkpoints", "tb"}
     assert len(list((run / "tb").glob("events.out.tfevents.*"))) == 2  # the first invocation's, the resumed one's
     assert {p.name for p in (run / "checkpoints").iterdir()} <= {"last.pt", "best.pt"}
     events = [e["event"] for e in read_metrics(run)]

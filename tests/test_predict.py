@@ -70,7 +70,8 @@ def test_keypoints_equal_the_evaluation_path(setup, tmp_path, capsys):
     overlay = cv2.imread(str(out / f"{img.stem}_pose.png"))
     h, w = cv2.imread(str(img)).shape[:2]
     assert overlay.shape[:2] == (h * 2, w * 2)  # 320x256 images are drawn enlarged twice
-    assert sorted(p.name for p in out.iterdir()) == [f"{img.stem}_pose.png", "predictions.json"]
+    assert sorted(p.name for p in out.iterdir()) == [".hrbench-manifest.json", f"{img.stem}_pose.png",
+                                                     "predictions.json"]
 
 
 def test_box_option_whole_image_and_no_flip(setup, tmp_path, capsys):

@@ -123,12 +123,13 @@ def test_render_twice_gives_identical_bytes(tmp_path):
     assert a.counts == b.counts
     svg = ta["plots/dpn-T4-resolution.svg"].decode()
     assert "<dc:date>" not in svg and "Matplotlib v" not in svg
-    # a stale file from an earlier run is removed, the machine-dependent bench/ folder is kept
-    (tmp_path / "a" / "tables" / "old.md").write_text("stale")
+    # a stale file of hrbench's earlier run is removed; a file it did not write is kept (issue 20), and so
+    # is the machine-dependent bench/ folder
+    (tmp_path / "a" / "tables" / "old.md").write_text("the user's")
     (tmp_path / "a" / "bench").mkdir()
     (tmp_path / "a" / "bench" / "latency.md").write_text("kept")
     generate_reports(tmp_path / "a", runs_dir=None, measurer=_hash_measurer, table_ids=ids)
-    assert not (tmp_path / "a" / "tables" / "old.md").exists()
+    assert (tmp_path / "a" / "tables" / "old.md").read_text() == "the user's"
     assert (tmp_path / "a" / "bench" / "latency.md").exists()
     assert not (tmp_path / "a" / "tables" / "lite-T3.tex").exists()  # no tex this time
     assert not list((tmp_path / "a" / "plots").glob("*.pdf"))

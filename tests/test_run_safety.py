@@ -121,8 +121,15 @@ def test_two_concurrent_runs_with_one_name_do_not_mix(tiny_arch, synth, tmp_path
 
 
 def test_a_folder_left_by_a_run_killed_before_its_first_checkpoint_is_reused(tiny_arch, synth, tmp_path):
+    """Cleared only with hrbench's marker (written at the claim); the same folder without it is refused."""
     left = tmp_path / "killed"
     (left / "checkpoints").mkdir(parents=True)
+    (left / "log.txt").write_text("started\n")
+    with pytest.raises(ConfigError, match="hrbench did not create it"):
+        _train(synth, tmp_path, "killed", epochs=1)
+    assert sorted(p.name for p in left.rglob("*")) == ["checkpoints", "log.txt"]
+    assert (left / "log.txt").read_text() == "started\n"
+    (left / ".hrbench-run").write_text("a run folder hrbench created\n")
     (left / "log.txt").write_text("started\n")
     (left / "checkpoints" / ".last.pt.abc123.tmp").write_bytes(b"half a checkpoint")
     summary = _train(synth, tmp_path, "killed", epochs=1)

@@ -27,7 +27,8 @@ def test_existing_dataset_refused_then_replaced_with_force(tmp_path, capsys):
     names, files = _coco_state(root)
     assert names == files and len(files) == 2  # the third, stale image is gone
     assert (root / "notes.txt").read_text() == "mine"
-    assert sorted(p.name for p in root.iterdir()) == ["annotations", "images", "notes.txt", "person_detection_results"]
+    assert sorted(p.name for p in root.iterdir()) == [".hrbench-manifest.json", "annotations", "images", "notes.txt",
+                                                      "person_detection_results"]
 
 
 def test_mpii_force_and_fresh_folder(tmp_path):

@@ -11,7 +11,9 @@ import sys
 
 import typer
 
+from hrbench import signals
 from hrbench.errors import HrbenchError, one_line
+from hrbench.fsutil import is_disk_full
 
 try:  # typer >= 0.16 vendors click as typer._click; older typer uses click itself
     from typer._click import exceptions as click_exc
@@ -60,6 +62,14 @@ def main(argv: list[str] | None = None) -> int:
         result = 130
     except BrokenPipeError:  # output piped into e.g. `head`
         return 0
+    except OSError as e:  # a full disk where no hrbench writer named the file
+        if not is_disk_full(e):
+            raise
+        print(f"hrbench: error: no space left on device writing {e.filename or 'a file'}", file=sys.stderr)
+        return 2
+    if result == 130 and signals.received():  # SIGTERM (hrbench.signals): exit as the signal would, 128 + 15
+        print(f"hrbench: interrupted by SIGTERM (exit {128 + signals.received()})", file=sys.stderr)
+        return 128 + signals.received()
     if result == 130:  # typer turns Ctrl-C into a silent exit code 130
         print("hrbench: interrupted", file=sys.stderr)
     return result if isinstance(result, int) else 0

@@ -3,8 +3,7 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +25,8 @@ data_app = typer.Typer(help="Datasets: generate synthetic COCO/MPII-format data,
                        no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
-#: What ``data synth`` writes at the top of a dataset root; ``--force`` removes exactly these.
+#: What ``data synth`` writes at the top of a dataset root; ``--force`` replaces what hrbench wrote in these
+#: (:mod:`hrbench.manifest`) and keeps every other file.
 SYNTH_ENTRIES = ("annotations", "images", "person_detection_results")
 
 
@@ -41,12 +41,13 @@ def synth_cmd(
     train: int = typer.Option(200, "--train", help="number of training images"),
     val: int = typer.Option(50, "--val", help="number of validation images"),
     seed: int = typer.Option(0, "--seed", help="random seed (output is a deterministic function of it)"),
-    force: bool = typer.Option(False, "--force", help="replace a data set already in --out (its annotations, "
-                               "images and detections are deleted first)"),
+    force: bool = typer.Option(False, "--force", help="replace a data set hrbench wrote in --out (files hrbench "
+                               "did not write there are kept, or refused where a new file would replace one)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
 ) -> None:
     """Generate stick-figure images with annotations in the real COCO / MPII formats."""
     from hrbench.data.synth import generate
+    from hrbench.manifest import commit, staging
 
     if train < 1 or val < 1:
         raise HrbenchError("--train and --val must be positive")
@@ -56,21 +57,13 @@ def synth_cmd(
     if found and not force:
         raise DataError(f"--out {out} already holds a data set ({', '.join(found)}); "
                         "pass --force to replace it or choose another folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".synth-", dir=out))
-    except OSError as e:
-        raise DataError(f"--out {out}: cannot write there ({e.strerror})") from None
-    try:  # generated aside, swapped in when complete: a failed run leaves the old data set as it was
+    with staging(out) as tmp:  # generated aside, moved in when complete: a failed run leaves the old set
         with progress_bar(make_console(stderr=True), f"[bold]synth {dataset}", disable=quiet) as bar:
             task = bar.add_task("images", total=train + val)
             summary = generate(dataset, tmp, train, val, seed, progress=lambda k: bar.advance(task, k))
-        for e in found:
-            shutil.rmtree(out / e)
-        for p in tmp.iterdir():
-            p.replace(out / p.name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        notes = commit(tmp, out, managed=SYNTH_ENTRIES)
+    for note in notes:
+        print(note, file=sys.stderr)
     s = summary["splits"]
     parts = ", ".join(f"{k}: {v['images']} images / {v['instances']} persons" for k, v in s.items())
     replaced = " (replaced the previous data set)" if found else ""
@@ -114,6 +107,7 @@ def show_cmd(
     """A grid of N crops as the model receives them, with the target heatmaps and the joints drawn
     (left side orange, right side blue): a broken flip pair or aspect ratio shows at a glance."""
     from hrbench.data import build_dataset
+    from hrbench.fsutil import check_output_file
     from hrbench.reports.overlay import grid, write_png
 
     if split not in ("train", "val"):
@@ -122,6 +116,7 @@ def show_cmd(
         raise HrbenchError(f"invalid --n {n}: must be a positive integer")
     if out.suffix.lower() != ".png":
         raise HrbenchError(f"--out {out}: the grid is written as PNG (give a .png file name)")
+    check_output_file(out)  # before the work: not a FIFO / device / folder, and its folder writable
     hw = resolve_input(input_size, dataset)
     ds = build_dataset(dataset, root, split, hw, train=augment)
     ds.reseed(seed)

@@ -40,6 +40,7 @@ def export_cmd(
     """Export ARCH (eval mode, BatchNorms folded where exact) and check ONNX Runtime against PyTorch
     (max abs difference <= 1e-4 in fp32) before writing the file; a failing file is never written."""
     from hrbench.factory import restore_model
+    from hrbench.fsutil import check_output_dir, check_output_file
     from hrbench.speed.onnx import EXPORTERS, FORMATS, export_onnx, require_onnx
 
     if fmt not in FORMATS:
@@ -48,12 +49,13 @@ def export_cmd(
         raise HrbenchError(f"unknown --exporter {exporter!r}: choose from {', '.join(EXPORTERS)}")
     b = parse_batch(batch)
     hw = parse_input(input_size) if input_size else None
+    # before the export (seconds to minutes): a destination that is not a regular file, or a folder that
+    # cannot be written (read-only mount, /proc), is refused now
+    check_output_file(out) if out is not None else check_output_dir(Path.cwd())
     require_onnx()
     lm = restore_model(arch, checkpoint, parse_overrides(sets) or None, dataset, hw)
     h, w = lm.input_hw
-    path = out or Path(f"{lm.arch}_{h}x{w}_b{b}.onnx")
-    if path.exists() and path.is_dir():
-        raise HrbenchError(f"--out {path}: is a folder; give a file name")
+    path = check_output_file(out or Path(f"{lm.arch}_{h}x{w}_b{b}.onnx"))
     t = time.perf_counter()
     status = f"exporting {lm.arch} ({exporter} exporter, {h}x{w}, batch {b}) and checking it with ONNX Runtime ..."
     with make_console(stderr=True).status(status, spinner="dots"):

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import shutil
-import tempfile
+import sys
 from pathlib import Path
 
 import typer
@@ -13,6 +11,8 @@ from hrbench.cli import options
 from hrbench.cli.options import make_console, parse_input, parse_overrides, print_json, progress_bar
 from hrbench.cli.root import app
 from hrbench.errors import HrbenchError
+from hrbench.fsutil import write_json_atomic
+from hrbench.manifest import commit, refuse_foreign, staging
 
 
 def _overlay_name(file: Path, used: set[str], ext: str) -> str:
@@ -120,10 +120,9 @@ def predict_cmd(
     lm = restore_model(arch, checkpoint, parse_overrides(sets) or None, dataset, hw)
     _check_inputs(files)
     pairs = [list(p) for p in get_dataset(lm.dataset).flip_pairs]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    refuse_foreign(out, ["predictions.json"])  # overlays' names are checked when they are moved in
     results, used = [], set()
-    try:
+    with staging(out) as tmp:  # built aside, moved in when complete; only hrbench's own files are replaced
         with progress_bar(make_console(stderr=True), "[bold]predict[/bold] {task.description}", disable=as_json) as bar:
             task = bar.add_task("", total=len(files))
             for i, f in enumerate(files):
@@ -134,12 +133,10 @@ def predict_cmd(
                 bar.update(task, description=f.name)
                 results += _run_image(lm, f, i, boxes, pairs, flip, tmp, _overlay_name(f, used, ".png"), thr)
                 bar.advance(task)
-        (tmp / "predictions.json").write_text(json.dumps(results), encoding="utf-8")
-        out.mkdir(parents=True, exist_ok=True)
-        for p in sorted(tmp.iterdir()):
-            p.replace(out / p.name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        write_json_atomic(tmp / "predictions.json", results, compact=True)
+        notes = commit(tmp, out)
+    for note in notes:
+        print(note, file=sys.stderr)
     if as_json:
         return print_json(results)
     print(f"{lm.arch} ({lm.dataset}, {lm.input_hw[0]}x{lm.input_hw[1]}, flip {'on' if flip else 'off'}): "

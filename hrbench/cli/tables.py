@@ -61,9 +61,11 @@ def tables_cmd(
                "disagreeing": [f"{d.table}: {d.row} {d.quantity} published {d.printed}, hrbench "
                                f"{'error' if d.measured is None else round(d.measured, 4)}"
                                for d in result.disagreeing],
-               "seconds": round(time.perf_counter() - t0, 1)}
+               "notes": result.notes, "seconds": round(time.perf_counter() - t0, 1)}
     if as_json:
         return print_json(summary)
+    for note in result.notes:
+        err.print(note)
     console.print(f"wrote {summary['files']} files under {out}/ in {summary['seconds']} s")
     console.print(f"[bold]{c['agree']} of {c['cells']}[/bold] measurable complexity cells agree with the published "
                   f"figure ({c['agree_truncated']} by truncation); {c['disagree']} disagree, {c['errors']} errors "

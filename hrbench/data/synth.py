@@ -13,7 +13,6 @@ MPII output: ``annotations/mpii_{train,val}.json``, ``annotations/mpii_gt_val.js
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from hrbench.data.synth_scene import IMAGE_HW, Person, polygon_area, render_scen
 from hrbench.datasets.coco import COCO_KEYPOINTS, COCO_SKELETON
 from hrbench.datasets.mpii import MPII_KEYPOINTS
 from hrbench.errors import DataError
+from hrbench.fsutil import write_json_atomic
 
 
 def _r(v: float) -> float:
@@ -107,9 +107,7 @@ def noisy_detections(rng: np.random.Generator, anns: list[dict], image_id: int, 
 
 
 def _write_json(path: Path, obj) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(obj, f, separators=(",", ":"))
+    write_json_atomic(path, obj, compact=True)
 
 
 def _coco_split(out: Path, split: str, n: int, seed: int, first_id: int, hw, tick) -> dict:

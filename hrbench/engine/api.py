@@ -17,21 +17,23 @@ from rich.console import Console
 from torch import nn
 from torch.utils.data import Dataset
 
-from hrbench.checkpoint import FORMAT, read_checkpoint, save_checkpoint
+from hrbench.checkpoint import FORMAT, check_finite, read_checkpoint, save_checkpoint
 from hrbench.data import build_dataset, collate, verify_images
 from hrbench.engine import dist as D
 from hrbench.engine.resume import locate_run, resumed_config
 from hrbench.engine.run_config import RunConfig, TrainOptions, resolve_config
 from hrbench.engine.runlog import RunLog
-from hrbench.engine.runs import SUMMARY_FORMAT, RunDir, now_iso, read_summary, write_json_atomic
+from hrbench.engine.runs import SUMMARY_FORMAT, RunDir, now_iso, read_summary
 from hrbench.engine.samples import seed_everything
 from hrbench.engine.tblog import TensorBoardLog
 from hrbench.engine.trainer import Evaluator, Trainer
 from hrbench.errors import CheckpointError, ConfigError, DataError, DivergedError, HrbenchError
 from hrbench.evaluation import evaluate, merge_predictions, predict
 from hrbench.factory import create_model, restore_model
-from hrbench.fsutil import check_output_dir
+from hrbench.fsutil import check_output_dir, write_json_atomic
+from hrbench.manifest import refuse_foreign
 from hrbench.precision import normalize_amp
+from hrbench.signals import interruptible
 from hrbench.stack import software_stack
 from hrbench.threads import configure_threads
 
@@ -130,6 +132,7 @@ def _open_resumed(o: TrainOptions, info: D.DistInfo) -> tuple[RunConfig, dict, R
     ckpt = read_checkpoint(run_path / "checkpoints" / "last.pt")
     if ckpt.get("format") != FORMAT or not isinstance(ckpt.get("config"), dict):
         raise CheckpointError(f"cannot resume {run_path}: last.pt is not an hrbench training checkpoint")
+    check_finite(ckpt.get("state_dict") or {}, str(run_path / "checkpoints" / "last.pt"))
     try:
         saved = RunConfig.from_dict(ckpt["config"])
     except ConfigError as exc:
@@ -179,6 +182,7 @@ def _checkpointer(run: RunDir | None, cfg: RunConfig, created: str) -> Callable[
     return on_checkpoint
 
 
+@interruptible  # SIGTERM (Slurm) stops a run as Ctrl-C does
 def train(options: TrainOptions | str, data: str | Path | None = None, *, console=None,
           **kw: Any) -> dict[str, Any]:
     """Train top-down and return the run summary (``summary.json``).
@@ -276,7 +280,9 @@ def _fit(trainer: Trainer, cfg: RunConfig, run: RunDir | None, info: D.DistInfo,
         trainer.log.event({"event": "diverged", "epoch": trainer.epoch, "iter": trainer.iteration,
                            "message": str(exc)})
         raise
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (hrbench.signals)
+        if run is not None and info.is_main:
+            run.mark_interrupted()
         if run is not None and run.last.exists():
             trainer.log.say(f"interrupted during epoch {trainer.epoch + 1}; {run.last} holds epoch "
                             f"{_saved_epoch(run)}: continue with --resume")
@@ -341,6 +347,7 @@ def evaluate_checkpoint(arch: str, checkpoint: str | Path | dict[str, Any], data
     det_file = _detections(det_file, root)
     if out_dir is not None:
         check_output_dir(out_dir)
+        refuse_foreign(Path(out_dir), ["keypoints_val_results.json"])  # before the work; replaced only if hrbench's
     configure_threads(threads)
     restored = restore_model(arch, checkpoint, overrides, dataset, input_hw)
     model, canonical, dataset, hw, source = (restored.model, restored.arch, restored.dataset, restored.input_hw,

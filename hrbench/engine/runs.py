@@ -11,11 +11,12 @@ default name is ``<arch>-<dataset>-<H>x<W>-<YYYYmmdd-HHMMSS>``)::
     summary.json           the run's summary (schema below), rewritten after every epoch
 
 The folder is claimed when the run starts: created atomically (a second run with the same name
-is refused) and locked (``.lock``, an ``flock`` the kernel drops when the process dies) for as long
-as a process trains in it. A run that fails before its first checkpoint removes it again (and
-any parent folder it created); one killed before then leaves a folder without ``last.pt`` that
-the next run with the same name clears. Resuming removes the partial ``.*.tmp`` files of a save
-that was killed.
+is refused), marked as hrbench's (``.hrbench-run``, written at the claim) and locked (``.lock``, an
+``flock`` the kernel drops when the process dies) for as long as a process trains in it. A run that
+fails before its first checkpoint removes it again (and any parent folder it created); one killed
+before then leaves a marked folder without ``last.pt`` that the next run with the same name clears.
+A folder without the marker is never cleared (it may be the user's project, or the data set): it is
+refused. Resuming removes the partial ``.*.tmp`` files of a save that was killed.
 
 ``summary.json`` schema (``format: "hrbench-run-v1"``), read by :func:`list_runs`:
 
@@ -24,7 +25,8 @@ key                value
 =================  ================================================================================
 format             ``"hrbench-run-v1"``
 name, run_dir      folder name and path
-status             ``"running"`` (also a run that was killed; resume it) or ``"finished"``
+status             ``"running"`` (also a run that was killed; resume it), ``"interrupted"`` (stopped by
+                   Ctrl-C or SIGTERM after a checkpoint; resume it) or ``"finished"``
 arch               canonical registry name; ``overrides``: model hyper-parameter overrides (dict)
 dataset            a registered dataset name (``"coco"``, ``"mpii"``); ``input``: [H, W]; ``keypoints``: K
 params             number of model parameters
@@ -45,16 +47,19 @@ stack              the software stack (:func:`hrbench.stack.software_stack`): hr
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import shutil
 from pathlib import Path
 from typing import Any
 
-from hrbench.errors import ConfigError, DataError
-from hrbench.fsutil import FolderLock, atomic_write, remove_stale_temporaries
+from hrbench.errors import ConfigError, DataError, DiskFullError
+from hrbench.fsutil import FULL, FolderLock, remove_stale_temporaries, write_json_atomic, write_text_atomic
 
 SUMMARY_FORMAT = "hrbench-run-v1"
+#: Written into a run folder when hrbench creates it: the proof that hrbench may clear it.
+MARKER = ".hrbench-run"
 
 
 def now_iso() -> str:
@@ -65,13 +70,6 @@ def default_run_name(arch: str, dataset: str, input_hw: tuple[int, int]) -> str:
     """``<arch>-<dataset>-<H>x<W>-<timestamp>``."""
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
     return f"{arch}-{dataset}-{input_hw[0]}x{input_hw[1]}-{stamp}"
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write JSON through :func:`hrbench.fsutil.atomic_write`; refuses NaN/infinity (invalid JSON)."""
-    with atomic_write(path) as f:
-        json.dump(obj, f, indent=1, default=str, allow_nan=False)
-        f.write("\n")
 
 
 class RunDir:
@@ -86,31 +84,54 @@ class RunDir:
         self._created_parents: list[Path] = []
 
     def claim_new(self) -> list[str]:
-        """Take the folder for a new run: create it atomically and lock it. A folder that exists
-        is refused, unless it is what a run killed before its first checkpoint left (no
-        ``checkpoints/last.pt``, nobody holding it): that is cleared and taken. Returns notes."""
+        """Take the folder for a new run: create it atomically, mark it (:data:`MARKER`) and lock it.
+        A folder that exists is refused, unless it is what a run killed before its first checkpoint
+        left (hrbench's marker, no ``checkpoints/last.pt``, nobody holding it): that is cleared and
+        taken. Returns notes."""
         notes: list[str] = []
         missing = [p for p in self.path.parents if not p.exists()]  # removed again by discard_if_new
+        locked = False
         try:
             self.path.mkdir(parents=True)
             self.created_here = True
             self._created_parents = missing
         except FileExistsError:
-            if not self.path.is_dir():
+            if not self.path.is_dir() or self.path.is_symlink():
                 raise ConfigError(f"run folder {self.path} exists and is not a folder") from None
+            if not (self.path / MARKER).is_file() and not self._lock.locked_by_other():
+                raise ConfigError(f"run folder {self.path} already exists and hrbench did not create it (no "
+                                  f"{MARKER}); choose another --name or --out - hrbench never clears a folder "
+                                  "it did not make") from None
             self._lock.acquire()  # refuses a folder another live process is using
+            locked = True
             if self.last.exists():
                 self._lock.release()
                 raise ConfigError(f"run folder {self.path} already exists; pass --resume to continue it "
                                   "or choose another --name") from None
             for child in self.path.iterdir():
-                if child.name != ".lock":
+                if child.name not in (".lock", MARKER):
                     shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
             notes.append(f"cleared {self.path}: a run killed before its first checkpoint left it")
             self.created_here = True
-        else:
-            self._lock.acquire()
-        self.materialize()  # log.txt / metrics.jsonl are written as they happen from here on
+        except OSError as exc:  # a full disk, say: the parents made on the way are removed again
+            for parent in missing:
+                with contextlib.suppress(OSError):
+                    parent.rmdir()
+            if exc.errno in FULL:
+                raise DiskFullError(f"no space left on device writing {self.path}") from None
+            raise
+        try:
+            if not locked:
+                self._lock.acquire()
+            write_text_atomic(self.path / MARKER, "a run folder hrbench created (hrbench may clear it before "
+                                                  "its first checkpoint)\n")
+            self.materialize()  # log.txt / metrics.jsonl are written as they happen from here on
+        except BaseException as exc:  # a full disk, a signal: no half-claimed folder, no lock held
+            self.discard_if_new()
+            self._lock.release()
+            if isinstance(exc, OSError) and exc.errno in FULL:
+                raise DiskFullError(f"no space left on device writing {exc.filename or self.path}") from None
+            raise
         return notes
 
     def claim_existing(self) -> list[str]:
@@ -129,6 +150,16 @@ class RunDir:
 
     def release(self) -> None:
         self._lock.release()
+
+    def mark_interrupted(self) -> bool:
+        """Set ``summary.json``'s status to ``"interrupted"`` (a run stopped by Ctrl-C or SIGTERM: the
+        summary of its last checkpoint, resumable). False when there is no summary yet."""
+        if not self.summary_path.exists():
+            return False
+        summary = read_summary(self.summary_path)
+        summary.update(status="interrupted", updated=now_iso())
+        write_json_atomic(self.summary_path, summary)
+        return True
 
     @property
     def config_path(self) -> Path:
@@ -169,8 +200,13 @@ class RunDir:
         if not self._live:
             self._pending.append((path, line))
             return
-        with open(path, "a") as f:
-            f.write(line + "\n")
+        try:
+            with open(path, "a", encoding="utf-8") as f:
+                f.write(line + "\n")
+        except OSError as exc:
+            if exc.errno in FULL:
+                raise DiskFullError(f"no space left on device writing {path}") from None
+            raise
 
     def discard_if_new(self) -> None:
         """Remove the folder if this process created it and it holds no checkpoint yet."""
@@ -182,7 +218,11 @@ class RunDir:
 
     def append_metrics(self, event: dict[str, Any]) -> None:
         """One line of ``metrics.jsonl`` (kept in memory until the folder exists)."""
-        self._write(self.metrics_path, json.dumps(event, default=str))
+        try:  # strict JSON, as every file hrbench writes (a non-finite value stops a run before it is logged)
+            line = json.dumps(event, default=str, allow_nan=False)
+        except ValueError:
+            raise DataError(f"refusing to write a non-finite number into {self.metrics_path}: {event}") from None
+        self._write(self.metrics_path, line)
 
     def append_log(self, line: str) -> None:
         """One line of ``log.txt`` (kept in memory until the folder exists)."""

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 from collections import defaultdict
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from hrbench.datasets import register_evaluator
 from hrbench.datasets.coco import COCO_SIGMAS
 from hrbench.evaluation.nms import OKS_NMS_THR, oks_nms
 from hrbench.evaluation.predictions import unique_sorted
+from hrbench.manifest import write_owned
 
 METRIC_NAMES = ("AP", "AP50", "AP75", "APM", "APL", "AR", "AR50", "AR75", "ARM", "ARL")
 VIS_THR = 0.2
@@ -77,10 +77,7 @@ def evaluate_coco(dataset, predictions: dict, out_dir: str | Path | None = None,
     sigmas = dataset.spec.sigmas
     results = coco_results(predictions, use_nms=use_nms, sigmas=sigmas)
     if out_dir is not None:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        with open(out / f"keypoints_{dataset.split}_results.json", "w", encoding="utf-8") as f:
-            json.dump(results, f)
+        write_owned(Path(out_dir), f"keypoints_{dataset.split}_results.json", results)
     metrics = run_cocoeval(dataset.coco, results, sigmas)
     metrics["num_results"] = len(results)
     return metrics

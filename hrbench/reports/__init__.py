@@ -50,6 +50,7 @@ class ReportResult:
     counts: dict[str, int]
     disagreeing: list[Any]
     tables: list[Any]
+    notes: list[str] = dataclasses.field(default_factory=list)
 
 
 def generate_reports(out_dir: str | Path = "reports", runs_dir: str | Path | None = "runs",
@@ -59,10 +60,13 @@ def generate_reports(out_dir: str | Path = "reports", runs_dir: str | Path | Non
     """Rebuild every table (in each of ``formats``: :data:`FORMATS`), every plot (PNG + SVG, and PDF
     with ``tex``) and ``README.md``.
 
-    Stale files under ``tables/`` and ``plots/`` are removed so that the folder equals the output
-    of one run; ``bench/`` (machine-dependent, ``hrbench tables --bench``) is left alone.
+    Everything is built aside and moved in through :func:`hrbench.manifest.commit`: hrbench replaces
+    and removes (stale ones under ``tables/`` and ``plots/``) only the files its manifest says it wrote,
+    refuses a foreign file at an output path (before the work where the name is known) and keeps the
+    user's other files; ``bench/`` (machine-dependent, ``hrbench tables --bench``) is left alone.
     """
     from hrbench.complexity.measure import default_measurer
+    from hrbench.manifest import commit, refuse_foreign, staging
     from hrbench.reports import latex, render
     from hrbench.reports import plots as plot_mod
     from hrbench.reports.local_runs import load_runs
@@ -70,41 +74,36 @@ def generate_reports(out_dir: str | Path = "reports", runs_dir: str | Path | Non
     from hrbench.reports.tables import Context, build_table
 
     out = Path(out_dir)
-    ctx = Context(measurer=measurer or default_measurer, runs=load_runs(runs_dir))
     specs = [s for s in TABLES if table_ids is None or s.id in table_ids]
+    plot_formats = ("png", "svg", "pdf") if "tex" in formats else ("png", "svg")
+    stems = {n for s in specs for n in TABLE_PLOTS.get(s.id, ())}
+    refuse_foreign(out, sorted({"README.md", *(f"tables/{s.id}.{e}" for s in specs for e in formats),
+                                *(f"plots/{n}.{e}" for n in stems for e in plot_formats)}))
+    ctx = Context(measurer=measurer or default_measurer, runs=load_runs(runs_dir))
     built = []
     for spec in specs:
         if progress:
             progress(spec.id)
         built.append(build_table(spec, ctx))
-    written: list[Path] = []
-    tdir, pdir = out / "tables", out / "plots"
-    keep: set[Path] = set()
     if progress:
         progress("plots")
-    plot_formats = ("png", "svg", "pdf") if "tex" in formats else ("png", "svg")
-    plots = plot_mod.make_plots({t.spec.id: t for t in built}, pdir, plot_formats)
-    made = {name for name, _ in plots}
-    keep |= {pdir / f"{n}.{ext}" for n in made for ext in plot_formats}
-    for t in built:
-        files = {}
-        if "md" in formats:
-            files[tdir / f"{t.spec.id}.md"] = render.table_markdown(
-                t, [p for p in TABLE_PLOTS.get(t.spec.id, ()) if p in made])
-        if "csv" in formats:
-            files[tdir / f"{t.spec.id}.csv"] = render.to_csv(*render.csv_for(t))
-        if "tex" in formats:
-            files[tdir / f"{t.spec.id}.tex"] = latex.to_latex(t)
-        for path, text in files.items():
-            render.write_text(path, text)
-            keep.add(path)
-    not_held = sum(1 for t in built for r in t.rows if r.target is None)
-    index = out / "README.md"
-    render.write_text(index, render.index_markdown(built, plots, not_held, formats))
-    keep.add(index)
-    for folder, exts in ((tdir, (".md", ".csv", ".tex")), (pdir, (".png", ".svg", ".pdf"))):
-        for path in sorted(folder.glob("*")):
-            if path.suffix in exts and path not in keep:
-                path.unlink()
-    written = sorted(keep)
-    return ReportResult(out, written, render.summary_counts(built), render.disagreeing(built), built)
+    with staging(out) as stage:
+        tdir = stage / "tables"
+        plots = plot_mod.make_plots({t.spec.id: t for t in built}, stage / "plots", plot_formats)
+        made = {name for name, _ in plots}
+        for t in built:
+            files = {}
+            if "md" in formats:
+                files[tdir / f"{t.spec.id}.md"] = render.table_markdown(
+                    t, [p for p in TABLE_PLOTS.get(t.spec.id, ()) if p in made])
+            if "csv" in formats:
+                files[tdir / f"{t.spec.id}.csv"] = render.to_csv(*render.csv_for(t))
+            if "tex" in formats:
+                files[tdir / f"{t.spec.id}.tex"] = latex.to_latex(t)
+            for path, text in files.items():
+                render.write_text(path, text)
+        not_held = sum(1 for t in built for r in t.rows if r.target is None)
+        render.write_text(stage / "README.md", render.index_markdown(built, plots, not_held, formats))
+        written = sorted(out / p.relative_to(stage) for p in stage.rglob("*") if p.is_file())
+        notes = commit(stage, out, managed=("tables", "plots"))
+    return ReportResult(out, written, render.summary_counts(built), render.disagreeing(built), built, notes)

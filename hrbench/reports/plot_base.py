@@ -11,6 +11,8 @@ from pathlib import Path
 
 import matplotlib
 
+from hrbench.fsutil import atomic_write
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
@@ -36,11 +38,11 @@ NO_STAMPS = {"png": {"Software": None}, "svg": {"Date": None, "Creator": None},
 def save(fig, out_dir: Path, name: str, formats: tuple[str, ...] = ("png", "svg")) -> list[Path]:
     """Write ``name``.png and ``name``.svg (and whatever else ``formats`` names: ``pdf``) without
     timestamps; close the figure."""
-    out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for ext in formats:
         path = out_dir / f"{name}.{ext}"
-        fig.savefig(path, dpi=DPI, metadata=NO_STAMPS[ext])
+        with atomic_write(path, binary=True) as fh:  # the one atomic writer (hrbench.fsutil)
+            fig.savefig(fh, format=ext, dpi=DPI, metadata=NO_STAMPS[ext])
         paths.append(path)
     plt.close(fig)
     return paths

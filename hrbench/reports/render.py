@@ -11,6 +11,7 @@ import io
 from pathlib import Path
 
 from hrbench.datasets import get_dataset
+from hrbench.fsutil import write_text_atomic
 from hrbench.reference import COCO_METRICS, MPII_METRICS, printed_flops
 from hrbench.reports.specs import PAPERS
 from hrbench.reports.tables import BuiltRow, BuiltTable, Check, decimals, dite_t5_matrix
@@ -345,5 +346,5 @@ def index_markdown(tables: list[BuiltTable], plots: list[tuple[str, str]], not_h
 
 
 def write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8", newline="\n")
+    """``text`` to ``path`` through the one atomic writer (:func:`hrbench.fsutil.write_text_atomic`)."""
+    write_text_atomic(path, text)
