@@ -202,9 +202,10 @@ def _run_local(grid: str, train: bool, epochs: int | None, data: Path | None, ou
     from hrbench.ablate import run_ablation
     from hrbench.complexity.measure import counting_threads
     from hrbench.fsutil import check_output_dir
-    from hrbench.threads import configure_threads, parse_threads
+    from hrbench.threads import check_threads, configure_threads, parse_threads
 
-    parse_threads(threads)  # refuse a bad value before any work
+    if (n := parse_threads(threads)) is not None:  # refuse a bad value before any work
+        check_threads(n)
     if train:
         check_output_dir(out)
     with contextlib.ExitStack() as thread_scope:  # torch's thread count is restored on leaving

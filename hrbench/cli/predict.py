@@ -108,7 +108,7 @@ def predict_cmd(
     sets: list[str] = typer.Option(None, "--set", help="KEY=VALUE model hyper-parameter (default: the checkpoint's)"),
     flip: bool = typer.Option(True, "--flip/--no-flip", help="flip test (average with the mirrored crop)"),
     out: Path = options.out_option(Path("predictions"), "folder: the overlays and predictions.json"),
-    thr: float = typer.Option(0.2, "--thr", help="draw joints with confidence above this"),
+    thr: float = options.probability_option(0.2, "--thr", "draw joints with confidence above this"),
     as_json: bool = options.json_option("the COCO-format results"),
 ) -> None:
     """Keypoints of ARCH's checkpoint per person box: overlay images (videos: an overlay video) and

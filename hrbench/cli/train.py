@@ -64,7 +64,7 @@ def train_cmd(
     name: str = typer.Option(None, "--name", help="run folder name (default <arch>-<dataset>-<HxW>-<time>)"),
     resume: bool = typer.Option(False, "--resume", help="continue the run <out>/<name> from checkpoints/last.pt "
                                 "with its own settings (options that differ are refused; --epochs may extend it)"),
-    seed: int = typer.Option(None, "--seed", help="random seed (default 0)"),
+    seed: int = options.seed_option(None, "random seed (default 0)"),
     val_interval: int = typer.Option(None, "--val-interval", help="validate every N epochs and after the last "
                                      "(default 1)"),
     val_flip: bool = typer.Option(None, "--val-flip/--no-val-flip", help="validate with flip test (default on)"),
@@ -110,7 +110,7 @@ def eval_cmd(
     no_flip: bool = typer.Option(False, "--no-flip", help="no flip test"),
     dark: bool = typer.Option(False, "--dark", help="DARK (distribution-aware) keypoint decoding"),
     det_file: Path = typer.Option(None, "--det-file", help="COCO person detections json (default: GT boxes)"),
-    det_thr: float = typer.Option(None, "--det-thr", help="keep detections with score >= T (with --det-file)"),
+    det_thr: float = options.probability_option(None, "--det-thr", "keep detections with score >= T (with --det-file)"),
     batch: int = options.batch_option(32, "per process"),
     amp: str = typer.Option(None, "--amp", help="precision: fp32 | bf16 | fp16 (default: the run's, else fp32)"),
     device: str = options.device_option(),
