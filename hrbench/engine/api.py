@@ -28,6 +28,7 @@ from hrbench.errors import CheckpointError, ConfigError, DataError, HrbenchError
 from hrbench.evaluation import evaluate, merge_predictions, predict
 from hrbench.factory import create_model, restore_model
 from hrbench.fsutil import check_output_dir
+from hrbench.memory import check_step_memory
 from hrbench.precision import normalize_amp
 from hrbench.registry import resolve
 from hrbench.threads import configure_threads
@@ -219,6 +220,8 @@ def train(arch: str, data: str | Path | None, dataset: str | None = None, epochs
         seed_everything(cfg["seed"])
         model = create_model(cfg["arch"], num_keypoints=cfg["keypoints"], **cfg["overrides"])
         _check_input(model, cfg)
+        check_step_memory(model, tuple(cfg["input"]), cfg["train"]["batch_per_process"], dev, train=True,
+                          keypoints=cfg["keypoints"], workers=cfg["workers"])
         train_set, val_set = _build_data(cfg)
         evaluator = make_evaluator(None, flip=cfg["val_flip"], batch_size=cfg["train"]["batch_per_process"],
                                    workers=cfg["workers"], amp=cfg["amp"])
@@ -358,6 +361,7 @@ def evaluate_checkpoint(arch: str, checkpoint: str | Path | dict[str, Any], data
     precision = restored.config.get("amp") if amp is None else normalize_amp(amp)
     info, dev = D.setup(device)
     model.to(dev).eval()
+    check_step_memory(model, tuple(hw), batch_size, dev, train=False, workers=workers)
     val_set = build_split(dataset, root, "val", hw, train=False, det_file=det_file, det_score_thr=det_thr)
     box_source = str(getattr(val_set, "box_source", "detections" if det_file is not None else "gt"))
     evaluator = make_evaluator(out_dir, flip=flip, dark=dark, box_source=box_source, batch_size=batch_size,
