@@ -67,8 +67,20 @@ def busy_cpus(window: float = 0.25) -> float:
     return (os.cpu_count() or 1) * busy / max(total, 1)
 
 
+#: Where ``hrbench/__init__.py`` sets aside a malformed ``OMP_NUM_THREADS`` before torch (libgomp) reads it.
+INVALID_OMP_ENV = "HRBENCH_INVALID_OMP_NUM_THREADS"
+
+
+def check_omp_env() -> None:
+    """A malformed ``OMP_NUM_THREADS`` (set aside at import, see :data:`INVALID_OMP_ENV`) -> ConfigError."""
+    bad = os.environ.get(INVALID_OMP_ENV)
+    if bad is not None:
+        raise ConfigError(f"invalid OMP_NUM_THREADS {bad!r}: must be a positive integer")
+
+
 def default_threads() -> tuple[int, str]:
     """The ``auto`` thread count and why (module docstring)."""
+    check_omp_env()
     env = os.environ.get("OMP_NUM_THREADS", "").strip()
     if env:
         if not env.isdigit() or int(env) < 1:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -96,6 +97,15 @@ def _box_source(boxes_file: Path | None, box: str | None):
     return lambda f, frame: []
 
 
+def _say_whole_images(results: list[dict], boxes_file: Path | None) -> None:
+    """One line on stderr when ``--boxes`` had no entry for some inputs: their whole image was the box."""
+    missing = sorted({r["file_name"] for r in results if r.get("box_source") == "whole image"})
+    if boxes_file is not None and missing:
+        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        print(f"hrbench: note: no box in {boxes_file} for {len(missing)} input(s) ({shown}): the whole image "
+              'was used as one box with score 1.0 (box_source "whole image" in predictions.json)', file=sys.stderr)
+
+
 @app.command("predict")
 def predict_cmd(
     arch: str = typer.Argument(..., help="architecture name or alias"),
@@ -145,6 +155,7 @@ def predict_cmd(
             p.replace(out / p.name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    _say_whole_images(results, boxes_file)
     if as_json:
         return print_json(results)
     print(f"{lm.arch} ({lm.dataset}, {lm.input_hw[0]}x{lm.input_hw[1]}, flip {'on' if flip else 'off'}): "

@@ -124,7 +124,7 @@ def check_image_size(image: dict, path: Path) -> tuple[float, float]:
     -> DataError. (The decoded image is checked against them when it is read.)"""
     for key in ("width", "height"):
         if not is_number(image[key], finite=True) or image[key] <= 0:
-            raise DataError(f"{path}: images entry id {image['id']}: {key} must be a positive number, "
+            raise DataError(f"{path}: images entry id {image['id']}: {key} must be a number > 0, "
                             f"got {image[key]!r:.40}")
     return image["width"], image["height"]
 
@@ -180,7 +180,7 @@ def load_detections(path: Path, image_ids: set, score_thr: float) -> list[dict]:
         if d.get("category_id", 1) != 1:
             continue
         if not is_number(d["score"], finite=True):
-            raise DataError(f"{path}: detection {i}: score must be a finite number, got {d['score']!r:.40}")
+            raise DataError(f"{path}: detection {i}: score must be a number (finite), got {d['score']!r:.40}")
         if d["score"] < score_thr:
             continue
         if not is_number(d["image_id"]) or d["image_id"] not in image_ids:
