@@ -81,7 +81,7 @@ def ablate_cmd(
     train: bool = typer.Option(False, "--train", help="also train and evaluate every cell (resumable)"),
     epochs: int | None = typer.Option(None, "--epochs", help="training epochs per cell (default: the paper's; a "
                                       "cell the paper trained longer or shorter keeps its ratio)"),
-    data: Path | None = typer.Option(None, "--data", help="data folder (COCO/MPII layout) for --train"),
+    data: Path | None = options.data_option(None, "data folder (COCO/MPII layout) for --train"),
     out: Path = options.out_option(Path("runs"), "folder: the runs registry"),
     input_size: str | None = options.input_option("the paper's; --train trains at it, --status reads those runs"),
     batch: int | None = options.batch_option(None, "per process, as in `hrbench train` (--train; the recipe's lr is "

@@ -5,6 +5,7 @@ rich console a command builds when it runs."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -87,6 +88,22 @@ def json_option(what: str = "the result") -> Any:
 def out_option(default: Any, what: str) -> Any:
     """``--out``: where the command writes (``what``: "folder ...", "file ...")."""
     return typer.Option(default, "--out", help=f"output {what}")
+
+
+def data_option(default: Any, help_text: str) -> Any:
+    """``--data DIR``: a dataset root; a path that cannot even be looked at (a symlink loop) is refused
+    when parsed (a missing one is named later, where the command needs it)."""
+    return typer.Option(default, "--data", callback=_check_data, help=help_text)
+
+
+def _check_data(path: Any) -> Any:
+    if path is not None:
+        try:
+            os.stat(path)
+        except OSError as e:
+            if e.errno in (errno.ELOOP, errno.ENAMETOOLONG, errno.EACCES):
+                raise HrbenchError(f"--data {path}: cannot be opened ({e.strerror})") from None
+    return path
 
 
 def _check_dataset(dataset: str | None) -> str | None:

@@ -42,7 +42,7 @@ def _print_metrics(console: Console, title: str, metrics: dict[str, Any]) -> Non
 @app.command("train")
 def train_cmd(
     arch: str = typer.Argument(..., help="architecture name or alias (see `hrbench list`)"),
-    data: Path = typer.Option(None, "--data", help="dataset root (COCO/MPII layout; `hrbench data synth` writes one)"),
+    data: Path = options.data_option(None, "dataset root (COCO/MPII layout; `hrbench data synth` writes one)"),
     dataset: str = options.dataset_option(),
     epochs: int = typer.Option(None, "--epochs", help="epochs (default: the recipe's; schedule scaled to it); "
                                "with --resume: extend the run to this many epochs"),
@@ -103,7 +103,7 @@ def train_cmd(
 def eval_cmd(
     arch: str = typer.Argument(..., help="architecture name or alias"),
     checkpoint: Path = typer.Option(..., "--checkpoint", help="hrbench or official (mmpose) checkpoint"),
-    data: Path = typer.Option(..., "--data", help="dataset root"),
+    data: Path = options.data_option(..., "dataset root"),
     dataset: str = options.dataset_option(shown="the checkpoint's, else coco"),
     input_size: str = options.input_option("the checkpoint's"),
     sets: list[str] = typer.Option(None, "--set", help="KEY=VALUE model hyper-parameter (default: the checkpoint's)"),
