@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import cli_error
+from rich.console import Console
 
 from hrbench.checkpoint import hrbench_payload, save_checkpoint
 from hrbench.cli import main
@@ -280,7 +281,7 @@ def _hrbench(args: list[str], **env: str) -> subprocess.CompletedProcess:
                           env=full)
 
 
-def test_tracebacks_and_other_libraries_noise_become_one_line(data, tmp_path, capsys):
+def test_tracebacks_and_other_libraries_noise_become_one_line(data, tmp_path, capsys, monkeypatch):
     root, ckpt = data
     loop = tmp_path / "loop"
     loop.symlink_to(tmp_path / "loop2")
@@ -309,4 +310,6 @@ def test_tracebacks_and_other_libraries_noise_become_one_line(data, tmp_path, ca
     for columns in ("10", "0", "abc"):
         r = _hrbench(["list", "lite*"], COLUMNS=columns)
         assert r.returncode == 0 and "litehrnet_18" in r.stdout and "…" not in r.stdout, r.stdout
+    monkeypatch.setenv("COLUMNS", "0")  # consoles built outside the CLI (the engine's log lines) too
+    assert main(["list", "lite18"]) == 0 and Console(stderr=True).width == 80
     assert not out.exists() or not any(out.iterdir())

@@ -226,6 +226,14 @@ def console_width(stream: Any) -> int | None:
     return None if stream.isatty() else 160
 
 
+def readable_columns() -> None:
+    """A ``COLUMNS`` below :data:`MIN_CONSOLE_WIDTH` or malformed is set to it for this process, so that
+    every rich console (the engine's progress and log lines too) gets a readable width."""
+    env = os.environ.get("COLUMNS", "").strip()
+    if env and (not env.isdigit() or int(env) < MIN_CONSOLE_WIDTH):
+        os.environ["COLUMNS"] = str(MIN_CONSOLE_WIDTH)
+
+
 def make_console(stderr: bool = False) -> Console:
     """A rich console on stdout (``stderr``: on stderr), built when a command runs, :func:`console_width`
     columns wide."""
