@@ -10,6 +10,7 @@ import shutil
 import struct
 import subprocess
 import sys
+import warnings
 import zlib
 from pathlib import Path
 
@@ -297,19 +298,26 @@ def test_tracebacks_and_other_libraries_noise_become_one_line(data, tmp_path, ca
     assert not out.exists() or not any(out.iterdir())
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8)
-    torchscript = tmp_path / "ts.pt"
-    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(torchscript))
     for args, env, needle in (
             (["predict", "lite18", "--checkpoint", str(ckpt), str(broken), "--out", str(out)], {},
              "broken.mp4: OpenCV cannot read this video"),
-            (["list"], {"OMP_NUM_THREADS": "abc"}, "invalid OMP_NUM_THREADS 'abc'"),
-            (["eval", "lite18", "--checkpoint", str(torchscript), "--data", str(root / "coco")], {}, "ts.pt")):
+            (["list"], {"OMP_NUM_THREADS": "abc"}, "invalid OMP_NUM_THREADS 'abc'")):
         r = _hrbench(args, **env)
         assert r.returncode == 2 and r.stderr.startswith("hrbench: error: ") and needle in r.stderr, r.stderr
-        assert len(r.stderr.strip().splitlines()) == 1, r.stderr  # no FFmpeg, libgomp or torch line before it
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr  # no FFmpeg or libgomp line before it
+    torchscript = tmp_path / "ts.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(torchscript))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _refused(capsys, ["eval", "lite18", "--checkpoint", str(torchscript), "--data", str(root / "coco")],
+                 f"checkpoint {torchscript}")
+    assert [str(w.message) for w in caught] == []  # torch's "looks like a TorchScript archive" is not shown
     for columns in ("10", "0", "abc"):
-        r = _hrbench(["list", "lite*"], COLUMNS=columns)
-        assert r.returncode == 0 and "litehrnet_18" in r.stdout and "…" not in r.stdout, r.stdout
-    monkeypatch.setenv("COLUMNS", "0")  # consoles built outside the CLI (the engine's log lines) too
-    assert main(["list", "lite18"]) == 0 and Console(stderr=True).width == 80
+        monkeypatch.setenv("COLUMNS", columns)
+        assert main(["list", "lite*"]) == 0
+        shown = capsys.readouterr().out
+        assert "litehrnet_18" in shown and "…" not in shown, shown
+        assert Console(stderr=True).width == 80  # consoles built outside the CLI (the engine's log lines) too
     assert not out.exists() or not any(out.iterdir())
