@@ -7,11 +7,12 @@ A *record* is one person instance: ``image_file``, ``image_id``, ``center`` (2,)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,14 +87,23 @@ def check_numbers(value: Any, n: int | None, where: str, what: str) -> None:
 def image_header_size(path: str) -> tuple[int, int] | None:
     """(width, height) read from the image file's header, without decoding it (Pillow's lazy open);
     None when Pillow does not know the format (OpenCV may still: it is then decoded unchecked)."""
-    limit = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = None  # Pillow's own bomb check raises before the size is known; ours follows
     try:
-        with warnings.catch_warnings(), Image.open(path) as im:
-            warnings.simplefilter("ignore")
+        with _pillow_unlimited(), Image.open(path) as im:
             return im.size
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         return None
+
+
+@contextlib.contextmanager
+def _pillow_unlimited() -> Iterator[None]:
+    """Pillow without its own decompression-bomb check (a warning above 89 M pixels, an error above
+    179 M, raised before the size is known): hrbench's :data:`MAX_IMAGE_PIXELS` applies instead."""
+    limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            yield
     finally:
         Image.MAX_IMAGE_PIXELS = limit
 
@@ -163,7 +173,7 @@ def _decode_error(path: str) -> str | None:
     except DataError as e:
         return str(e).removeprefix(f"{path}: ")
     try:
-        with Image.open(path) as im:
+        with _pillow_unlimited(), Image.open(path) as im:
             if im.format == "JPEG":
                 im.draft("RGB", (max(1, im.width // 8), max(1, im.height // 8)))
             im.load()
