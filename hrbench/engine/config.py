@@ -71,7 +71,7 @@ def resolve_config(arch: str, data: str | Path | None = None, dataset: str | Non
         "paper": entry.paper,
         "overrides": overrides,
         "dataset": dataset,
-        "data": None if data is None else str(Path(data).resolve()),
+        "data": None if data is None else os.path.realpath(data),  # never raises: a symlink loop is named later
         "input": list(input_hw),
         "keypoints": DATASET_KEYPOINTS[dataset],
         "metric": DATASET_METRIC[dataset],
