@@ -111,18 +111,29 @@ def estimate_step(model: nn.Module, input_hw: tuple[int, int], batch: int, *, tr
     return StepMemory(int(per_sample * pixels * batch), param_bytes * (4 if train else 1), data, probe)
 
 
+def _cgroup_dirs() -> list[Path]:
+    """Where this process's cgroup memory files may be: its own cgroup v2 folder (``/proc/self/cgroup``),
+    the mount root (inside a container), the v1 memory controller."""
+    dirs = []
+    try:
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            if line.startswith("0::"):
+                dirs.append(Path("/sys/fs/cgroup") / line[3:].strip().lstrip("/"))
+    except OSError:
+        pass
+    return dirs + [Path("/sys/fs/cgroup"), Path("/sys/fs/cgroup/memory")]
+
+
 def _cgroup_free() -> tuple[int, str] | None:
     """(limit - usage, where) of this process's cgroup memory limit (v2, else v1); None without one."""
-    for limit, usage in (("memory.max", "memory.current"), ("memory.limit_in_bytes", "memory.usage_in_bytes")):
-        lim, use = Path("/sys/fs/cgroup") / limit, Path("/sys/fs/cgroup") / usage
-        if not lim.exists() or not use.exists():
-            lim, use = Path("/sys/fs/cgroup/memory") / limit, Path("/sys/fs/cgroup/memory") / usage
-        try:
-            text = lim.read_text().strip()
-            if text != "max" and int(text) < 2 ** 60:
-                return max(0, int(text) - int(use.read_text().strip())), "cgroup limit"
-        except (OSError, ValueError):
-            continue
+    for folder in _cgroup_dirs():
+        for limit, usage in (("memory.max", "memory.current"), ("memory.limit_in_bytes", "memory.usage_in_bytes")):
+            try:
+                text = (folder / limit).read_text().strip()
+                if text != "max" and int(text) < 2 ** 60:
+                    return max(0, int(text) - int((folder / usage).read_text().strip())), "cgroup limit"
+            except (OSError, ValueError):
+                continue
     return None
 
 
