@@ -18,6 +18,7 @@ any of them is a :class:`~hrbench.errors.CheckpointError` (one line).
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -77,7 +78,9 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
             "a socket" if p.is_socket() else "not a regular file"
         raise CheckpointError(f"checkpoint {p}: is {kind}, not a regular file")
     try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's UserWarnings on a refused file (pickle protocol, TorchScript):
+            warnings.simplefilter("ignore", UserWarning)  # hrbench says the one line below
+            obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types (UnpicklingError, RuntimeError, EOFError...)
         reason = _load_failure(p, exc)
         raise CheckpointError(f"checkpoint {p}: {reason}") from None

@@ -13,7 +13,9 @@ DEVICE_HELP = "auto | cpu | cuda | cuda:N (auto: CUDA when available)"
 def resolve_device(device: str | None, local_rank: int = 0) -> torch.device:
     """``auto`` -> CUDA when available, else CPU; ``cuda`` under torchrun -> ``cuda:<local_rank>``.
     One-line :class:`ConfigError` for anything else or a CUDA device this machine does not have."""
-    name = (device or "auto").strip().lower()
+    name = "auto" if device is None else str(device).strip().lower()
+    if not name:
+        raise ConfigError(f"invalid --device {device!r}: empty; expected auto, cpu, cuda or cuda:N")
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cpu":

@@ -11,6 +11,10 @@ otherwise the CPUs this process may use (affinity mask and cgroup CPU quota) min
 processes keep busy (measured over a quarter of a second from ``/proc/stat``), shared out among
 this node's training processes (``LOCAL_WORLD_SIZE``, set by torchrun and by the cluster launcher),
 at least 1.
+
+At most :data:`THREADS_PER_CPU` times the usable CPUs are accepted (``--threads`` or ``OMP_NUM_THREADS``):
+more only oversubscribes the cores (``--threads 5000`` on 2 CPUs: load average 1,700), and torch's thread
+pool crashes (segmentation fault) near 100,000.
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ from pathlib import Path
 import torch
 
 from hrbench.errors import ConfigError
+
+#: The most intra-op threads accepted per usable CPU (:func:`check_threads`).
+THREADS_PER_CPU = 4
 
 
 def usable_cpus() -> int:
@@ -60,13 +67,25 @@ def busy_cpus(window: float = 0.25) -> float:
     return (os.cpu_count() or 1) * busy / max(total, 1)
 
 
+#: Where ``hrbench/__init__.py`` sets aside a malformed ``OMP_NUM_THREADS`` before torch (libgomp) reads it.
+INVALID_OMP_ENV = "HRBENCH_INVALID_OMP_NUM_THREADS"
+
+
+def check_omp_env() -> None:
+    """A malformed ``OMP_NUM_THREADS`` (set aside at import, see :data:`INVALID_OMP_ENV`) -> ConfigError."""
+    bad = os.environ.get(INVALID_OMP_ENV)
+    if bad is not None:
+        raise ConfigError(f"invalid OMP_NUM_THREADS {bad!r}: must be a positive integer")
+
+
 def default_threads() -> tuple[int, str]:
     """The ``auto`` thread count and why (module docstring)."""
+    check_omp_env()
     env = os.environ.get("OMP_NUM_THREADS", "").strip()
     if env:
         if not env.isdigit() or int(env) < 1:
             raise ConfigError(f"invalid OMP_NUM_THREADS {env!r}: must be a positive integer")
-        return int(env), "OMP_NUM_THREADS"
+        return check_threads(int(env), "OMP_NUM_THREADS"), "OMP_NUM_THREADS"
     cpus, busy = usable_cpus(), busy_cpus()
     local = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
     n = max(1, min(cpus, cpus - math.floor(busy + 0.5)) // max(1, local))
@@ -86,12 +105,22 @@ def parse_threads(value: str | int | None) -> int | None:
     return n
 
 
+def check_threads(n: int, option: str = "--threads") -> int:
+    """``n`` if it is at most :data:`THREADS_PER_CPU` x :func:`usable_cpus`, else a one-line ConfigError
+    with both numbers."""
+    cpus = usable_cpus()
+    if n > THREADS_PER_CPU * cpus:
+        raise ConfigError(f"invalid {option} {n}: more than {THREADS_PER_CPU} x the {cpus} usable CPU(s) "
+                          f"(at most {THREADS_PER_CPU * cpus})")
+    return n
+
+
 def configure_threads(value: str | int | None) -> tuple[int, str]:
     """Set torch's intra-op threads from ``--threads`` (N or ``auto``; the CLI's default is ``auto``);
     None (the Python API's default) leaves the caller's setting alone. Returns (threads, reason)."""
     if value is None:
         return torch.get_num_threads(), "unchanged"
     n = parse_threads(value)
-    n, why = (n, "--threads") if n is not None else default_threads()
+    n, why = (check_threads(n), "--threads") if n is not None else default_threads()
     torch.set_num_threads(n)
     return n, why

@@ -6,6 +6,7 @@ import hashlib
 import json
 import math
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -297,6 +298,9 @@ def test_missing_and_corrupt_images(coco_root, mpii_root, tmp_path):
     with pytest.raises(DataError, match="corrupt or unreadable image") as e:
         ds[0]
     assert victim in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(DataError, match="corrupt or unreadable image"):  # now found up front, from the header
+        build_dataset("coco", root, "val")
+    shutil.copyfile(coco_root / Path(victim).relative_to(root), victim)
     (root / "images" / "val" / json.loads(
         (root / "annotations" / "person_keypoints_val.json").read_text())["images"][-1]["file_name"]).unlink()
     with pytest.raises(DataError, match="image file not found"):

@@ -110,34 +110,32 @@ def test_load_image_applies_exif_orientation_as_cv2(tmp_path):
 
 
 def _corrupt_copies(root, tmp_path):
-    """A copy of ``root`` with one image truncated, one overwritten by garbage and one deleted."""
+    """A copy of ``root``, its val split built (the build checks each image's header), then one image
+    truncated, one overwritten by garbage and one deleted: (root, files, dataset)."""
     bad = tmp_path / "bad"
     shutil.copytree(root, bad)
+    ds = build_dataset("coco", bad, "val")
     files = sorted((bad / "images" / "val").glob("*.jpg"))
     data = files[0].read_bytes()
     files[0].write_bytes(data[: len(data) // 2])
     files[1].write_bytes(b"not an image at all")
     files[2].unlink()
-    return bad, files
+    return bad, files, ds
 
 
 def test_verify_images(coco_root, tmp_path):
     verify_images(build_dataset("coco", coco_root, "val"))  # a good split passes
-    bad, files = _corrupt_copies(coco_root, tmp_path)
-    shutil.copy(coco_root / "images" / "val" / files[2].name, files[2])  # the dataset checks existence
-    ds = build_dataset("coco", bad, "val")
-    files[2].unlink()
+    bad, files, ds = _corrupt_copies(coco_root, tmp_path)
     with pytest.raises(DataError, match=rf"{files[0].name}: corrupt or unreadable image .*truncated.*; 3 of 4 image"):
         verify_images(ds)
     with pytest.raises(DataError, match="1 of 1 image files are bad"):
         verify_images([files[1]])
+    with pytest.raises(DataError, match=rf"{files[1].name}: corrupt or unreadable image"):  # found at build too
+        build_dataset("coco", bad, "val")
 
 
 def test_getitem_bad_image_raises_data_error_with_path(coco_root, tmp_path):
-    bad, files = _corrupt_copies(coco_root, tmp_path)
-    shutil.copy(coco_root / "images" / "val" / files[2].name, files[2])
-    ds = build_dataset("coco", bad, "val")
-    files[2].unlink()
+    bad, files, ds = _corrupt_copies(coco_root, tmp_path)
     by_file = {r["image_file"]: i for i, r in enumerate(ds.records)}
     with pytest.raises(DataError, match=rf"{files[1]}: corrupt or unreadable image"):
         ds[by_file[str(files[1])]]

@@ -237,7 +237,8 @@ def test_a_fifo_checkpoint_is_refused_not_waited_on(tmp_path, capsys):
 
 
 _RUNNER = (
-    "import sys\nfrom conftest import TinyConfig, tiny_recipe\nfrom hrbench import registry\nfrom hrbench.cli import main\n"
+    "import sys\nfrom conftest import TinyConfig, tiny_recipe\nfrom hrbench import registry\n"
+    "from hrbench.cli import main\n"
     "registry.list_models()\n"
     "registry._REGISTRY['tiny_engine_test'] = registry.ModelEntry('tiny_engine_test', TinyConfig, paper='test',\n"
     "                                                             recipe=tiny_recipe)\n"

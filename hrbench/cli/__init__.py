@@ -46,7 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, turning user errors into one line on stderr and exit code 2 (a
     diverged run: 3; Ctrl-C: 130). Under torchrun an error every rank raised together is printed
     by rank 0 only."""
+    from hrbench.cli.options import readable_columns
+    from hrbench.threads import check_omp_env
+
+    readable_columns()
     try:
+        check_omp_env()  # a malformed OMP_NUM_THREADS: refused before any command (hrbench/__init__.py)
         result = app(args=argv, prog_name="hrbench", standalone_mode=False)
     except HrbenchError as e:
         if _rank() == 0 or not getattr(e, "all_ranks", False):

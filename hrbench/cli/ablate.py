@@ -81,7 +81,7 @@ def ablate_cmd(
     train: bool = typer.Option(False, "--train", help="also train and evaluate every cell (resumable)"),
     epochs: int | None = typer.Option(None, "--epochs", help="training epochs per cell (default: the paper's; a "
                                       "cell the paper trained longer or shorter keeps its ratio)"),
-    data: Path | None = typer.Option(None, "--data", help=f"data folder for --train ({options.DATA_LAYOUT_TEXT})"),
+    data: Path | None = options.data_option(None, f"data folder for --train ({options.DATA_LAYOUT_TEXT})"),
     out: Path = options.out_option(Path("runs"), "folder: the runs registry"),
     input_size: str | None = options.input_option("the paper's; --train trains at it, --status reads those runs"),
     batch: int | None = options.batch_option(None, "per process, as in `hrbench train` (--train; the recipe's lr is "
@@ -202,9 +202,10 @@ def _run_local(grid: str, train: bool, epochs: int | None, data: Path | None, ou
     from hrbench.ablate import run_ablation
     from hrbench.complexity.measure import counting_threads
     from hrbench.fsutil import check_output_dir
-    from hrbench.threads import configure_threads, parse_threads
+    from hrbench.threads import check_threads, configure_threads, parse_threads
 
-    parse_threads(threads)  # refuse a bad value before any work
+    if (n := parse_threads(threads)) is not None:  # refuse a bad value before any work
+        check_threads(n)
     if train:
         check_output_dir(out)
     with contextlib.ExitStack() as thread_scope:  # torch's thread count is restored on leaving

@@ -40,7 +40,7 @@ def synth_cmd(
     out: Path = options.out_option(..., "folder: the dataset root to write"),
     train: int = typer.Option(200, "--train", help="number of training images"),
     val: int = typer.Option(50, "--val", help="number of validation images"),
-    seed: int = typer.Option(0, "--seed", help="random seed (output is a deterministic function of it)"),
+    seed: int = options.seed_option(0, "random seed (output is a deterministic function of it)"),
     force: bool = typer.Option(False, "--force", help="replace a data set hrbench wrote in --out (files hrbench "
                                "did not write there are kept, or refused where a new file would replace one)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
@@ -101,7 +101,7 @@ def show_cmd(
     augment: bool = typer.Option(False, "--augment", help="the training augmentation (flip, half body, "
                                  "scale, rotation)"),
     input_size: str = options.input_option(f"the dataset's: {DATASET_INPUT_TEXT}"),
-    seed: int = typer.Option(0, "--seed", help="which samples, and their augmentation"),
+    seed: int = options.seed_option(0, "which samples, and their augmentation"),
     out: Path = options.out_option(Path("data_show.png"), "file: the PNG grid"),
 ) -> None:
     """A grid of N crops as the model receives them, with the target heatmaps and the joints drawn

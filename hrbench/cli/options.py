@@ -5,6 +5,7 @@ rich console a command builds when it runs."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -19,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from hrbench.datasets import DEFAULT_DATASET, get_dataset, list_datasets
 from hrbench.device import DEVICE_HELP
 from hrbench.errors import HrbenchError
+from hrbench.validate import check_input_size, check_probability, check_seed
 
 #: ``--workers``'s default everywhere: data-loader worker processes (as ``hrbench train``).
 DEFAULT_WORKERS = 2
@@ -70,6 +72,17 @@ def threads_option(scope: str = "") -> Any:
     return typer.Option("auto", "--threads", help=scope + THREADS_HELP)
 
 
+def seed_option(default: int | None, help_text: str) -> Any:
+    """``--seed N``: an integer in [0, 2^64 - 1] (:func:`hrbench.validate.check_seed`), checked when parsed."""
+    return typer.Option(default, "--seed", callback=lambda v: v if v is None else check_seed(v), help=help_text)
+
+
+def probability_option(default: float | None, option: str, help_text: str) -> Any:
+    """A score threshold in [0, 1] (``--det-thr``, ``--thr``), NaN refused, checked when parsed."""
+    return typer.Option(default, option, callback=lambda v: v if v is None else check_probability(v, option),
+                        help=help_text)
+
+
 def json_option(what: str = "the result") -> Any:
     """``--json``: print ``what`` as JSON (:func:`print_json`) instead of tables."""
     return typer.Option(False, "--json", help=f"print {what} as JSON")
@@ -78,6 +91,22 @@ def json_option(what: str = "the result") -> Any:
 def out_option(default: Any, what: str) -> Any:
     """``--out``: where the command writes (``what``: "folder ...", "file ...")."""
     return typer.Option(default, "--out", help=f"output {what}")
+
+
+def data_option(default: Any, help_text: str) -> Any:
+    """``--data DIR``: a dataset root; a path that cannot even be looked at (a symlink loop) is refused
+    when parsed (a missing one is named later, where the command needs it)."""
+    return typer.Option(default, "--data", callback=_check_data, help=help_text)
+
+
+def _check_data(path: Any) -> Any:
+    if path is not None:
+        try:
+            os.stat(path)
+        except OSError as e:
+            if e.errno in (errno.ELOOP, errno.ENAMETOOLONG, errno.EACCES):
+                raise HrbenchError(f"--data {path}: cannot be opened ({e.strerror})") from None
+    return path
 
 
 def _check_dataset(dataset: str | None) -> str | None:
@@ -101,16 +130,12 @@ def given(ctx: typer.Context, name: str) -> bool:
 
 # --------------------------------------------------------------------------------------- parsers
 def parse_input(text: str) -> tuple[int, int]:
-    """``"256x192"`` -> (256, 192); one-line error for anything else or a non-positive size."""
+    """``"256x192"`` -> (256, 192); one-line error for anything else or a size
+    :func:`hrbench.validate.check_input_size` refuses (every command's ``--input`` goes through here)."""
     m = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", text or "")
     if not m:
         raise HrbenchError(f"malformed --input {text!r}: expected HxW, e.g. 256x192")
-    h, w = int(m.group(1)), int(m.group(2))
-    if h < 1 or w < 1:
-        raise HrbenchError(f"invalid --input {text!r}: height and width must be positive")
-    if h > 8192 or w > 8192:
-        raise HrbenchError(f"invalid --input {text!r}: larger than 8192 pixels")
-    return h, w
+    return check_input_size(int(m.group(1)), int(m.group(2)))
 
 
 def resolve_input(input_size: str | None, dataset: str | None = None) -> tuple[int, int]:
@@ -189,14 +214,34 @@ def fmt_number(v: float | None, digits: int = 2) -> str:
     return "-" if v is None else f"{v:,.{digits}f}"
 
 
+#: The narrowest console: a smaller (or malformed) ``COLUMNS`` gets this width (``COLUMNS=10`` would
+#: cut every table cell to "…", ``COLUMNS=0`` prints nothing).
+MIN_CONSOLE_WIDTH = 80
+
+
+def console_width(stream: Any) -> int | None:
+    """The width of a new console: ``COLUMNS`` when it is an integer >= :data:`MIN_CONSOLE_WIDTH` (else
+    that minimum); unset: the terminal's (None, rich finds it), or 160 when the stream is not a terminal
+    (a pipe, a log file), so wide tables are not cut."""
+    env = os.environ.get("COLUMNS", "").strip()
+    if env:
+        return max(MIN_CONSOLE_WIDTH, int(env)) if env.isdigit() else MIN_CONSOLE_WIDTH
+    return None if stream.isatty() else 160
+
+
+def readable_columns() -> None:
+    """A ``COLUMNS`` below :data:`MIN_CONSOLE_WIDTH` or malformed is set to it for this process, so that
+    every rich console (the engine's progress and log lines too) gets a readable width."""
+    env = os.environ.get("COLUMNS", "").strip()
+    if env and (not env.isdigit() or int(env) < MIN_CONSOLE_WIDTH):
+        os.environ["COLUMNS"] = str(MIN_CONSOLE_WIDTH)
+
+
 def make_console(stderr: bool = False) -> Console:
-    """A rich console on stdout (``stderr``: on stderr), built when a command runs. ``COLUMNS`` sets
-    its width; when the stream is not a terminal (a pipe, a log file) and ``COLUMNS`` is unset, tables
-    get 160 columns instead of rich's default 80, so wide tables are not cut."""
-    stream = sys.stderr if stderr else sys.stdout
-    if stream.isatty() or os.environ.get("COLUMNS"):
-        return Console(stderr=stderr)
-    return Console(stderr=stderr, width=160)
+    """A rich console on stdout (``stderr``: on stderr), built when a command runs, :func:`console_width`
+    columns wide."""
+    width = console_width(sys.stderr if stderr else sys.stdout)
+    return Console(stderr=stderr) if width is None else Console(stderr=stderr, width=width)
 
 
 def print_json(obj: Any) -> None:

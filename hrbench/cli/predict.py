@@ -91,6 +91,15 @@ def _box_source(boxes_file: Path | None, box: str | None):
     return lambda f, frame: []
 
 
+def _say_whole_images(results: list[dict], boxes_file: Path | None) -> None:
+    """One line on stderr when ``--boxes`` had no entry for some inputs: their whole image was the box."""
+    missing = sorted({r["file_name"] for r in results if r.get("box_source") == "whole image"})
+    if boxes_file is not None and missing:
+        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        print(f"hrbench: note: no box in {boxes_file} for {len(missing)} input(s) ({shown}): the whole image "
+              'was used as one box with score 1.0 (box_source "whole image" in predictions.json)', file=sys.stderr)
+
+
 @app.command("predict")
 def predict_cmd(
     arch: str = typer.Argument(..., help="architecture name or alias"),
@@ -103,7 +112,7 @@ def predict_cmd(
     sets: list[str] = typer.Option(None, "--set", help="KEY=VALUE model hyper-parameter (default: the checkpoint's)"),
     flip: bool = typer.Option(True, "--flip/--no-flip", help="flip test (average with the mirrored crop)"),
     out: Path = options.out_option(Path("predictions"), "folder: the overlays and predictions.json"),
-    thr: float = typer.Option(0.2, "--thr", help="draw joints with confidence above this"),
+    thr: float = options.probability_option(0.2, "--thr", "draw joints with confidence above this"),
     as_json: bool = options.json_option("the COCO-format results"),
 ) -> None:
     """Keypoints of ARCH's checkpoint per person box: overlay images (videos: an overlay video) and
@@ -137,6 +146,7 @@ def predict_cmd(
         notes = commit(tmp, out)
     for note in notes:
         print(note, file=sys.stderr)
+    _say_whole_images(results, boxes_file)
     if as_json:
         return print_json(results)
     print(f"{lm.arch} ({lm.dataset}, {lm.input_hw[0]}x{lm.input_hw[1]}, flip {'on' if flip else 'off'}): "

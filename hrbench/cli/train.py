@@ -49,8 +49,7 @@ def _print_metrics(console: Console, title: str, metrics: dict[str, Any]) -> Non
 @app.command("train")
 def train_cmd(
     arch: str = typer.Argument(..., help="architecture name or alias (see `hrbench list`)"),
-    data: Path = typer.Option(None, "--data", help=f"dataset root ({DATA_LAYOUT_TEXT}; "
-                            "`hrbench data synth` writes one)"),
+    data: Path = options.data_option(None, f"dataset root ({DATA_LAYOUT_TEXT}; `hrbench data synth` writes one)"),
     dataset: str = options.dataset_option(),
     epochs: int = typer.Option(None, "--epochs", help="epochs (default: the recipe's; schedule scaled to it); "
                                "with --resume: extend the run to this many epochs"),
@@ -72,7 +71,7 @@ def train_cmd(
     name: str = typer.Option(None, "--name", help="run folder name (default <arch>-<dataset>-<HxW>-<time>)"),
     resume: bool = typer.Option(False, "--resume", help="continue the run <out>/<name> from checkpoints/last.pt "
                                 "with its own settings (options that differ are refused; --epochs may extend it)"),
-    seed: int = typer.Option(None, "--seed", help="random seed (default 0)"),
+    seed: int = options.seed_option(None, "random seed (default 0)"),
     val_interval: int = typer.Option(None, "--val-interval", help="validate every N epochs and after the last "
                                      "(default 1)"),
     val_flip: bool = typer.Option(None, "--val-flip/--no-val-flip", help="validate with flip test (default on)"),
@@ -112,14 +111,14 @@ def train_cmd(
 def eval_cmd(
     arch: str = typer.Argument(..., help="architecture name or alias"),
     checkpoint: Path = typer.Option(..., "--checkpoint", help="hrbench or official (mmpose) checkpoint"),
-    data: Path = typer.Option(..., "--data", help=f"dataset root ({DATA_LAYOUT_TEXT})"),
+    data: Path = options.data_option(..., f"dataset root ({DATA_LAYOUT_TEXT})"),
     dataset: str = options.dataset_option(shown="the checkpoint's, else coco"),
     input_size: str = options.input_option("the checkpoint's"),
     sets: list[str] = typer.Option(None, "--set", help="KEY=VALUE model hyper-parameter (default: the checkpoint's)"),
     no_flip: bool = typer.Option(False, "--no-flip", help="no flip test"),
     dark: bool = typer.Option(False, "--dark", help="DARK (distribution-aware) keypoint decoding"),
     det_file: Path = typer.Option(None, "--det-file", help="COCO person detections json (default: GT boxes)"),
-    det_thr: float = typer.Option(None, "--det-thr", help="keep detections with score >= T (with --det-file)"),
+    det_thr: float = options.probability_option(None, "--det-thr", "keep detections with score >= T (with --det-file)"),
     batch: int = options.batch_option(32, "per process"),
     amp: str = typer.Option(None, "--amp", help="precision: fp32 | bf16 | fp16 (default: the run's, else fp32)"),
     device: str = options.device_option(),

@@ -7,10 +7,12 @@ A *record* is one person instance: ``image_file``, ``image_id``, ``center`` (2,)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
-from collections.abc import Iterable
+import warnings
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,12 @@ from hrbench.codecs import Codec, MSRAHeatmap
 from hrbench.data.transforms import AugmentConfig, to_tensor, topdown_crop
 from hrbench.datasets import DatasetSpec
 from hrbench.errors import DataError
+from hrbench.validate import check_seed
+
+#: The most pixels an image may have (2^28 = 268 M, e.g. 16384 x 16384, 0.8 GB decoded as RGB), read from
+#: its header before it is decoded: a "decompression bomb" (a 30000 x 30000 PNG is 0.9 MB on disk, 2.7 GB
+#: decoded) is refused. COCO images are at most 640 x 640 (0.4 M pixels), MPII 1920 x 1080 (2.1 M).
+MAX_IMAGE_PIXELS = 2 ** 28
 
 
 def load_json(path: Path, what: str = "annotation file") -> Any:
@@ -49,22 +57,80 @@ def is_number(value: Any, *, finite: bool = False) -> bool:
 
 
 def check_numbers(value: Any, n: int | None, where: str, what: str) -> None:
-    """``value`` must be a list of ``n`` numbers (``n`` None: at least 1); else one-line DataError
-    ``"{where} must be {what}, got ..."`` (``where`` names the file, record and field)."""
+    """``value`` must be a list of ``n`` finite numbers (``n`` None: at least 1); else one-line DataError
+    ``"{where} must be {what}, got ..."`` (``where`` names the file, record and field). NaN and ±inf
+    (which Python's JSON reader accepts) are refused: they would train to "diverged" or crash a crop."""
     ok = isinstance(value, list) and (len(value) == n if n is not None else len(value) > 0)
     if not ok or not all(is_number(v) for v in value):
         shown = repr(value)
         raise DataError(f"{where} must be {what}, got {shown if len(shown) <= 60 else shown[:57] + '...'}")
+    bad = next((k for k, v in enumerate(value) if not isinstance(v, bool) and not math.isfinite(v)), None)
+    if bad is not None:
+        raise DataError(f"{where}[{bad}] must be a finite number, got {value[bad]}")
+
+
+def image_header_size(path: str) -> tuple[int, int] | None:
+    """(width, height) read from the image file's header, without decoding it (Pillow's lazy open);
+    None when Pillow does not know the format (OpenCV may still: it is then decoded unchecked)."""
+    try:
+        with _pillow_unlimited(), Image.open(path) as im:
+            return im.size
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return None
+
+
+@contextlib.contextmanager
+def _pillow_unlimited() -> Iterator[None]:
+    """Pillow without its own decompression-bomb check (a warning above 89 M pixels, an error above
+    179 M, raised before the size is known): hrbench's :data:`MAX_IMAGE_PIXELS` applies instead."""
+    limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+
+
+def check_image_header(path: str, expected: tuple[float, float] | None = None, source: str = "") -> None:
+    """Cheap, before decoding: ``path`` exists, is not empty, OpenCV knows its format, it has at most
+    :data:`MAX_IMAGE_PIXELS` pixels and (``expected``: the annotation's width, height, ``source`` the
+    annotation file) the size the annotation says. One-line :class:`DataError` naming the file."""
+    if not os.path.isfile(path):
+        raise _unreadable(path)
+    if os.path.getsize(path) == 0:
+        raise DataError(f"{path}: empty image file (0 bytes)")
+    size = image_header_size(path)
+    if size is None and not cv2.haveImageReader(path):
+        raise _unreadable(path)
+    if size is not None:
+        check_pixel_size(path, size, expected, source)
+
+
+def check_pixel_size(path: str, size: tuple[int, int], expected: tuple[float, float] | None = None,
+                     source: str = "") -> None:
+    """``size`` (width, height) of the image ``path`` is within :data:`MAX_IMAGE_PIXELS` and equals the
+    annotation's ``expected`` (when given); else one-line :class:`DataError`."""
+    w, h = size
+    if w * h > MAX_IMAGE_PIXELS:
+        raise DataError(f"{path}: {w}x{h} image ({w * h:,} pixels) exceeds the limit of {MAX_IMAGE_PIXELS:,} "
+                        "pixels (2^28; a decompression bomb?)")
+    if expected is not None and (w, h) != (expected[0], expected[1]):
+        raise DataError(f"{path}: the image is {w}x{h} but {source or 'its annotation'} says width "
+                        f"{expected[0]}, height {expected[1]}")
 
 
 def load_image(path: str | Path) -> np.ndarray:
     """Decode an image as the reference does (``mmcv.imread(path, 'color', 'rgb')``: ``cv2.imread``
     with ``IMREAD_COLOR``, which applies the EXIF orientation, then BGR -> RGB): uint8 (H, W, 3).
 
-    A missing file, or one OpenCV cannot decode, -> one-line :class:`DataError` naming it. Like the
+    A missing or empty file, one OpenCV cannot decode, or one with more than :data:`MAX_IMAGE_PIXELS`
+    pixels (read from the header first) -> one-line :class:`DataError` naming it. Like the
     reference, a JPEG cut short mid-scan still decodes (libjpeg fills the rest grey); catch those
     before training with :func:`verify_images`."""
     path = str(path)
+    check_image_header(path)
     img = cv2.imread(path, cv2.IMREAD_COLOR)
     if img is None:
         raise _unreadable(path)
@@ -72,11 +138,9 @@ def load_image(path: str | Path) -> np.ndarray:
 
 
 def check_image_file(path: str | Path) -> None:
-    """Without decoding: ``path`` exists and OpenCV knows its format from the file's header, else the
-    one-line :class:`DataError` of :func:`load_image`. A file that passes can still fail to decode."""
-    path = str(path)
-    if not os.path.isfile(path) or not cv2.haveImageReader(path):
-        raise _unreadable(path)
+    """Without decoding: :func:`check_image_header` (exists, not empty, a format OpenCV knows, within
+    the pixel limit). A file that passes can still fail to decode."""
+    check_image_header(str(path))
 
 
 def _unreadable(path: str) -> DataError:
@@ -89,10 +153,12 @@ def _unreadable(path: str) -> DataError:
 def _decode_error(path: str) -> str | None:
     """Why ``path`` is not a complete, decodable image (None if it is). A strict decode with Pillow
     (JPEGs at 1/8 scale: every entropy-coded byte is still read, so truncation is caught)."""
-    if not os.path.isfile(path):
-        return "image file not found"
     try:
-        with Image.open(path) as im:
+        check_image_header(path)
+    except DataError as e:
+        return str(e).removeprefix(f"{path}: ")
+    try:
+        with _pillow_unlimited(), Image.open(path) as im:
             if im.format == "JPEG":
                 im.draft("RGB", (max(1, im.width // 8), max(1, im.height // 8)))
             im.load()
@@ -122,11 +188,24 @@ def verify_images(dataset: Any) -> None:
         raise DataError(f"{bad[0][0]}: {bad[0][1]}; {len(bad)} of {len(paths)} image files{of} are bad")
 
 
-def check_images_exist(files, ann_file: Path) -> None:
-    """Fail early, naming the first missing image referenced by ``ann_file``."""
-    for f in files:
+def check_images_exist(records: list[dict], ann_file: Path) -> None:
+    """Fail early (before training or evaluating), naming the first bad image referenced by ``ann_file``:
+    missing, empty, a format OpenCV does not know, over the pixel limit, or (records with ``width`` and
+    ``height``: the annotation's) another size than the annotation says. Headers only, each file once."""
+    seen: set[str] = set()
+    for r in sorted(records, key=lambda r: r["image_file"]):
+        f = r["image_file"]
+        if f in seen:
+            continue
+        seen.add(f)
         if not os.path.isfile(f):
             raise DataError(f"{f}: image file not found (referenced by {ann_file})")
+        check_image_header(f, _expected_size(r), str(ann_file))
+
+
+def _expected_size(record: dict) -> tuple[float, float] | None:
+    """The image size a record's annotation gives (COCO: width, height), else None."""
+    return (record["width"], record["height"]) if "width" in record else None
 
 
 class TopDownDataset(Dataset):
@@ -168,12 +247,15 @@ class TopDownDataset(Dataset):
 
     def reseed(self, seed: int) -> None:
         """Make the augmentation of the following samples (in this process) a function of ``seed``."""
-        self._rng = np.random.default_rng(int(seed) % (2 ** 63))
+        self._rng = np.random.default_rng(check_seed(seed) % (2 ** 63))
         self._rng_pid = os.getpid()
 
     def __getitem__(self, idx: int) -> dict:
         r = self.records[idx]
         image = load_image(r["image_file"])
+        if "width" in r:  # the decoded size, which the annotation's box clipping assumed
+            check_pixel_size(r["image_file"], (image.shape[1], image.shape[0]), _expected_size(r),
+                             getattr(self, "ann_file", ""))
         joints = r["joints"]
         crop = topdown_crop(image, joints[:, :2], joints[:, 2], r["center"], r["scale"], self.input_hw,
                             train=self.train, flip_pairs=self.spec.flip_pairs,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -29,9 +30,13 @@ from hrbench.data.base import (
 from hrbench.data.transforms import AugmentConfig, box_to_center_scale, sanitize_box
 from hrbench.datasets import DatasetSpec, register_builder
 from hrbench.datasets.coco import COCO_SPEC
-from hrbench.errors import DataError
+from hrbench.errors import DataError, HrbenchError
+from hrbench.validate import check_box, check_probability
 
 DET_DIR = "person_detection_results"
+#: The COCO category id of a person: the only category whose annotations are loaded (the results say so).
+PERSON_ID = 1
+log = logging.getLogger(__name__)
 
 
 def _candidates(root: Path, split: str) -> list[tuple[Path, list[Path]]]:
@@ -70,7 +75,8 @@ def validate_coco(data, path: Path, num_keypoints: int = 17) -> None:
         if not isinstance(im["file_name"], str):
             raise DataError(f"{path}: images[{i}] (id {im['id']}).file_name must be a string, "
                             f"got {im['file_name']!r:.40}")
-    ids = {im["id"] for im in data["images"]}
+    ids = _unique_ids(data["images"], path, "images")
+    _unique_ids(data["annotations"], path, "annotations")
     need = {"id", "image_id", "bbox", "keypoints"}
     for i, a in enumerate(data["annotations"]):
         if not isinstance(a, dict) or not need <= a.keys():
@@ -82,6 +88,8 @@ def validate_coco(data, path: Path, num_keypoints: int = 17) -> None:
         if a["image_id"] not in ids:
             raise DataError(f"{path}: annotations[{i}] refers to unknown image_id {a['image_id']}")
         where = f"{path}: annotations[{i}] (id {a['id']})"
+        if "category_id" in a and not is_number(a["category_id"]):
+            raise DataError(f"{where}.category_id must be a number, got {a['category_id']!r:.40}")
         check_numbers(a["bbox"], 4, f"{where}.bbox", "[x, y, w, h] (4 numbers)")
         check_numbers(a["keypoints"], 3 * num_keypoints, f"{where}.keypoints", f"{3 * num_keypoints} numbers")
         for key in ("area", "iscrowd", "num_keypoints"):
@@ -89,12 +97,44 @@ def validate_coco(data, path: Path, num_keypoints: int = 17) -> None:
                 raise DataError(f"{where}.{key} must be a number, got {a[key]!r:.40}")
 
 
+def _unique_ids(entries: list, path: Path, key: str) -> set:
+    """The ``id`` values of ``data[key]``; a repeated one -> DataError naming both entries (pycocotools
+    would keep the last silently, and the other's persons would be scored against the wrong image)."""
+    first: dict = {}
+    for i, e in enumerate(entries):
+        if isinstance(e, dict) and "id" in e and is_number(e["id"]):
+            j = first.setdefault(e["id"], i)
+            if j != i:
+                raise DataError(f"{path}: {key}[{i}].id {e['id']} repeats {key}[{j}].id (ids must be unique)")
+    return set(first)
+
+
 def check_image_size(image: dict, path: Path) -> tuple[float, float]:
-    """The image's (width, height), which the box clipping needs; non-numbers -> DataError."""
+    """The image's (width, height), which the box clipping needs; anything but positive finite numbers
+    -> DataError. (The decoded image is checked against them when it is read.)"""
     for key in ("width", "height"):
-        if not is_number(image[key]):
-            raise DataError(f"{path}: images entry id {image['id']}: {key} must be a number, got {image[key]!r:.40}")
+        if not is_number(image[key], finite=True) or image[key] <= 0:
+            raise DataError(f"{path}: images entry id {image['id']}: {key} must be a number > 0, "
+                            f"got {image[key]!r:.40}")
     return image["width"], image["height"]
+
+
+def person_annotations(data: dict, path: Path) -> dict:
+    """``data`` with only the person annotations (``category_id`` 1, or none given) and the person
+    category: what is loaded and what COCOeval scores. Like the reference (whose person-keypoint files
+    hold no other category), other categories are not loaded; hrbench says how many it skipped.
+    No person category in ``categories`` -> DataError."""
+    cats = [c for c in data["categories"] if isinstance(c, dict) and c.get("id") == PERSON_ID]
+    if not cats:
+        raise DataError(f"{path}: no person category (id {PERSON_ID}) in 'categories': hrbench scores COCO "
+                        "person keypoints only")
+    persons = [a for a in data["annotations"] if a.get("category_id", PERSON_ID) == PERSON_ID]
+    skipped = len(data["annotations"]) - len(persons)
+    if skipped:
+        others = sorted({a["category_id"] for a in data["annotations"] if a.get("category_id", PERSON_ID) != PERSON_ID})
+        log.warning(f"hrbench: note: {path}: skipped {skipped} annotation(s) of category_id "
+                    f"{', '.join(map(str, others))} (not person, id {PERSON_ID}): only persons are loaded and scored")
+    return {**data, "annotations": persons, "categories": cats}
 
 
 def make_coco_api(data: dict):
@@ -112,10 +152,12 @@ def load_detections(path: Path, image_ids: set, score_thr: float) -> list[dict]:
     """Person detections (``COCO_val2017_detections_AP_H_56_person.json`` format) with score >= thr.
 
     Wrong-typed fields (string bbox or score, ...) -> one-line :class:`DataError` naming the detection
-    index and field (the reference fails there with a TypeError). Degenerate boxes (w or h <= 0) are
-    kept, as the reference's ``_load_coco_person_detection_results`` keeps them: a zero-size box
-    gives scale 0, the crop is filled with the image's top-left pixel and every keypoint decodes to
-    the box corner."""
+    index and field (the reference fails there with a TypeError). A box goes through the one box
+    validator (:func:`hrbench.validate.check_box`): non-finite numbers and negative sizes are refused
+    (the reference would crop a mirrored, meaningless region); zero-size boxes are kept, as the
+    reference's ``_load_coco_person_detection_results`` keeps them: a zero-size box gives scale 0,
+    the crop is filled with the image's top-left pixel and every keypoint decodes to the box corner."""
+    check_probability(score_thr, "--det-thr")
     dets = load_json(path, "detection file")
     if not isinstance(dets, list):
         raise DataError(f"{path}: wrong schema (detections must be a list of {{image_id, category_id, bbox, score}})")
@@ -127,15 +169,17 @@ def load_detections(path: Path, image_ids: set, score_thr: float) -> list[dict]:
             raise DataError(f"{path}: detection {i}: category_id must be a number, got {d['category_id']!r:.40}")
         if d.get("category_id", 1) != 1:
             continue
-        if not is_number(d["score"]):
-            raise DataError(f"{path}: detection {i}: score must be a number, got {d['score']!r:.40}")
+        if not is_number(d["score"], finite=True):
+            raise DataError(f"{path}: detection {i}: score must be a number (finite), got {d['score']!r:.40}")
         if d["score"] < score_thr:
             continue
         if not is_number(d["image_id"]) or d["image_id"] not in image_ids:
             raise DataError(f"{path}: detection {i} refers to image_id {d['image_id']!r} absent from the annotations")
         bbox = d["bbox"]
-        check_numbers(bbox[:4] if isinstance(bbox, list) else bbox, 4, f"{path}: detection {i}.bbox",
-                      "[x, y, w, h] (4 numbers)")
+        try:
+            check_box(bbox[:4] if isinstance(bbox, list) else bbox, f"{path}: detection {i}.bbox", empty_ok=True)
+        except HrbenchError as e:
+            raise DataError(str(e)) from None
         out.append(d)
     return out
 
@@ -158,6 +202,7 @@ class CocoPoseDataset(TopDownDataset):
         self.ann_file, self.image_dir = resolve_layout(self.root, split)
         data = load_json(self.ann_file)
         validate_coco(data, self.ann_file, spec.num_keypoints)
+        data = person_annotations(data, self.ann_file)
         self.coco = make_coco_api(data)
         aspect = input_hw[1] / input_hw[0]
         images = {im["id"]: im for im in data["images"]}
@@ -172,7 +217,7 @@ class CocoPoseDataset(TopDownDataset):
             records = self._det_records(load_detections(det_path, set(images), det_score_thr), images, aspect,
                                         spec.num_keypoints)
         if check_files:
-            check_images_exist(sorted({r["image_file"] for r in records}), self.ann_file)
+            check_images_exist(records, self.ann_file)
         if aug is None and train:
             aug = AugmentConfig()
         source = str(self.ann_file if det_file is None else self.det_file)
@@ -198,16 +243,18 @@ class CocoPoseDataset(TopDownDataset):
             joints = np.concatenate([kp[:, :2], np.minimum(1, kp[:, 2:3])], axis=1)
             records.append({"image_file": self._file(im), "image_id": a["image_id"], "center": center,
                             "scale": scale, "joints": joints, "score": 1.0, "bbox_id": len(records),
-                            "ann_id": a["id"]})
+                            "ann_id": a["id"], "width": width, "height": height})
         return records
 
     def _det_records(self, dets: list[dict], images: dict, aspect: float, k: int) -> list[dict]:
         records: list[dict] = []
         for d in dets:
             center, scale = box_to_center_scale(*[float(v) for v in d["bbox"][:4]], aspect_ratio=aspect)
+            width, height = check_image_size(images[d["image_id"]], self.ann_file)
             records.append({"image_file": self._file(images[d["image_id"]]), "image_id": d["image_id"],
                             "center": center, "scale": scale, "joints": np.zeros((k, 3), np.float32),
-                            "score": float(d["score"]), "bbox_id": len(records)})
+                            "score": float(d["score"]), "bbox_id": len(records), "width": width,
+                            "height": height})
         return records
 
 

@@ -43,8 +43,9 @@ def validate_mpii(data, path: Path, num_joints: int = 16) -> None:
         if not isinstance(a["image"], str):
             raise DataError(f"{where}.image must be a file name, got {a['image']!r:.40}")
         check_numbers(a["center"], 2, f"{where}.center", "[x, y] (2 numbers)")
-        if not is_number(a["scale"]):
-            raise DataError(f"{where}.scale must be a number, got {a['scale']!r:.40}")
+        if not is_number(a["scale"], finite=True) or a["scale"] <= 0:
+            # the person's height / 200: 0 or negative would crop a point or a mirrored region, NaN nothing
+            raise DataError(f"{where}.scale must be a positive number, got {a['scale']!r:.40}")
         joints = a["joints"]
         if not isinstance(joints, list) or len(joints) != num_joints:
             raise DataError(f"{where}.joints must be {num_joints} [x, y] pairs, got {joints!r:.60}")
@@ -120,7 +121,7 @@ class MpiiPoseDataset(TopDownDataset):
                             "center": center - 1, "scale": scale, "joints": joints, "score": 1.0,
                             "bbox_id": len(records)})
         if check_files:
-            check_images_exist(sorted({r["image_file"] for r in records}), self.ann_file)
+            check_images_exist(records, self.ann_file)
         if aug is None and train:
             aug = MPII_AUG
         super().__init__(records, spec, input_hw, train, aug or MPII_AUG, source=str(self.ann_file))

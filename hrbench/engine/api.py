@@ -32,6 +32,7 @@ from hrbench.evaluation import evaluate, merge_predictions, predict
 from hrbench.factory import create_model, restore_model
 from hrbench.fsutil import check_output_dir, write_json_atomic
 from hrbench.manifest import refuse_foreign
+from hrbench.memory import check_step_memory
 from hrbench.precision import normalize_amp
 from hrbench.signals import interruptible
 from hrbench.stack import software_stack
@@ -211,6 +212,8 @@ def train(options: TrainOptions | str, data: str | Path | None = None, *, consol
         seed_everything(cfg.seed)
         model = create_model(cfg.arch, num_keypoints=cfg.keypoints, **cfg.overrides)
         _check_input(model, cfg)
+        check_step_memory(model, cfg.input_hw, cfg.train.batch, dev, train=True, keypoints=cfg.keypoints,
+                          workers=cfg.workers)
         train_set, val_set = _build_data(cfg)
         train_set.codec = val_set.codec = model.codec  # targets encoded as the model's head reads them
         evaluator = make_evaluator(None, flip=cfg.val_flip, batch_size=cfg.train.batch, workers=cfg.workers,
@@ -355,6 +358,7 @@ def evaluate_checkpoint(arch: str, checkpoint: str | Path | dict[str, Any], data
     precision = restored.config.get("amp") if amp is None else normalize_amp(amp)
     info, dev = D.setup(device)
     model.to(dev).eval()
+    check_step_memory(model, tuple(hw), batch_size, dev, train=False, workers=workers)
     val_set = build_split(dataset, root, "val", hw, train=False, det_file=det_file, det_score_thr=det_thr)
     val_set.codec = model.codec
     box_source = str(getattr(val_set, "box_source", "detections" if det_file is not None else "gt"))

@@ -195,7 +195,7 @@ def resolve_config(options: TrainOptions, world_size: int | None = None) -> RunC
         raise ConfigError(f"invalid run name {run_name!r}: must be a plain folder name")
     return RunConfig(
         arch=entry.name, paper=entry.paper, overrides=overrides, dataset=dataset,
-        data=None if o.data is None else str(Path(o.data).resolve()), input_hw=tuple(input_hw),
+        data=None if o.data is None else os.path.realpath(o.data), input_hw=tuple(input_hw),  # never raises
         keypoints=spec.num_keypoints, metric=spec.metric, seed=seed, recipe=recipe,
         train=training, val_interval=val_interval, val_flip=True if o.val_flip is None else bool(o.val_flip),
         amp=amp, channels_last=bool(o.channels_last), gpu_aug=bool(o.gpu_aug), workers=o.workers, name=run_name,

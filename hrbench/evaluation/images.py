@@ -9,18 +9,19 @@ So the keypoints equal those of ``hrbench eval`` for the same image and box.
 
 from __future__ import annotations
 
-import math
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from hrbench.data.base import collate_meta, is_number, load_json, sample_meta
+from hrbench.data.base import check_pixel_size, collate_meta, is_number, load_json, sample_meta
 from hrbench.data.transforms import box_to_center_scale, to_tensor, topdown_crop
-from hrbench.errors import DataError
+from hrbench.errors import DataError, HrbenchError
 from hrbench.evaluation.coco_eval import rescore
 from hrbench.evaluation.inference import predict_batch
+from hrbench.validate import check_box
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
@@ -49,11 +50,22 @@ def is_video(path: Path) -> bool:
 
 
 def video_frames(path: Path) -> Iterator[tuple[int, np.ndarray, float]]:
-    """(frame index, RGB uint8 frame, fps) of a video read with OpenCV; DataError if unreadable."""
+    """(frame index, RGB uint8 frame, fps) of a video read with OpenCV; DataError if unreadable or its
+    frames exceed the pixel limit of :func:`~hrbench.data.base.load_image`. FFmpeg's and OpenCV's own
+    log lines ("moov atom not found") are silenced: hrbench says what went wrong in one line."""
     import cv2
 
-    cap = cv2.VideoCapture(str(path))
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET; read when FFmpeg is first used
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     try:
+        cap = cv2.VideoCapture(str(path))
+    finally:
+        cv2.utils.logging.setLogLevel(level)
+    try:
+        size = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        if cap.isOpened():
+            check_pixel_size(str(path), size)
         ok, frame = cap.read()
         if not cap.isOpened() or not ok:
             raise DataError(f"{path}: OpenCV cannot read this video")
@@ -68,14 +80,11 @@ def video_frames(path: Path) -> Iterator[tuple[int, np.ndarray, float]]:
 
 
 def parse_box(text: str) -> list[float]:
-    """``"x,y,w,h"`` -> [x, y, w, h] with w, h > 0."""
+    """``"x,y,w,h"`` -> [x, y, w, h] with w, h > 0 (:func:`hrbench.validate.check_box`)."""
     try:
-        vals = [float(v) for v in text.split(",")]
-    except ValueError:
-        vals = []
-    if len(vals) != 4 or not all(math.isfinite(v) for v in vals) or vals[2] <= 0 or vals[3] <= 0:
-        raise DataError(f"malformed --box {text!r}: expected x,y,w,h with w, h > 0, e.g. 10,20,80,160")
-    return vals
+        return check_box([float(v) for v in text.split(",")], "--box")
+    except (ValueError, HrbenchError):
+        raise DataError(f"malformed --box {text!r}: expected x,y,w,h with w, h > 0, e.g. 10,20,80,160") from None
 
 
 def load_boxes(path: str | Path) -> list[dict]:
@@ -93,11 +102,10 @@ def load_boxes(path: str | Path) -> list[dict]:
         key = d.get("file_name", d.get("image", d.get("image_id")))
         if not isinstance(key, (str, int)) or isinstance(key, bool):
             raise DataError(f"{path}: wrong schema (entry {i} needs file_name or image_id)")
-        box = d.get("bbox")
-        if not isinstance(box, list) or len(box) != 4 or not all(is_number(v, finite=True) for v in box):
-            raise DataError(f"{path}: wrong schema (entry {i} bbox must be [x, y, w, h] numbers)")
-        if box[2] <= 0 or box[3] <= 0:
-            raise DataError(f"{path}: entry {i} bbox has zero or negative size {box}")
+        try:
+            box = check_box(d.get("bbox"), f"{path}: entry {i} bbox")
+        except HrbenchError as e:
+            raise DataError(str(e)) from None
         score = d.get("score", 1.0)
         if not is_number(score, finite=True):
             raise DataError(f"{path}: wrong schema (entry {i} score must be a number)")
@@ -106,7 +114,7 @@ def load_boxes(path: str | Path) -> list[dict]:
             raise DataError(f"{path}: wrong schema (entry {i} frame must be a non-negative integer)")
         if d.get("category_id", 1) != 1:
             continue
-        out.append({"key": key, "bbox": [float(v) for v in box], "score": float(score), "frame": frame})
+        out.append({"key": key, "bbox": box, "score": float(score), "frame": frame})
     return out
 
 
@@ -135,7 +143,8 @@ def predict_image(model: torch.nn.Module, image, boxes: list[Box], input_hw: tup
                   *, flip: bool = True, image_id: int = 0, image_file: str = "",
                   post_process: str = "default") -> dict:
     """Predictions (the :mod:`~hrbench.evaluation.predictions` container) for ``boxes`` in ``image``;
-    no boxes -> the whole image is one box."""
+    no boxes -> the whole image is one box with score 1.0 (``box_source`` "whole image", else "box")."""
+    source = "box" if boxes else "whole image"
     if not boxes:
         w, h = image_size(image)
         boxes = [([0.0, 0.0, float(w), float(h)], 1.0)]
@@ -153,13 +162,15 @@ def predict_image(model: torch.nn.Module, image, boxes: list[Box], input_hw: tup
     pred = predict_batch(model, images, collate_meta(samples), flip_pairs, flip_test=flip,
                          post_process=post_process)
     pred["bbox"] = np.asarray([b for b, _ in boxes], dtype=np.float32)
+    pred["box_source"] = source
     return pred
 
 
 def results_of(pred: dict, file_name: str, frame: int | None = None) -> list[dict]:
     """COCO keypoint results (``[{image_id, category_id, keypoints, score}]``, as the evaluation's
     results file) of one image's predictions, one per box (no NMS), with
-    ``bbox``, ``box_score`` and ``file_name`` (and ``frame``) added."""
+    ``bbox``, ``box_score``, ``box_source`` ("box" or "whole image": no box was given for it) and
+    ``file_name`` (and ``frame``) added."""
     out = []
     for i in range(len(pred["keypoints"])):
         kpts = pred["keypoints"][i].astype(np.float64)
@@ -167,7 +178,7 @@ def results_of(pred: dict, file_name: str, frame: int | None = None) -> list[dic
              "keypoints": kpts.ravel().tolist(),
              "score": rescore(kpts, float(pred["score"][i])),
              "bbox": [round(float(v), 2) for v in pred["bbox"][i]], "box_score": float(pred["score"][i]),
-             "file_name": file_name}
+             "box_source": pred.get("box_source", "box"), "file_name": file_name}
         if frame is not None:
             r["frame"] = frame
         out.append(r)
