@@ -357,7 +357,7 @@ def evaluate_checkpoint(arch: str, checkpoint: str | Path | dict[str, Any], data
                                              restored.source)
     precision = restored.config.get("amp") if amp is None else normalize_amp(amp)
     info, dev = D.setup(device)
-    model.to(dev).eval()
+    model.to(dev)  # restore_model returns it in eval mode
     val_set = build_split(dataset, root, "val", hw, train=False, det_file=det_file, det_score_thr=det_thr)
     box_source = str(getattr(val_set, "box_source", "detections" if det_file is not None else "gt"))
     evaluator = make_evaluator(out_dir, flip=flip, dark=dark, box_source=box_source, batch_size=batch_size,

@@ -53,7 +53,7 @@ def generate_reports(out_dir: str | Path = "reports", runs_dir: str | Path | Non
     Stale files under ``tables/`` and ``plots/`` are removed so that the folder equals the output
     of one run; ``bench/`` (machine-dependent, ``hrbench tables --bench``) is left alone.
     """
-    from hrbench.complexity.measure import default_measurer
+    from hrbench.complexity.measurer import default_measurer
     from hrbench.reports import plots as plot_mod
     from hrbench.reports import render
     from hrbench.reports.local_runs import load_runs
