@@ -60,16 +60,16 @@ def measure(
     result = measure_model(model, input_hw, convention=conv, engines=engines, by_module=by_module,
                            arch=entry.name, train=train, explain=explain)
     result.overrides = dict(overrides or {})
-    result.published = published_for(entry.name, input_hw, num_keypoints, result, dataset, bool(overrides))
+    result.published = published_for(entry, input_hw, num_keypoints, result, dataset, bool(overrides))
     return result
 
 
-def published_for(name: str, input_hw: tuple[int, int], keypoints: int, result: Complexity,
+def published_for(entry: ModelEntry, input_hw: tuple[int, int], keypoints: int, result: Complexity,
                   dataset: str | None, overridden: bool) -> dict[str, Any]:
     """The model card's published params/MFLOPs at this input, with the deltas of our counts."""
     from hrbench.cards import published_complexity
 
-    pub = published_complexity(name, input_hw, dataset or dataset_of(keypoints))
+    pub = published_complexity(entry, input_hw, dataset or dataset_of(keypoints))
     if not pub:
         return {}
     pub = dict(pub)
