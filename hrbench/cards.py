@@ -25,7 +25,8 @@ def reported_for(name: str | ModelEntry) -> list[dict[str, Any]]:
     return [r for r in reported_rows() if any(match(r, k) for k in entry.reported)]
 
 
-def published_complexity(name: str | ModelEntry, input_hw: tuple[int, int], dataset: str | None = None) -> dict[str, Any]:
+def published_complexity(name: str | ModelEntry, input_hw: tuple[int, int],
+                         dataset: str | None = None) -> dict[str, Any]:
     """Published params (M) and paper-convention MFLOPs for ``name`` at ``input_hw``.
 
     GFLOPs-only sources are converted to the same binary-M unit (x1024) so they compare with

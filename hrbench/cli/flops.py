@@ -95,7 +95,7 @@ def print_one(console: Console, c: Complexity, show_modules: bool) -> None:
     console.print(t)
     for e in engines:
         if d["counts"].get(e.name) is not None:
-            console.print(f"  {e.name}: {d['units'][e.figure_key]}")
+            console.print(f"  {e.name}: {d['units'][e.figure_key]}" + (f"; never counts {e.skips}" if e.skips else ""))
     for e in engines:
         matches = d.get(f"{e.name}_matches") if e.must_equal else None
         if matches is not None:

@@ -50,21 +50,21 @@ def _macs(c: Counting) -> Count:
 register_engine(Engine(
     "paper", _paper, key="paper_mflops", scale=2**20, uses_probe=True, uses_hooks=True,
     unit="MFLOPs under the card's convention, binary M (count / 2**20), as the papers print",
-    short_unit="MFLOPs /2^20", skips="what the card's convention leaves out (convention_skips)",
+    short_unit="MFLOPs /2^20", skips="what the card's convention leaves out (below)",
     explain=lambda c, n: ex.explain_paper(c.model, c.convention, c.probe, n.total)))
 register_engine(Engine(
     "analytic", _analytic, scale=2**20, must_equal="paper",
     unit="same convention and unit as paper_mflops, computed without a forward pass",
-    short_unit="MFLOPs /2^20", skips="as paper: what the card's convention leaves out"))
+    short_unit="MFLOPs /2^20", skips="what the card's convention leaves out, as paper"))
 register_engine(Engine(
     "fvcore", lambda c: _library(fvcore_count(c.model, c.input_hw)),
     unit="M fvcore flops, decimal (1e6); 1 per MAC of conv/matmul + norm, upsample, adaptive-pool terms",
-    short_unit="M flops /1e6", skips="ATen ops without a handle (elementwise ops, activations, most pooling)",
+    short_unit="M flops /1e6", skips="ATen ops without a handle (elementwise ops, activations, max/avg pooling)",
     explain=lambda c, n: ex.explain_fvcore(n.detail, c.probe)))
 register_engine(Engine(
     "ptflops", lambda c: _library(ptflops_count(c.model, c.input_hw, c.probe)), uses_probe=True,
     unit="MMac, decimal (1e6); MACs of hooked layers + bias, BN, activations, pooling, upsampling",
-    short_unit="MMac /1e6", skips="module types without a hook and unpatched torch functions",
+    short_unit="MMac /1e6", skips="module types without a hook, torch functions it does not patch",
     explain=lambda c, n: ex.explain_ptflops(c.model, n.detail, c.probe)))
 register_engine(Engine(
     "macs", _macs, uses_probe=True, label="MACs",
