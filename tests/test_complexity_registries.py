@@ -14,6 +14,7 @@ from hrbench import checkpoint as ckpt_module
 from hrbench import factory, registry
 from hrbench.checkpoint import hrbench_payload
 from hrbench.cli import main
+from hrbench.complexity import conventions as convention_table
 from hrbench.complexity import engines as engine_table
 from hrbench.complexity.conventions import Convention, Rule, get_convention, list_conventions, register_convention
 from hrbench.complexity.engines import Count, Counting, Engine, register_engine
@@ -88,19 +89,26 @@ def _bn_count(m, i, o) -> int:
     return i[0] * i[1] * i[2] * i[3]
 
 
+@pytest.fixture
+def isolated_cards(monkeypatch):
+    """Cards and conventions registered by a test are gone after it (copies of both tables)."""
+    registry.list_models()
+    list_conventions()
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setattr(convention_table, "_CONVENTIONS", dict(convention_table._CONVENTIONS))
+
+
 def _register_bn_convention() -> None:
-    if "_test_bn_only" not in list_conventions():
-        register_convention(Convention(
-            name="_test_bn_only", description="BatchNorm2d elements only (test)",
-            rules=((nn.BatchNorm2d, Rule(_bn_count, "bn", "+ BatchNorm2d: 1 per element (test rule)")),),
-            last_call_only=False, skips="everything but BatchNorm2d"))
-    if not list_models("_test_tiny_bn"):
-        register_model("_test_tiny_bn", paper="lite", convention="_test_bn_only")(lambda: TinyConfig())
+    register_convention(Convention(
+        name="_test_bn_only", description="BatchNorm2d elements only (test)",
+        rules=((nn.BatchNorm2d, Rule(_bn_count, "bn", "+ BatchNorm2d: 1 per element (test rule)")),),
+        last_call_only=False, skips="everything but BatchNorm2d"))
+    register_model("_test_bn_card", paper="lite", convention="_test_bn_only")(lambda: TinyConfig())
 
 
-def test_toy_convention_counts_explains_and_shows_its_words(capsys):
+def test_toy_convention_counts_explains_and_shows_its_words(isolated_cards):
     _register_bn_convention()
-    c = measure("_test_tiny_bn", HW, engines=("paper", "analytic"), explain=True)
+    c = measure("_test_bn_card", HW, engines=("paper", "analytic"), explain=True)
     assert c.counts["paper"] == c.counts["analytic"] == BN_ELEMS
     rows = {r["term"]: (r["raw"], r["rule"]) for r in c.explain["paper"]["rows"]}
     assert rows["bn"] == (BN_ELEMS, "+ BatchNorm2d: 1 per element (test rule)")
@@ -108,12 +116,11 @@ def test_toy_convention_counts_explains_and_shows_its_words(capsys):
     assert c.to_dict()["convention_skips"] == "everything but BatchNorm2d"
 
 
-def test_card_conventions_are_registered_and_an_unknown_one_is_one_line(capsys):
+def test_card_conventions_are_registered_and_an_unknown_one_is_one_line(isolated_cards, capsys):
     for name in list_models():
         assert get_convention(get_entry(name).convention).name == get_entry(name).convention, name
-    if not list_models("_test_tiny_noconv"):
-        register_model("_test_tiny_noconv", convention="no-such-convention")(lambda: TinyConfig())
-    assert main(["flops", "_test_tiny_noconv", "--input", "32x24"]) == 2
+    register_model("_test_noconv_card", convention="no-such-convention")(lambda: TinyConfig())
+    assert main(["flops", "_test_noconv_card", "--input", "32x24"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("hrbench: error: ") and "unknown counting convention 'no-such-convention'" in err
     assert len(err.strip().splitlines()) == 1
