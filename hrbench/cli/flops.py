@@ -88,9 +88,8 @@ def print_one(console: Console, c: Complexity, show_modules: bool) -> None:
             continue
         if d["counts"].get(e.name) is None:
             continue
-        # an engine that records nothing per model (analytic) leaves out what the convention does
-        sk = d["skipped"].get(e.name)
-        left = skip_summary(sk) if sk is not None else d["convention_skips"]
+        sk = d["skipped"].get(e.name)  # what it left out on this model, else what it leaves out anywhere
+        left = skip_summary(sk) if sk is not None else d["convention_skips"] if e.under_convention else e.skips
         t.add_row(e.name, fmt_number(d[e.figure_key]), e.short_unit, f"{d['counts'][e.name]:,}", left)
     console.print(t)
     for e in engines:

@@ -63,7 +63,8 @@ class Engine:
     ``explain(counting, count)``: its reconciliation with the true MACs (a
     :class:`~hrbench.complexity.explain.Reconciliation`), or None; ``must_equal``: the engine whose
     raw count this one must reproduce exactly (``--json`` ``<name>_matches``); ``label``: its column
-    in the ``--all`` table (default ``name``)."""
+    in the ``--all`` table (default ``name``); ``under_convention``: it counts by the card's
+    convention, so it leaves out what the convention does."""
 
     name: str
     run: Callable[[Counting], Count]
@@ -77,6 +78,7 @@ class Engine:
     explain: Callable[[Counting, Count], Any] | None = None
     must_equal: str = ""
     label: str = ""
+    under_convention: bool = False
 
     @property
     def figure_key(self) -> str:

@@ -48,12 +48,12 @@ def _macs(c: Counting) -> Count:
 
 
 register_engine(Engine(
-    "paper", _paper, key="paper_mflops", scale=2**20, uses_probe=True, uses_hooks=True,
+    "paper", _paper, key="paper_mflops", scale=2**20, uses_probe=True, uses_hooks=True, under_convention=True,
     unit="MFLOPs under the card's convention, binary M (count / 2**20), as the papers print",
     short_unit="MFLOPs /2^20", skips="what the card's convention leaves out (below)",
     explain=lambda c, n: ex.explain_paper(c.model, c.convention, c.probe, n.total)))
 register_engine(Engine(
-    "analytic", _analytic, scale=2**20, must_equal="paper",
+    "analytic", _analytic, scale=2**20, must_equal="paper", under_convention=True,
     unit="same convention and unit as paper_mflops, computed without a forward pass",
     short_unit="MFLOPs /2^20", skips="what the card's convention leaves out, as paper"))
 register_engine(Engine(
