@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from hrbench.complexity.measure import Measurer, default_measurer
+from hrbench.complexity.measurer import Measurer, default_measurer
 from hrbench.datasets import DEFAULT_DATASET, get_dataset
 from hrbench.errors import HrbenchError
 from hrbench.reference import giga_of, match_cell, printed_flops, rows_of

@@ -5,17 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from hrbench.reference import reported_rows
-from hrbench.registry import get_entry
+from hrbench.registry import ModelEntry, get_entry
 
 
-def reported_for(name: str) -> list[dict[str, Any]]:
-    """Published rows for model ``name``, selected by its entry's ``reported`` keys.
+def reported_for(name: str | ModelEntry) -> list[dict[str, Any]]:
+    """Published rows for model ``name`` (or its resolved entry), selected by its entry's ``reported`` keys.
 
     A key is ``(source, model)`` or ``(source, model, backbone)`` as printed in reported.csv
     (the backbone tells apart rows such as Lite-HRNet's "HRNetV1" W32/W48); source ``"*"``
     matches every source.
     """
-    entry = get_entry(name)
+    entry = name if isinstance(name, ModelEntry) else get_entry(name)
 
     def match(row: dict[str, Any], key: tuple[str, ...]) -> bool:
         source, model, *backbone = key
@@ -25,7 +25,8 @@ def reported_for(name: str) -> list[dict[str, Any]]:
     return [r for r in reported_rows() if any(match(r, k) for k in entry.reported)]
 
 
-def published_complexity(name: str, input_hw: tuple[int, int], dataset: str | None = None) -> dict[str, Any]:
+def published_complexity(name: str | ModelEntry, input_hw: tuple[int, int],
+                         dataset: str | None = None) -> dict[str, Any]:
     """Published params (M) and paper-convention MFLOPs for ``name`` at ``input_hw``.
 
     GFLOPs-only sources are converted to the same binary-M unit (x1024) so they compare with

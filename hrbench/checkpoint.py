@@ -181,14 +181,15 @@ def _preview(keys: list[str], n: int = 3) -> str:
 
 
 def load_checkpoint(model: nn.Module, path_or_dict: str | Path | Mapping[str, Any], strict: bool = True,
-                    source: str | None = None) -> LoadReport:
+                    source: str | None = None, check_header: bool = True) -> LoadReport:
     """Load hrbench / mmpose-0.x / mmpose-1.x / bare-state_dict weights into ``model``.
 
     With ``strict`` any missing, unexpected or shape-mismatched key raises a one-line
     :class:`CheckpointError` and the model is left untouched; otherwise the fitting tensors
     are loaded and the :class:`LoadReport` lists the rest. BatchNorm ``num_batches_tracked``
     counters absent from a checkpoint are not counted as missing. ``source`` names an already
-    read checkpoint in error messages (its file path).
+    read checkpoint in error messages (its file path). ``check_header=False``: the caller has already
+    checked an hrbench checkpoint's architecture and keypoint count (:func:`hrbench.factory.restore_model`).
     """
     if isinstance(path_or_dict, (str, Path)):
         source = str(path_or_dict)
@@ -197,7 +198,7 @@ def load_checkpoint(model: nn.Module, path_or_dict: str | Path | Mapping[str, An
         source = source or "<in-memory checkpoint>"
         obj = path_or_dict
     fmt, raw, rest = split_payload(obj, source)
-    if fmt == "hrbench":
+    if fmt == "hrbench" and check_header:
         _check_arch(model, rest, source)
 
     state: dict[str, torch.Tensor] = {}

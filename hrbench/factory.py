@@ -1,5 +1,5 @@
 """Building models: a registered variant (:func:`create_model`), or the model a checkpoint was
-trained as (:func:`load_model`, :func:`restore_model`). Sits above the registry, the models and
+trained as (:func:`restore_model`). Sits above the registry, the models and
 checkpoint I/O, and joins them."""
 
 from __future__ import annotations
@@ -13,46 +13,28 @@ from torch import nn
 
 from hrbench.checkpoint import FORMAT, check_arch, load_checkpoint, read_checkpoint
 from hrbench.datasets import DEFAULT_DATASET, dataset_of, get_dataset
-from hrbench.errors import CheckpointError, ConfigError, HrbenchError
+from hrbench.errors import CheckpointError, ConfigError
 from hrbench.models.pose import PoseModel
-from hrbench.registry import get_entry, resolve
+from hrbench.registry import ModelEntry, get_entry
 
 
-def create_model(name: str, num_keypoints: int = 17, checkpoint: str | Path | None = None,
+def create_model(name: str | ModelEntry, num_keypoints: int = 17, checkpoint: str | Path | None = None,
                  **overrides: Any):
-    """Build the full pose model ``name`` (backbone + the config's head) with ``num_keypoints`` outputs.
+    """Build the full pose model ``name`` (a registered name or alias, or its already resolved
+    :class:`~hrbench.registry.ModelEntry`) — backbone + the config's head — with ``num_keypoints`` outputs.
 
     ``overrides`` replace hyper-parameters of the variant's config; ``checkpoint`` loads an
     official (mmpose 0.x/1.x) or hrbench checkpoint through :mod:`hrbench.checkpoint`.
     """
     if not isinstance(num_keypoints, int) or num_keypoints < 1:
         raise ConfigError(f"invalid num_keypoints {num_keypoints!r}: must be a positive integer")
-    entry = get_entry(name)
+    entry = name if isinstance(name, ModelEntry) else get_entry(name)
     cfg = entry.config(**overrides)
     model = PoseModel(cfg.build_backbone(), num_keypoints, cfg.head, **cfg.head_options())
     model.arch = entry.name
     model.config = cfg
     if checkpoint is not None:
         load_checkpoint(model, checkpoint)
-    return model
-
-
-def load_model(path: str | Path, strict: bool = True):
-    """Rebuild the model an hrbench checkpoint was saved from (arch, overrides, K) and load it."""
-    obj = read_checkpoint(path)
-    if obj.get("format") != FORMAT:
-        raise CheckpointError(f"checkpoint {path}: not an hrbench checkpoint (no format {FORMAT!r}); "
-                              "use create_model(name, checkpoint=...) for official checkpoints")
-    overrides = obj.get("overrides") or {}
-    if not isinstance(overrides, Mapping):
-        raise CheckpointError(f"checkpoint {path}: 'overrides' is not a dict")
-    try:
-        model = create_model(str(obj.get("arch")), num_keypoints=int(obj.get("num_keypoints") or 17), **overrides)
-    except CheckpointError:
-        raise
-    except HrbenchError as exc:
-        raise CheckpointError(f"checkpoint {path}: {exc}") from None
-    load_checkpoint(model, obj, strict=strict, source=str(path))
     return model
 
 
@@ -77,8 +59,9 @@ def restore_model(arch: str, checkpoint: str | Path | Mapping[str, Any] | None,
     Dataset, input size and hyper-parameter overrides default to the checkpoint's own (its training
     configuration; the dataset also from its keypoint count), else COCO at the dataset's default
     input. An hrbench checkpoint of another architecture, or with another keypoint count than the
-    dataset's, is a one-line :class:`CheckpointError`."""
-    canonical = resolve(arch)
+    dataset's, is a one-line :class:`CheckpointError` (checked here, once, before the model is built)."""
+    entry = get_entry(arch)
+    canonical = entry.name
     source = "fresh weights" if checkpoint is None else "<in-memory checkpoint>" if isinstance(checkpoint, Mapping) \
         else str(checkpoint)
     ckpt = {} if checkpoint is None else dict(checkpoint) if isinstance(checkpoint, Mapping) \
@@ -96,7 +79,7 @@ def restore_model(arch: str, checkpoint: str | Path | Mapping[str, Any] | None,
     if k_saved not in (None, k):
         raise CheckpointError(f"checkpoint {source} predicts {k_saved} keypoints; {dataset} has {k}")
     hw = tuple(input_hw or saved.get("input") or spec.input_hw)
-    model = create_model(canonical, num_keypoints=k, **ovr)
+    model = create_model(entry, num_keypoints=k, **ovr)
     if ckpt:
-        load_checkpoint(model, ckpt, strict=True, source=source)
+        load_checkpoint(model, ckpt, strict=True, source=source, check_header=False)
     return RestoredModel(model.eval(), canonical, dataset, (int(hw[0]), int(hw[1])), saved, source)

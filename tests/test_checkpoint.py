@@ -17,7 +17,7 @@ from hrbench.checkpoint import (
     save_checkpoint,
 )
 from hrbench.errors import CheckpointError
-from hrbench.factory import create_model, load_model
+from hrbench.factory import create_model, restore_model
 
 
 class NotTensors:
@@ -185,7 +185,7 @@ def test_hrbench_format_roundtrip_with_overrides(tmp_path: Path) -> None:
     assert payload["format"] == FORMAT and payload["arch"] == "litehrnet_30"
     assert payload["overrides"] == {"with_head": False, "num_modules": (1, 1, 1)}
     path = save_checkpoint(tmp_path / "sub" / "ckpt.pt", payload)
-    rebuilt = load_model(path)
+    rebuilt = restore_model("litehrnet_30", path).model
     assert rebuilt.arch == "litehrnet_30" and rebuilt.num_keypoints == 16 and not rebuilt.config.with_head
     assert _same_weights(rebuilt, model)
     report = load_checkpoint(create_model("lite30", num_keypoints=16, with_head=False, num_modules=(1, 1, 1)), path)

@@ -11,10 +11,10 @@ from torch import nn
 
 from hrbench.complexity.conventions import HRNET_SUMMARY, TORCHSTAT
 from hrbench.complexity.hooks import hook_counts
-from hrbench.complexity.libs import fvcore_count, ptflops_count
-from hrbench.complexity.macs import count_macs, run_probe
 from hrbench.complexity.measure import measure, measure_model
+from hrbench.complexity.probe import count_macs, run_probe
 from hrbench.complexity.table2 import PRINTED, closed_form, layer_counts, table2
+from hrbench.complexity.third_party import fvcore_count, ptflops_count
 from hrbench.complexity.walker import analytic_counts
 from hrbench.config import ModelConfig
 from hrbench.registry import list_models, register_model

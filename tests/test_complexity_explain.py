@@ -12,9 +12,9 @@ from test_complexity import BIAS, BN_ELEMS, CONV_MACS, DW_MACS, HW, MATMUL_MACS,
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from hrbench.complexity.macs import example_input
 from hrbench.complexity.measure import measure, measure_model
-from hrbench.complexity.train import train_step_macs
+from hrbench.complexity.probe import example_input
+from hrbench.complexity.train_step import train_step_macs
 from hrbench.factory import create_model
 from hrbench.registry import get_entry, list_models
 

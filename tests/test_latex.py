@@ -9,7 +9,7 @@ import zlib
 import pytest
 
 from hrbench.cli import main
-from hrbench.complexity.measure import Measurement
+from hrbench.complexity.measurer import Measurement
 from hrbench.reports import generate_reports
 from hrbench.reports.latex import standalone, tex_cell, tex_escape
 

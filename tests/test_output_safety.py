@@ -106,7 +106,7 @@ def test_train_refuses_a_folder_it_did_not_create_and_clears_only_its_own(tiny_a
 
 # ------------------------------------------------------------------- class 1b: shared output folders (manifest)
 def _hash_measurer(model, overrides, input_hw, k):
-    from hrbench.complexity.measure import Measurement
+    from hrbench.complexity.measurer import Measurement
 
     h = sum(map(ord, f"{model}{input_hw}{k}"))
     return Measurement(1_000_000 + h, 200 + h % 100, 200_000_000 + h)

@@ -15,7 +15,7 @@ from hrbench.cli import main
 from hrbench.data.coco import CocoPoseDataset
 from hrbench.data.synth import generate
 from hrbench.evaluation import coco_results, predict
-from hrbench.factory import create_model, load_model
+from hrbench.factory import create_model, restore_model
 
 HW = (128, 96)
 
@@ -63,7 +63,8 @@ def test_keypoints_equal_the_evaluation_path(setup, tmp_path, capsys):
     assert printed == written and len(written) == len(mine)
     # the evaluation path: the dataset with these detections, predict() with flip test, COCO results
     ds = CocoPoseDataset(root / "data", "val", HW, det_file=det_file)
-    expected = coco_results(predict(load_model(ckpt), ds, flip_test=True, batch_size=2), use_nms=False)
+    model = restore_model("lite18", ckpt).model
+    expected = coco_results(predict(model, ds, flip_test=True, batch_size=2), use_nms=False)
     assert [r["keypoints"] for r in written] == [r["keypoints"] for r in expected]
     assert [r["image_id"] for r in written] == [int(img.stem)] * len(mine)
     assert [r["bbox"] for r in written] == [[round(v, 2) for v in d["bbox"]] for d in mine]

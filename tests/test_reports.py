@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from hrbench.cli import main
-from hrbench.complexity.measure import Measurement
+from hrbench.complexity.measurer import Measurement
 from hrbench.complexity.table2 import closed_form
 from hrbench.reference import match_cell, parse_hw, rows_of
 from hrbench.registry import get_grid
@@ -279,7 +279,7 @@ def test_ablate_dite_table5_trains_and_reports(tmp_path):
 def test_latency_report_writes_its_files(tmp_path):
     import torch
 
-    from hrbench.complexity.measure import default_measurer
+    from hrbench.complexity.measurer import default_measurer
     from hrbench.reports.bench import run_bench
 
     res = run_bench(tmp_path / "bench", device="cpu", batch=2, models=["dpn1_32"], repeats=2)

@@ -200,7 +200,7 @@ def _run_local(grid: str, train: bool, epochs: int | None, data: Path | None, ou
     import torch
 
     from hrbench.ablate import run_ablation
-    from hrbench.complexity.measure import counting_threads
+    from hrbench.complexity.parallel import counting_threads
     from hrbench.fsutil import check_output_dir
     from hrbench.threads import check_threads, configure_threads, parse_threads
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import typer
@@ -22,23 +23,17 @@ from hrbench.cli.options import (
     resolve_keypoints,
 )
 from hrbench.cli.root import app
-from hrbench.complexity.measure import (
-    ENGINES,
-    UNITS,
-    Complexity,
-    counting_threads,
-    measure,
-    measure_many,
-)
+from hrbench.complexity.conventions import get_convention
+from hrbench.complexity.engines import all_engines, engine_names
+from hrbench.complexity.measure import measure
+from hrbench.complexity.parallel import counting_threads, measure_many
+from hrbench.complexity.result import Complexity
 from hrbench.errors import HrbenchError
-from hrbench.registry import get_entry, list_models, resolve
-
-SHORT_UNITS = {"paper": "MFLOPs /2^20", "analytic": "MFLOPs /2^20", "fvcore": "M flops /1e6",
-               "ptflops": "MMac /1e6", "macs": "M MACs /1e6"}
+from hrbench.registry import get_entry, list_models
 
 
 def _engines(text: str | None) -> tuple[str, ...]:
-    return parse_choices(text, ENGINES, "--engines") if text else ENGINES
+    return parse_choices(text, engine_names(), "--engines") if text else engine_names()
 
 
 def skip_summary(skipped: dict[str, Any], limit: int = 3) -> str:
@@ -78,11 +73,6 @@ def compact_skips(paper: dict[str, Any]) -> str:
     return "; ".join(parts) or "-"
 
 
-def _value(d: dict[str, Any], engine: str) -> float | None:
-    """Engine ``engine``'s figure in its unit, from a :meth:`Complexity.to_dict`."""
-    return d["paper_mflops" if engine == "paper" else engine]
-
-
 def print_one(console: Console, c: Complexity, show_modules: bool) -> None:
     d = c.to_dict()
     pub = d["published"]
@@ -91,21 +81,25 @@ def print_one(console: Console, c: Complexity, show_modules: bool) -> None:
     t = Table(title=f"complexity (convention of the card: {d['convention']})")
     for col in ("engine", "value", "unit", "raw count", "left out"):
         t.add_column(col, overflow="fold")
-    for e in ENGINES:
-        if e in d["errors"]:
-            t.add_row(e, "error", "", "", d["errors"][e])
+    engines = all_engines()
+    for e in engines:
+        if e.name in d["errors"]:
+            t.add_row(e.name, "error", "", "", d["errors"][e.name])
             continue
-        if d["counts"][e] is None:
+        if d["counts"].get(e.name) is None:
             continue
-        left = d["convention_skips"] if e == "analytic" else skip_summary(d["skipped"].get(e, {}))
-        t.add_row(e, fmt_number(_value(d, e)), SHORT_UNITS[e], f"{d['counts'][e]:,}", left)
+        sk = d["skipped"].get(e.name)  # what it left out on this model, else what it leaves out anywhere
+        left = skip_summary(sk) if sk is not None else d["convention_skips"] if e.under_convention else e.skips
+        t.add_row(e.name, fmt_number(d[e.figure_key]), e.short_unit, f"{d['counts'][e.name]:,}", left)
     console.print(t)
-    for e in ENGINES:
-        if d["counts"][e] is not None:
-            console.print(f"  {e}: {UNITS['paper_mflops' if e == 'paper' else e]}")
-    if d["analytic_matches"] is not None:
-        console.print("analytic == paper: " + ("[green]yes, exactly[/green]" if d["analytic_matches"]
-                                               else "[red]NO[/red]"))
+    for e in engines:
+        if d["counts"].get(e.name) is not None:
+            console.print(f"  {e.name}: {d['units'][e.figure_key]}" + (f"; never counts {e.skips}" if e.skips else ""))
+    for e in engines:
+        matches = d.get(f"{e.name}_matches") if e.must_equal else None
+        if matches is not None:
+            console.print(f"{e.name} == {e.must_equal}: " + ("[green]yes, exactly[/green]" if matches
+                                                            else "[red]NO[/red]"))
     if pub:
         console.print(f"published ({pub['source']} {pub['table']}): {pub['mflops']} MFLOPs"
                       + (f", delta {pub['delta']:+.2f}" if "delta" in pub else "")
@@ -113,7 +107,7 @@ def print_one(console: Console, c: Complexity, show_modules: bool) -> None:
     else:
         console.print("published: nothing for this input")
     console.print(f"convention leaves out: {d['convention_skips']}")
-    for e in ENGINES:
+    for e in engine_names():
         sk = d["skipped"].get(e)
         if sk:
             console.print(f"[bold]{e}[/bold] skipped on this model:")
@@ -121,11 +115,11 @@ def print_one(console: Console, c: Complexity, show_modules: bool) -> None:
                 if value:
                     shown = value if not isinstance(value, dict) else ", ".join(f"{k}×{n}" for k, n in value.items())
                     console.print(f"  {key}: {shown}")
-    if d.get("by_block_type") and (d["convention"] == "torchstat-dite" or show_modules):
+    if d.get("by_block_type") and (get_convention(d["convention"]).gap_by_block_type or show_modules):
         print_block_types(console, d)
     if show_modules and d.get("by_module"):
         t = Table(title="per module (each engine in its own unit; launches, M elements written, MB moved at fp32)")
-        keys = [e for e in (*ENGINES, "launches", "written", "bytes_fp32") if e in d["by_module"][0]]
+        keys = [k for k in d["by_module"][0] if k not in ("module", "type")]
         for col in ("module", "type", *keys):
             t.add_column(col, overflow="fold")
         for row in d["by_module"]:
@@ -206,24 +200,30 @@ def print_block_types(console: Console, d: dict[str, Any]) -> None:
     console.print(t)
 
 
+def _all_columns() -> list[tuple[str, Callable[[dict[str, Any]], str]]]:
+    """The ``--all`` table's engine columns, in registration order: each engine's figure, or for one that
+    must reproduce another exactly (analytic) a mark."""
+    marks = {True: "✓", False: "✗", None: "-"}
+    return [(f"{e.name[:2]}.=", lambda d, n=e.name: marks[d[f"{n}_matches"]]) if e.must_equal
+            else (e.column, lambda d, k=e.figure_key: fmt_number(d[k])) for e in all_engines()]
+
+
 def print_all(console: Console, rows: list[Complexity | dict[str, str]]) -> None:
     t = Table(title=f"{len(rows)} architectures")
-    for col in ("arch", "input", "params", "paper", "an.=", "fvcore", "ptflops", "MACs", "published", "delta",
-                "paper skips"):
+    cols = _all_columns()
+    for col in ("arch", "input", "params", *(name for name, _ in cols), "published", "delta", "paper skips"):
         t.add_column(col, overflow="fold")
     for c in rows:
         if isinstance(c, dict):
-            t.add_row(c["arch"], "", "", "error", "", "", "", "", "", "", c["error"])
+            t.add_row(c["arch"], "", "", "error", *[""] * (len(cols) + 1), c["error"])
             continue
         d = c.to_dict()
         pub = d["published"]
-        t.add_row(d["arch"], d["input"], f"{d['params']:,}", fmt_number(d["paper_mflops"]),
-                  {True: "✓", False: "✗", None: "-"}[d["analytic_matches"]],
-                  fmt_number(d["fvcore"]), fmt_number(d["ptflops"]),
-                  fmt_number(d["macs"]), fmt_number(pub.get("mflops"), 1), fmt_number(pub.get("delta")),
+        t.add_row(d["arch"], d["input"], f"{d['params']:,}", *(cell(d) for _, cell in cols),
+                  fmt_number(pub.get("mflops"), 1), fmt_number(pub.get("delta")),
                   compact_skips(d["skipped"].get("paper", {})))
     console.print(t)
-    console.print("units: " + "; ".join(f"{k} = {v}" for k, v in SHORT_UNITS.items()))
+    console.print("units: " + "; ".join(f"{e.name} = {e.short_unit}" for e in all_engines()))
 
 
 @app.command("flops")
@@ -235,7 +235,7 @@ def flops_cmd(
     overrides: list[str] = typer.Option(None, "--set", help="KEY=VALUE hyper-parameter override"),
     by_module: bool = typer.Option(False, "--by-module", help="per stage/block breakdown"),
     as_json: bool = options.json_option("the result (a list with --all)"),
-    engines: str = typer.Option(None, "--engines", help=f"comma list of {','.join(ENGINES)}"),
+    engines: str = typer.Option(None, "--engines", help=f"comma list of {','.join(engine_names())}"),
     all_models: bool = typer.Option(False, "--all", help="every registered model"),
     jobs: int = typer.Option(min(2, os.cpu_count() or 1), "--jobs", help="processes for --all"),
     train: bool = typer.Option(False, "--train", help="also forward + backward MACs per image of a training step"),
@@ -251,11 +251,11 @@ def flops_cmd(
                           {"--by-module": by_module, "--train": train, "--explain": explain})
     if not arch:
         raise HrbenchError("missing ARCH (or use --all); see `hrbench list`")
-    name = resolve(arch)
-    # The Dite convention's gap per block type needs the per-module counts.
-    detail = by_module or (not as_json and get_entry(name).convention == "torchstat-dite")
+    entry = get_entry(arch)  # resolved once; the entry goes down to the count
+    # A convention whose gap is shown per block type (Dite's) needs the per-module counts.
+    detail = by_module or (not as_json and get_convention(entry.convention).gap_by_block_type)
     with counting_threads():
-        result = measure(name, hw, k, sets or None, chosen, detail, dataset=dataset, train=train, explain=explain)
+        result = measure(entry, hw, k, sets or None, chosen, detail, dataset=dataset, train=train, explain=explain)
     if as_json:
         print_json(result.to_dict())
     else:

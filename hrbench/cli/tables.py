@@ -30,7 +30,7 @@ def tables_cmd(
 ) -> None:
     """Regenerate every table and plot of the three papers with hrbench's measurements beside the
     published numbers (deterministic: run twice, get identical files)."""
-    from hrbench.complexity.measure import counting_threads
+    from hrbench.complexity.parallel import counting_threads
     from hrbench.fsutil import check_output_dir
     from hrbench.reports import FORMATS, generate_reports
 

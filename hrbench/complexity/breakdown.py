@@ -3,19 +3,14 @@ and what a hook-based convention left out on one model."""
 
 from __future__ import annotations
 
-from typing import Any, overload
+from typing import Any
 
 from torch import nn
 
 from hrbench.complexity.conventions import Convention
-from hrbench.complexity.macs import Probe, is_data_movement
+from hrbench.complexity.engines import engine_names, scaled
+from hrbench.complexity.probe import Probe, is_data_movement
 from hrbench.complexity.traffic import by_count, is_user_module
-
-ENGINES = ("paper", "analytic", "fvcore", "ptflops", "macs")
-#: Traffic keys carried beside the engines (per innermost module): launches, elements written, bytes.
-TRAFFIC = ("launches", "written", "bytes_fp32")
-#: Divisor of each key's raw count: binary M for the papers' convention, 1 for launches, else decimal M.
-SCALE = {"paper": 2**20, "analytic": 2**20, "launches": 1}
 
 
 def convention_skips(model: nn.Module, conv: Convention, probe: Probe) -> dict[str, Any]:
@@ -47,19 +42,6 @@ def convention_skips(model: nn.Module, conv: Convention, probe: Probe) -> dict[s
     return out
 
 
-@overload
-def scaled(key: str, raw: int) -> float: ...
-
-
-@overload
-def scaled(key: str, raw: None) -> None: ...
-
-
-def scaled(key: str, raw: int | None) -> float | None:
-    """A raw count of ``key`` (engine or traffic key) in its unit (:data:`SCALE`); None stays None."""
-    return None if raw is None else raw / SCALE.get(key, 10**6)
-
-
 def module_rows(model: nn.Module, exclusive: dict[str, dict[str, int]], depth: int) -> list[dict[str, Any]]:
     """Per-module totals (each engine in its unit; traffic: launches, M elements written, MB at fp32)
     for module names up to ``depth`` dotted parts."""
@@ -74,14 +56,15 @@ def module_rows(model: nn.Module, exclusive: dict[str, dict[str, int]], depth: i
                 prefix = ".".join(parts[:i])
                 if prefix in keep_set:
                     sums[prefix][engine] = sums[prefix].get(engine, 0) + value
+    names = engine_names()  # the engines in table order, then the series they carry (traffic)
+    columns = [e for e in names if e in exclusive] + [k for k in exclusive if k not in names]
     rows = []
     for n in keep:
         if not sums[n]:
             continue
         row: dict[str, Any] = {"module": n or "(total)", "type": type(mods[n]).__name__}
-        for engine in (*ENGINES, *TRAFFIC):
-            if engine in exclusive:
-                row[engine] = round(scaled(engine, sums[n].get(engine, 0)), 6)
+        for key in columns:
+            row[key] = round(scaled(key, sums[n].get(key, 0)), 6)
         rows.append(row)
     return rows
 

@@ -1,21 +1,33 @@
-"""Counting conventions as tables of per-module rules (one small function per module type).
+"""Counting conventions as data: each a registered :class:`Convention`, a table of per-module
+:class:`Rule` s (one small function per module type, each carrying its own words for ``--explain``).
 
-A rule is ``rule(module, in_shape, out_shape) -> int`` on batch-1 shapes ``(N, C, H, W)``; the
-same rules serve the hook-based counter (shapes from a real forward pass) and the analytic
-walker (shapes propagated in closed form), so the two agree by construction only when the
-shape propagation is right. Facts: ``shared/reference/README.md`` and ``architectures.md``.
+A rule counts ``count(module, in_shape, out_shape) -> int`` on batch-1 shapes ``(N, C, H, W)``;
+the same rules serve the hook-based counter (shapes from a real forward pass) and the analytic
+walker (shapes propagated in closed form), so the two agree by construction only when the shape
+propagation is right. Sources: ``torchstat`` as vendored in the Lite-HRNet and Dite-HRNet
+repositories (``tools/torchstat``) and HRNet's ``get_model_summary``
+(deep-high-resolution-net.pytorch ``lib/utils/utils.py``); README "How FLOPs are counted".
+
+A new convention is one module calling :func:`register_convention`, named in :data:`MODULES`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import importlib
 import math
 from collections.abc import Callable
 
 from torch import nn
 
+from hrbench.errors import HrbenchError
+
 Shape = tuple[int, ...]
-Rule = Callable[[nn.Module, Shape, Shape], int]
+Count = Callable[[nn.Module, Shape, Shape], int]
+
+#: Modules that register further conventions, imported at the first lookup (plugin style).
+MODULES: tuple[str, ...] = ()
 
 
 def _numel(shape: Shape) -> int:
@@ -24,6 +36,36 @@ def _numel(shape: Shape) -> int:
 
 def _pair(v) -> tuple[int, int]:
     return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """One module type's count under a convention, with what it adds beyond the true MACs.
+
+    ``count``: the raw count of one call. ``products``: the count is (or starts with) the module's
+    multiply-accumulates; what is not products is ``extra`` of the call (a convolution's bias) or,
+    without ``extra``, nothing (products) / all of it (no products). ``term`` and ``words`` name that
+    part in ``hrbench flops --explain``.
+    """
+
+    count: Count
+    term: str = ""
+    words: str = ""
+    products: bool = False
+    extra: Count | None = None
+
+    def __call__(self, m: nn.Module, i: Shape, o: Shape) -> int:
+        return self.count(m, i, o)
+
+    @property
+    def name(self) -> str:
+        return self.count.__name__
+
+    def beyond_products(self, m: nn.Module, i: Shape, o: Shape, value: int) -> int:
+        """The part of ``value`` (this rule's count of one call) that is not multiply-accumulates."""
+        if self.extra is not None:
+            return self.extra(m, i, o)
+        return 0 if self.products else value
 
 
 # --- torchstat rules (vendored in both official repositories' tools/torchstat) -------------
@@ -39,6 +81,11 @@ def conv_transpose2d(m, i: Shape, o: Shape) -> int:
     kh, kw = _pair(m.kernel_size)
     flops = kh * kw * m.in_channels * (m.out_channels // m.groups) * i[0] * i[2] * i[3]
     return flops + (m.out_channels * o[0] * o[2] * o[3] if m.bias is not None else 0)
+
+
+def conv_bias(m, i: Shape, o: Shape) -> int:
+    """The bias term of :func:`conv2d` / :func:`conv_transpose2d`: C_out N H_out W_out."""
+    return o[0] * o[1] * o[2] * o[3] if getattr(m, "bias", None) is not None else 0
 
 
 def batchnorm2d(m, i: Shape, o: Shape) -> int:
@@ -86,13 +133,29 @@ def linear_macs(m, i: Shape, o: Shape) -> int:
     return m.in_features * m.out_features * (math.prod(i[:-1]) if len(i) > 1 else 1)
 
 
+_BIAS = "+ bias: C_out*H_out*W_out per call of a convolution that has one"
+CONV2D = Rule(conv2d, "bias", _BIAS, products=True, extra=conv_bias)
+CONV_TRANSPOSE2D = Rule(conv_transpose2d, "bias", _BIAS, products=True, extra=conv_bias)
+BATCHNORM2D = Rule(batchnorm2d, "batchnorm", "+ BatchNorm2d: 2 per element (1 without affine)")
+ACTIVATION = Rule(elementwise, "activation", "+ ReLU / ReLU6 / PReLU / ELU / LeakyReLU modules: 1 per element")
+POOL2D = Rule(pool2d, "pooling", "+ Max/AvgPool2d: k*k per output element")
+ADAPTIVE_POOL2D = Rule(adaptive_pool2d, "pooling", "+ adaptive pooling: (bin_h+1)*(bin_w+1) per output element")
+UPSAMPLE_TORCHSTAT = Rule(upsample_torchstat, "upsample",
+                          "+ nn.Upsample: N*H_out*W_out (torchstat's indexing slip drops C)")
+LINEAR = Rule(linear, products=True)
+CONV2D_MACS = Rule(conv2d_macs, products=True)
+LINEAR_MACS = Rule(linear_macs, products=True)
+
+
 @dataclasses.dataclass(frozen=True)
 class Convention:
-    """One way of counting: ``rules`` maps module types (or class names) to rule functions.
+    """One way of counting: ``rules`` maps module types (or class names) to :class:`Rule` s.
 
     ``last_call_only``: a module called several times counts once, with its last call's shapes
     (torchstat overwrites its per-module record at each call). ``divisor`` turns the raw count
-    into the printed unit (binary M = 2**20).
+    into the printed unit (binary M = 2**20). ``skips``: what it never counts, in words.
+    ``gap_by_block_type``: ``hrbench flops`` shows this convention's gap with the true MACs per
+    block type (Dite-HRNet: the dynamic kernels).
     """
 
     name: str
@@ -101,6 +164,7 @@ class Convention:
     last_call_only: bool
     divisor: int = 2**20
     skips: str = ""
+    gap_by_block_type: bool = False
 
     def rule_for(self, module: nn.Module) -> Rule | None:
         cls_name = type(module).__name__
@@ -110,24 +174,59 @@ class Convention:
         return None
 
 
+_CONVENTIONS: dict[str, Convention] = {}
+_LOADED = False
+
+
+def register_convention(convention: Convention) -> Convention:
+    """Add ``convention`` to the table a model card names its convention from."""
+    if convention.name in _CONVENTIONS:
+        raise ValueError(f"counting convention {convention.name!r} registered twice")
+    _CONVENTIONS[convention.name] = convention
+    return convention
+
+
+def _load() -> None:
+    global _LOADED
+    if not _LOADED:
+        _LOADED = True
+        for module in MODULES:
+            importlib.import_module(module)
+
+
+def list_conventions() -> list[str]:
+    _load()
+    return sorted(_CONVENTIONS)
+
+
+def get_convention(name: str) -> Convention:
+    """The registered convention ``name``; one-line :class:`HrbenchError` otherwise."""
+    _load()
+    if name not in _CONVENTIONS:
+        close = difflib.get_close_matches(str(name), list(_CONVENTIONS), n=3, cutoff=0.5)
+        hint = f"closest: {', '.join(close)}" if close else f"registered: {', '.join(sorted(_CONVENTIONS))}"
+        raise HrbenchError(f"unknown counting convention {name!r}; {hint}")
+    return _CONVENTIONS[name]
+
+
 _TORCHSTAT_RULES: tuple[tuple[type | str, Rule], ...] = (
-    (nn.Conv2d, conv2d),
-    (nn.ConvTranspose2d, conv_transpose2d),
-    (nn.BatchNorm2d, batchnorm2d),
-    ((nn.ReLU), elementwise),
-    (nn.ReLU6, elementwise),
-    (nn.PReLU, elementwise),
-    (nn.ELU, elementwise),
-    (nn.LeakyReLU, elementwise),
-    (nn.AvgPool2d, pool2d),
-    (nn.MaxPool2d, pool2d),
-    (nn.AdaptiveAvgPool2d, adaptive_pool2d),
-    (nn.AdaptiveMaxPool2d, adaptive_pool2d),
-    (nn.Upsample, upsample_torchstat),
-    (nn.Linear, linear),
+    (nn.Conv2d, CONV2D),
+    (nn.ConvTranspose2d, CONV_TRANSPOSE2D),
+    (nn.BatchNorm2d, BATCHNORM2D),
+    (nn.ReLU, ACTIVATION),
+    (nn.ReLU6, ACTIVATION),
+    (nn.PReLU, ACTIVATION),
+    (nn.ELU, ACTIVATION),
+    (nn.LeakyReLU, ACTIVATION),
+    (nn.AvgPool2d, POOL2D),
+    (nn.MaxPool2d, POOL2D),
+    (nn.AdaptiveAvgPool2d, ADAPTIVE_POOL2D),
+    (nn.AdaptiveMaxPool2d, ADAPTIVE_POOL2D),
+    (nn.Upsample, UPSAMPLE_TORCHSTAT),
+    (nn.Linear, LINEAR),
 )
 
-TORCHSTAT = Convention(
+TORCHSTAT = register_convention(Convention(
     name="torchstat",
     description="torchstat as vendored in github HRNet/Lite-HRNet tools/: leaf-module hooks, conv "
     "k*k*Cin/g*Cout*H*W (+bias), BN 2/elem, ReLU 1/elem, Upsample N*H*W, Linear in*out; last call wins",
@@ -135,30 +234,25 @@ TORCHSTAT = Convention(
     last_call_only=True,
     skips="Sigmoid, Softmax, every functional op (add, mul, matmul, interpolate, shuffle, F.conv2d); "
     "repeated calls of one module",
-)
+))
 
-TORCHSTAT_DITE = Convention(
+TORCHSTAT_DITE = register_convention(Convention(
     name="torchstat-dite",
     description="torchstat as vendored in github ZiyiZhang27/Dite-HRNet: the torchstat rules plus "
     "the dynamic-kernel convolution module counted as a Conv2d",
     # hrbench.models.dynamic.KernelAggregation (the per-sample conv of DKA) counts as a Conv2d,
     # as the official counter's KernelAggregation; keyed by class name to avoid importing models.
-    rules=(("KernelAggregation", conv2d), *_TORCHSTAT_RULES),
+    rules=(("KernelAggregation", CONV2D), *_TORCHSTAT_RULES),
     last_call_only=True,
     skips=TORCHSTAT.skips.replace("F.conv2d", "F.conv2d outside the dynamic-kernel module"),
-)
+    gap_by_block_type=True,
+))
 
-HRNET_SUMMARY = Convention(
+HRNET_SUMMARY = register_convention(Convention(
     name="hrnet-summary",
     description="HRNet get_model_summary (leoxiaobin/deep-high-resolution-net.pytorch): "
     "multiply-accumulates of Conv2d and Linear only, every call counted",
-    rules=((nn.Conv2d, conv2d_macs), (nn.Linear, linear_macs)),
+    rules=((nn.Conv2d, CONV2D_MACS), (nn.Linear, LINEAR_MACS)),
     last_call_only=False,
     skips="bias, BatchNorm, activations, pooling, upsampling, every functional op",
-)
-
-CONVENTIONS: dict[str, Convention] = {c.name: c for c in (TORCHSTAT, TORCHSTAT_DITE, HRNET_SUMMARY)}
-
-
-def get_convention(name: str) -> Convention:
-    return CONVENTIONS[name]
+))

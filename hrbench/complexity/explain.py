@@ -3,8 +3,8 @@
 Each reconciliation starts at the true MACs (FlopCounterMode FLOPs / 2) and adds signed rows,
 each one rule in words, until it reaches the engine's raw count; an ``unexplained`` row appears
 only if the terms do not add up (never, for the registered models: tested). The rules are data:
-:data:`PAPER_TERMS` (per convention rule), :data:`FVCORE_OPS` (per fvcore handle),
-:data:`PTFLOPS_MODULES` (per ptflops module hook).
+each convention :class:`~hrbench.complexity.conventions.Rule` carries its own term and words;
+:data:`FVCORE_OPS` (per fvcore handle), :data:`PTFLOPS_MODULES` (per ptflops module hook).
 """
 
 from __future__ import annotations
@@ -15,28 +15,8 @@ from typing import Any
 from torch import nn
 
 from hrbench.complexity import conventions as cv
-from hrbench.complexity.libs import LibCount
-from hrbench.complexity.macs import Probe
-
-#: Convention rules that count products: the rule's value minus its bias term is its product count.
-PRODUCT_RULES = (cv.conv2d, cv.conv_transpose2d, cv.linear, cv.conv2d_macs, cv.linear_macs)
-
-
-def _conv_bias(m: nn.Module, i: cv.Shape, o: cv.Shape) -> int:
-    return o[0] * o[1] * o[2] * o[3] if getattr(m, "bias", None) is not None else 0
-
-
-#: rule -> (term, words) for everything a convention adds beside products (bias as its own term).
-PAPER_TERMS: dict[Any, tuple[str, str]] = {
-    cv.conv2d: ("bias", "+ bias: C_out*H_out*W_out per call of a convolution that has one"),
-    cv.conv_transpose2d: ("bias", "+ bias: C_out*H_out*W_out per call of a convolution that has one"),
-    cv.batchnorm2d: ("batchnorm", "+ BatchNorm2d: 2 per element (1 without affine)"),
-    cv.elementwise: ("activation", "+ ReLU / ReLU6 / PReLU / ELU / LeakyReLU modules: 1 per element"),
-    cv.pool2d: ("pooling", "+ Max/AvgPool2d: k*k per output element"),
-    cv.adaptive_pool2d: ("pooling", "+ adaptive pooling: (bin_h+1)*(bin_w+1) per output element"),
-    cv.upsample_torchstat: ("upsample", "+ nn.Upsample: N*H_out*W_out (torchstat's indexing slip drops C)"),
-}
-BIAS_OF = {cv.conv2d: _conv_bias, cv.conv_transpose2d: _conv_bias}
+from hrbench.complexity.probe import Probe
+from hrbench.complexity.third_party import LibCount
 
 #: fvcore handle (by_operator key) -> words; conv / matmul handles are its product count.
 FVCORE_PRODUCTS = ("conv", "addmm", "bmm", "einsum", "matmul", "mm", "linear")
@@ -143,14 +123,15 @@ def explain_paper(model: nn.Module, conv: cv.Convention, probe: Probe, figure: i
         repeated += (sum(values) - values[-1]) if conv.last_call_only else 0
         products = -probe.macs.by_module.get(name, 0)
         for (i, o), v in zip(calls, values, strict=True):
-            extra = BIAS_OF[rule](m, i, o) if rule in BIAS_OF else (0 if rule in PRODUCT_RULES else v)
+            extra = rule.beyond_products(m, i, o, v)
             products += v - extra
             if extra:
-                term, words = PAPER_TERMS[rule]
+                term = rule.term or rule.name
+                words = rule.words or f"+ {type(m).__name__}: the {rule.name} rule"
                 terms.setdefault(term, Row(term, 0, words)).value += extra
         if products:
             kind = type(m).__name__
-            terms.setdefault(f"formula {kind}", Row(f"formula {kind}", 0, f"+/- {kind}: the {rule.__name__} rule's "
+            terms.setdefault(f"formula {kind}", Row(f"formula {kind}", 0, f"+/- {kind}: the {rule.name} rule's "
                              "products minus the ATen MACs run inside the module (e.g. a dynamic kernel's "
                              "mixing matmul, a Linear without its batch factor)")).value += products
     funcs = _products(f for f, owner in probe.census.calls if owner not in shapes)

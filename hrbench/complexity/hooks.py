@@ -1,6 +1,9 @@
-"""Hook-based counting, the papers' own way: forward hooks on leaf modules, one batch-1 input."""
+"""Forward hooks: the stack of executing modules (:class:`ModuleStack`), and hook-based counting the
+papers' own way (:class:`PaperHooks`: forward hooks on the modules a convention has a rule for, batch 1)."""
 
 from __future__ import annotations
+
+from collections import Counter
 
 import torch
 from torch import nn
@@ -10,6 +13,47 @@ from hrbench.complexity.conventions import Convention
 
 def _shape(value) -> tuple[int, ...]:
     return tuple((value[0] if isinstance(value, (tuple, list)) else value).shape)
+
+
+class ModuleStack:
+    """Tracks which modules are executing (pre/post forward hooks on every module of ``model``).
+
+    ``stack`` holds ``(name, module)`` pairs, outermost first; ``calls`` counts calls per name.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self.names = {m: n for n, m in model.named_modules()}
+        self.stack: list[tuple[str, nn.Module]] = []
+        self.calls: Counter[str] = Counter()
+        self._handles: list = []
+
+    def __enter__(self) -> ModuleStack:
+        for module, name in self.names.items():
+            self._handles.append(module.register_forward_pre_hook(self._push(name)))
+            self._handles.append(module.register_forward_hook(self._pop))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+        self.stack.clear()
+
+    def _push(self, name: str):
+        def hook(module, args):
+            self.stack.append((name, module))
+            self.calls[name] += 1
+
+        return hook
+
+    def _pop(self, module, args, out) -> None:
+        if self.stack and self.stack[-1][1] is module:
+            self.stack.pop()
+
+    @property
+    def current(self) -> str:
+        return self.stack[-1][0] if self.stack else ""
 
 
 class PaperHooks:

@@ -74,7 +74,7 @@ class Traffic:
 class AtenCensus(TorchDispatchMode):
     """Dispatch mode recording a :class:`Traffic` of every kernel-running ATen op it sees.
 
-    ``stack`` is a :class:`~hrbench.complexity.macs.ModuleStack` (its ``current`` module name)."""
+    ``stack`` is a :class:`~hrbench.complexity.hooks.ModuleStack` (its ``current`` module name)."""
 
     def __init__(self, stack: Any = None) -> None:
         super().__init__()

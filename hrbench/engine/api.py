@@ -357,7 +357,7 @@ def evaluate_checkpoint(arch: str, checkpoint: str | Path | dict[str, Any], data
                                              restored.source)
     precision = restored.config.get("amp") if amp is None else normalize_amp(amp)
     info, dev = D.setup(device)
-    model.to(dev).eval()
+    model.to(dev)  # restore_model returns it in eval mode
     check_step_memory(model, tuple(hw), batch_size, dev, train=False, workers=workers)
     val_set = build_split(dataset, root, "val", hw, train=False, det_file=det_file, det_score_thr=det_thr)
     val_set.codec = model.codec

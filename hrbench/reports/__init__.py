@@ -65,7 +65,7 @@ def generate_reports(out_dir: str | Path = "reports", runs_dir: str | Path | Non
     refuses a foreign file at an output path (before the work where the name is known) and keeps the
     user's other files; ``bench/`` (machine-dependent, ``hrbench tables --bench``) is left alone.
     """
-    from hrbench.complexity.measure import default_measurer
+    from hrbench.complexity.measurer import default_measurer
     from hrbench.manifest import commit, refuse_foreign, staging
     from hrbench.reports import latex, render
     from hrbench.reports import plots as plot_mod

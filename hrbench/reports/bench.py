@@ -17,7 +17,8 @@ import torch
 
 from hrbench.bench.latency import benchmark_model
 from hrbench.cards import reported_for
-from hrbench.complexity.measure import measure_model, stamp
+from hrbench.complexity.measure import measure_model
+from hrbench.complexity.result import stamp
 from hrbench.datasets import get_dataset
 from hrbench.device import resolve_device
 from hrbench.errors import HrbenchError

@@ -7,7 +7,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from hrbench.complexity.measure import freeze_overrides
+from hrbench.complexity.measurer import freeze_overrides
 from hrbench.reference import COCO_METRICS, MPII_METRICS, parse_hw
 
 
@@ -17,7 +17,7 @@ class LocalRun:
 
     run_id: str
     arch: str
-    overrides: str  # frozen JSON (:func:`hrbench.complexity.measure.freeze_overrides`)
+    overrides: str  # frozen JSON (:func:`hrbench.complexity.measurer.freeze_overrides`)
     dataset: str
     input: str  # "HxW"
     metrics: dict[str, float]

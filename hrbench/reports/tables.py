@@ -16,7 +16,7 @@ import re
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import Any
 
-from hrbench.complexity.measure import Measurement, Measurer, default_measurer
+from hrbench.complexity.measurer import Measurement, Measurer, default_measurer
 from hrbench.complexity.table2 import table2
 from hrbench.datasets import get_dataset
 from hrbench.reference import parse_hw, printed_flops, rows_of

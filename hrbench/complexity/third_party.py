@@ -22,7 +22,8 @@ import torch
 from torch import nn
 from torch.overrides import resolve_name
 
-from hrbench.complexity.macs import _DATA_OPS, ModuleStack, Probe, example_input
+from hrbench.complexity.hooks import ModuleStack
+from hrbench.complexity.probe import _DATA_OPS, Probe, example_input
 from hrbench.complexity.traffic import by_count
 from hrbench.errors import brief
 

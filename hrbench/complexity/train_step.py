@@ -17,7 +17,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from hrbench.complexity.macs import EXTRA_FORMULAS, example_input
+from hrbench.complexity.macs import EXTRA_FORMULAS
+from hrbench.complexity.probe import example_input
 from hrbench.complexity.traffic import by_count
 
 #: Images per measured step: train-mode BatchNorm needs more than one value per channel.
