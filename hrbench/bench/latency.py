@@ -20,6 +20,11 @@ CPU ``time.perf_counter`` around each call. Reported: median and spread (IQR, p1
 throughput (images/s = batch / median), CUDA peak memory (``max_memory_allocated`` over the
 timed loop; n/a on CPU), each mode's median relative to the first mode's, and the largest
 deviation of its output from eager's on the same input.
+
+Every result is stamped with what else was running (:func:`load_stamp`): the CPUs other processes
+kept busy just before and just after the timed loops (``/proc/stat``, :func:`hrbench.threads.busy_cpus`),
+as a share of the CPUs this process may use; a share of :data:`BUSY_SHARE` or more flags the figures
+as taken on a busy machine (compare such figures only as ratios within one run).
 """
 
 from __future__ import annotations
@@ -37,12 +42,16 @@ from hrbench.bench.timing import summarize, sync, time_calls
 from hrbench.device import resolve_device
 from hrbench.errors import HrbenchError, brief
 from hrbench.speed import to_channels_last
+from hrbench.threads import busy_cpus, usable_cpus
 
 MODES = ("eager", "channels_last", "amp", "compile", "fused", "traced", "cudagraph", "ort")
 
 #: Output agreement with eager, as max |out - eager| / max |eager|.
 TOLERANCE = {"eager": 0.0, "channels_last": 1e-4, "compile": 1e-4, "amp": 5e-2, "fused": 1e-4, "traced": 1e-4,
              "cudagraph": 1e-4, "ort": 1e-4}
+#: Other processes' CPU share (of this process's usable CPUs) from which a machine counts as busy.
+BUSY_SHARE = 0.25
+
 TOLERANCE_NOTE = ("fp32 modes (channels_last, compile, fused, traced, cudagraph, ort) must match eager within 1e-4 "
                   "(max |out - eager| / max |eager|); "
                   "bf16 autocast (amp) within 5e-2: bf16 keeps 8 significant bits, ~0.4% per rounding")
@@ -79,6 +88,7 @@ class BenchResult:
     threads: int
     rows: list[ModeResult]
     torch_version: str = torch.__version__
+    load: dict[str, Any] = dataclasses.field(default_factory=dict)  # :func:`load_stamp`
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -93,8 +103,29 @@ class BenchResult:
             "peak_memory": "CUDA max_memory_allocated over the timed loop" if self.device == "cuda"
             else "n/a on CPU",
             "tolerance": TOLERANCE_NOTE,
+            "load": dict(self.load),
             "rows": [dataclasses.asdict(r) for r in self.rows],
         }
+
+
+def load_stamp(before: float, after: float, cpus: int | None = None) -> dict[str, Any]:
+    """What else was running: other processes' busy CPUs ``before`` and ``after`` the timing (their
+    mean as a share of ``cpus``, the CPUs this process may use) and whether that makes it a busy machine."""
+    cpus = cpus or usable_cpus()
+    share = (before + after) / 2 / cpus
+    return {"cpus": cpus, "busy_cpus_before": round(before, 3), "busy_cpus_after": round(after, 3),
+            "other_share": round(share, 3), "busy": share >= BUSY_SHARE,
+            "note": f"other processes' CPU share of {cpus} usable CPU(s), /proc/stat over 0.25 s before and after "
+                    f"timing; busy from {BUSY_SHARE:.0%}: compare figures within one run, as ratios"}
+
+
+def load_line(load: dict[str, Any]) -> str:
+    """One line for a table's foot: the busy share and, on a busy machine, a warning."""
+    if not load:
+        return ""
+    text = (f"other processes kept {load['busy_cpus_before']:.2f} / {load['busy_cpus_after']:.2f} of "
+            f"{load['cpus']} CPU(s) busy before / after timing ({load['other_share']:.0%})")
+    return ("BUSY MACHINE: " + text + "; absolute times are inflated, compare ratios") if load["busy"] else text
 
 
 def _to_float(out: Any) -> torch.Tensor:
@@ -174,6 +205,7 @@ def benchmark_model(
     dev = resolve_device(device)
     x = torch.randn(batch, 3, *input_hw, generator=torch.Generator().manual_seed(0))
     rows: list[ModeResult] = []
+    before = busy_cpus()
     with torch.inference_mode():
         reference = None if modes[0] == "eager" else _to_float(prepare("eager", model, x, dev)[0]())
         for mode in modes:
@@ -181,12 +213,14 @@ def benchmark_model(
             if reference is None:
                 reference = out
             rows.append(row)
+    load = load_stamp(before, busy_cpus())
     first = next((r.median_ms for r in rows if r.median_ms), None)
     for r in rows:
         if r.median_ms is not None and first:
             r.ratio = r.median_ms / first
     return BenchResult(arch or getattr(model, "arch", "") or type(model).__name__, dev.type, batch,
-                       (int(input_hw[0]), int(input_hw[1])), iters, warmup, torch.get_num_threads(), rows)
+                       (int(input_hw[0]), int(input_hw[1])), iters, warmup, torch.get_num_threads(), rows,
+                       load=load)
 
 
 def _check_args(batch: int, iters: int, warmup: int, modes: Sequence[str]) -> None:

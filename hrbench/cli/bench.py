@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from hrbench.bench.latency import MODES, TOLERANCE_NOTE, benchmark
+from hrbench.bench.latency import MODES, TOLERANCE_NOTE, benchmark, load_line
 from hrbench.cli import options
 from hrbench.cli.options import fmt_number, parse_choices, parse_overrides, resolve_input, resolve_keypoints, show
 from hrbench.cli.root import app
@@ -60,6 +60,9 @@ def _print_table(console: Console, d: dict[str, Any]) -> None:
                   "yes" if r["ok"] else "[red]NO[/red]")
     console.print(t)
     console.print(f"peak memory: {d['peak_memory']}; agreement: {TOLERANCE_NOTE}")
+    line = load_line(d.get("load", {}))
+    if line:
+        console.print(("[red]" + line + "[/red]") if d["load"]["busy"] else line)
     for r in d["rows"]:
         if r["mode"] == "ort" and r["threads"] is not None:
             console.print(f"ort: ONNX Runtime CPU execution provider, {r['threads']} intra-op thread(s); "
