@@ -193,3 +193,25 @@ def test_cli_profile_errors(argv, needle, capsys, tmp_path):
     assert main(["profile", *argv]) == 2
     assert needle in cli_error(capsys)
     assert not (tmp_path / "x.txt").exists()
+
+
+def test_interleave_shuffle_form_is_bit_identical_and_removes_every_transpose(lite18):
+    pytest.importorskip("onnxruntime")
+    import onnx
+
+    from hrbench.speed.onnx import onnx_bytes, ort_session
+
+    x = torch.randn(1, 3, *HW)
+    stock, c0 = onnx_bytes(lite18, x, forms=False)
+    formed, c1 = onnx_bytes(lite18, x)
+    shuffles = [n for n in onnx.load_from_string(stock).graph.node if n.op_type == "Transpose"]
+    # one Transpose per channel shuffle: the stem, and each CCW block once per branch (2 blocks per module,
+    # modules x branches 2x2, 4x3, 2x4 in stages 0-2: 8 + 24 + 16)
+    assert len(shuffles) == 49 and c0["forms"] == {} and c1["forms"] == {"interleave_shuffle": 49}
+    g = onnx.load_from_string(formed).graph
+    assert not [n for n in g.node if n.op_type == "Transpose"]
+    assert sum(n.op_type == "Concat" and n.attribute[0].i == 2 for n in g.node) == 49
+    feed = {"input": x.numpy()}
+    a = ort_session(stock).run(["heatmaps"], feed)[0]
+    b = ort_session(formed).run(["heatmaps"], feed)[0]
+    assert np.array_equal(a, b)  # pure data movement: bit for bit

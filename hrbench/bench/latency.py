@@ -11,8 +11,10 @@ Modes (each on its own copy of the model, eval mode, ``torch.inference_mode``):
 * ``traced``         — ``fused``, then ``torch.jit.trace`` + ``torch.jit.freeze`` (no Python overhead per layer);
 * ``cudagraph``      — ``fused``, then the whole forward replayed as one CUDA graph (CUDA only);
 * ``ort``            — the ONNX export of :func:`hrbench.speed.onnx.export_onnx` (BNs folded, static
-  dynamic kernels) run by ONNX Runtime's CPU execution provider with as many intra-op threads as
-  torch uses (``threads`` in the row; export time in ``compile_s``; CPU only).
+  dynamic kernels, the exact rewrites of :mod:`hrbench.speed.onnx_forms`) run by ONNX Runtime's CPU
+  execution provider with as many intra-op threads as torch uses (``threads`` in the row; export
+  time in ``compile_s``; CPU only);
+* ``ort_stock``      — the same without the rewrites (the exporter's own graph), for before / after.
 
 Timing: ``warmup`` untimed calls, then ``iters`` timed calls. On CUDA each call is bracketed by
 CUDA events and the device is synchronized before reading them (and before/after the loop); on
@@ -44,11 +46,11 @@ from hrbench.errors import HrbenchError, brief
 from hrbench.speed import to_channels_last
 from hrbench.threads import busy_cpus, usable_cpus
 
-MODES = ("eager", "channels_last", "amp", "compile", "fused", "traced", "cudagraph", "ort")
+MODES = ("eager", "channels_last", "amp", "compile", "fused", "traced", "cudagraph", "ort", "ort_stock")
 
 #: Output agreement with eager, as max |out - eager| / max |eager|.
 TOLERANCE = {"eager": 0.0, "channels_last": 1e-4, "compile": 1e-4, "amp": 5e-2, "fused": 1e-4, "traced": 1e-4,
-             "cudagraph": 1e-4, "ort": 1e-4}
+             "cudagraph": 1e-4, "ort": 1e-4, "ort_stock": 1e-4}
 #: Other processes' CPU share (of this process's usable CPUs) from which a machine counts as busy.
 BUSY_SHARE = 0.25
 
@@ -168,12 +170,13 @@ def prepare(mode: str, model: nn.Module, x: torch.Tensor, device: torch.device,
         if mode == "cudagraph":
             f = CudaGraphForward(f, inp_cl)
         return (lambda: f(inp_cl)), None
-    if mode == "ort":
-        return _prepare_ort(m, inp, device)
+    if mode in ("ort", "ort_stock"):
+        return _prepare_ort(m, inp, device, forms=mode == "ort")
     raise HrbenchError(f"unknown mode {mode!r}: choose from {', '.join(MODES)}")
 
 
-def _prepare_ort(m: nn.Module, inp: torch.Tensor, device: torch.device) -> tuple[Callable[[], Any], float]:
+def _prepare_ort(m: nn.Module, inp: torch.Tensor, device: torch.device,
+                 forms: bool = True) -> tuple[Callable[[], Any], float]:
     """ONNX Runtime (CPU execution provider, torch's thread count) on the exported model; export + session
     creation time as the compile time."""
     if device.type != "cpu":
@@ -182,7 +185,7 @@ def _prepare_ort(m: nn.Module, inp: torch.Tensor, device: torch.device) -> tuple
 
     t = time.perf_counter()
     with torch.inference_mode(False):
-        data, _ = onnx_bytes(m, inp.clone())
+        data, _ = onnx_bytes(m, inp.clone(), forms=forms)
     session = ort_session(data, threads=torch.get_num_threads())
     feed = {INPUT_NAME: inp.numpy()}
     return (lambda: torch.from_numpy(session.run([OUTPUT_NAME], feed)[0])), time.perf_counter() - t
@@ -241,7 +244,8 @@ def _run_mode(mode: str, model: nn.Module, x: torch.Tensor, dev: torch.device, r
     """One row: prepare ``mode``, compare its output with ``reference`` (None: this output is the
     reference), time it. A failure of the mode (not a user error) is the row's ``error``. Returns the
     row and the mode's output (None when it failed)."""
-    row = ModeResult(mode, tolerance=TOLERANCE[mode], threads=torch.get_num_threads() if mode == "ort" else None)
+    row = ModeResult(mode, tolerance=TOLERANCE[mode],
+                     threads=torch.get_num_threads() if mode in ("ort", "ort_stock") else None)
     try:
         fn, row.compile_s = prepare(mode, model, x, dev, compile_kwargs)
         out = _to_float(fn())

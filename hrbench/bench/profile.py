@@ -174,9 +174,10 @@ class ModuleTimeline:
         return out_cpu
 
 
-def measure_peaks(device: torch.device, threads: int | None = None) -> dict[str, float]:
+def measure_peaks(device: torch.device, clock: str = "wall") -> dict[str, Any]:
     """This machine's achieved peaks in the current thread setting: GMAC/s of a large fp32 matmul and
-    GB/s (read + write) of a large copy (median of 5 after 2 warm-ups), the roofline's two lines."""
+    GB/s (read + write) of a large copy (median of 5 after 2 warm-ups, ``clock`` time), the
+    roofline's two lines."""
     n = 1024 if device.type == "cpu" else 8192
     a = torch.randn(n, n, device=device)
     b = torch.randn(n, n, device=device)
@@ -186,20 +187,21 @@ def measure_peaks(device: torch.device, threads: int | None = None) -> dict[str,
     def timed(fn: Callable[[], Any]) -> float:
         for _ in range(2):
             fn()
+        read = CLOCKS["wall" if device.type == "cuda" else clock]
         ts = []
         for _ in range(5):
             sync(device)
-            t = time.perf_counter()
+            t = read()
             fn()
             sync(device)
-            ts.append(time.perf_counter() - t)
+            ts.append(read() - t)
         return statistics.median(ts)
 
     with torch.inference_mode():
         t_mm = timed(lambda: torch.mm(a, b))
         t_copy = timed(lambda: dst.copy_(src))
     return {"gmacs": n**3 / t_mm / 1e9, "gbs": 2 * src.numel() * 4 / t_copy / 1e9,
-            "matmul": f"{n}x{n} @ {n}x{n} fp32", "copy": "64 MiB fp32 copy (read + write)"}
+            "matmul": f"{n}x{n} @ {n}x{n} fp32", "copy": "64 MiB fp32 copy, read + write", "clock": clock}
 
 
 def rows(times: Mapping[str, float], counts: Counts, key: Callable[[str], str], batch: int,

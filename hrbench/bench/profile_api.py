@@ -50,7 +50,7 @@ def profile_model(model: torch.nn.Module, arch: str, mode: str = "eager", input_
     head = {"arch": arch, "mode": mode, "device": dev.type, "input": f"{input_hw[0]}x{input_hw[1]}",
             "batch": batch, "threads": torch.get_num_threads(), "iters": iters, "warmup": warmup, "load": load}
     if peaks:
-        head["peaks"] = measure_peaks(dev)
+        head["peaks"] = measure_peaks(dev, res["clock"])
     totals = res["groups"]["stage"]
     head["total"] = {k: sum(r[k] for r in totals) for k in ("macs", "launches", "bytes")}
     return {**head, **res}
@@ -122,4 +122,5 @@ def compare(archs: Sequence[str], mode: str = "eager", input_hw: tuple[int, int]
     best = min(fits, key=lambda f: (f["mean_abs_loo_error"] if f["mean_abs_loo_error"] is not None else 1e9))
     return {"mode": mode, "input": f"{input_hw[0]}x{input_hw[1]}", "threads": torch.get_num_threads(),
             "iters": iters, "models": summary, "fits": fits, "best": best["predictors"],
-            "peaks": measure_peaks(torch.device(kwargs.get("device", "cpu"))), "profiles": profiles}
+            "clock": first["clock"], "peaks": measure_peaks(torch.device(kwargs.get("device", "cpu")), first["clock"]),
+            "profiles": profiles}

@@ -64,6 +64,8 @@ def _print_table(console: Console, d: dict[str, Any]) -> None:
     if line:
         console.print(("[red]" + line + "[/red]") if d["load"]["busy"] else line)
     for r in d["rows"]:
-        if r["mode"] == "ort" and r["threads"] is not None:
-            console.print(f"ort: ONNX Runtime CPU execution provider, {r['threads']} intra-op thread(s); "
-                          "export + session creation under 'compile s'")
+        if r["mode"] in ("ort", "ort_stock") and r["threads"] is not None:
+            console.print(f"{r['mode']}: ONNX Runtime CPU execution provider, {r['threads']} intra-op thread(s); "
+                          "export + session creation under 'compile s'"
+                          + ("; the exporter's graph without hrbench's exact rewrites" if r["mode"] == "ort_stock"
+                             else ""))

@@ -71,7 +71,7 @@ def plot_compare(d: dict[str, Any], path: Path) -> Path:
     """MACs ratio and latency ratio to the first model, and each fit's leave-one-out errors."""
     models = d["models"]
     with plt.rc_context(STYLE):
-        fig, (ax_r, ax_f) = plt.subplots(1, 2, figsize=(13, 4.8))
+        fig, (ax_r, ax_f) = plt.subplots(1, 2, figsize=(15, 4.8))
         xs = range(len(models))
         ax_r.bar([x - 0.2 for x in xs], [m["macs_ratio"] for m in models], width=0.4, color="#0072B2",
                  label="MACs ratio")
@@ -91,7 +91,7 @@ def plot_compare(d: dict[str, Any], path: Path) -> Path:
         ax_f.set_xticks(list(xs), [m["arch"] for m in models], rotation=30, ha="right")
         ax_f.set_ylabel("|leave-one-out error|, % of measured latency")
         ax_f.set_yscale("log")
-        ax_f.legend(fontsize=7)
+        ax_f.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         ax_f.set_title("which count predicts latency: t = a*launches + b*bytes + c*MACs", fontsize=10)
         fig.tight_layout()
         return _save_png(fig, path)

@@ -44,7 +44,8 @@ def compare_markdown(d: dict[str, Any]) -> str:
     lines = [f"# Why fewer MACs are not faster: {len(models)} models profiled in one run ({d['mode']}, "
              f"{d['threads']} thread(s), batch 1, {d['input']})", "",
              "Machine-dependent (`hrbench profile --compare " + ",".join(m["arch"] for m in models) +
-             f" --mode {d['mode']} --threads {d['threads']}`). End-to-end: median of {d['iters']} plain forwards, "
+             f" --mode {d['mode']} --threads {d['threads']}`). End-to-end: median {d['clock']} time of {d['iters']} "
+             "plain forwards (cpu: this process's CPU time, which the machine's other processes do not inflate), "
              "alternating with profiled ones; MACs, launches and bytes: the batch-1 ATen census. This machine's "
              f"peaks in the same run: {peaks['gmacs']:.1f} GMAC/s ({peaks['matmul']}), {peaks['gbs']:.1f} GB/s "
              f"({peaks['copy']}).", "",
