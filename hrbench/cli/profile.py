@@ -137,6 +137,9 @@ def print_profile(console: Console, d: dict[str, Any], top: int = 12) -> None:
                   f"{d['e2e_wall_ms']:.2f} ms, CPU {d['e2e_cpu_ms']:.2f} ms); rows sum {d['row_sum_ms']:.2f} ms = "
                   f"{d['sum_vs_e2e']:.3f} x the median; profiled runs {d['profiled_ms']:.2f} ms (measurement overhead "
                   f"{d['overhead_ms']:+.2f} ms, kept out of the rows); timer: {d['timer']}")
+    if "profiler_bias_us" in d:
+        console.print(f"ONNX Runtime's profiler adds {d['profiler_bias_us']:.2f} us per node (measured on a chain of "
+                      f"trivial nodes): {d['profiler_bias_ms']:.2f} ms taken off the {d['nodes']} nodes' times")
     if d.get("unmapped_ms"):
         console.print(f"(unmapped) ONNX nodes: {len(d['unmapped_nodes'])}, {d['unmapped_ms']:.2f} ms")
     if d.get("peaks"):

@@ -61,7 +61,7 @@ def _roofline(ax, d: dict[str, Any], rows: list[dict[str, Any]]) -> None:
                 label=f"roofline: {peaks['gmacs']:.0f} GMAC/s ({peaks['matmul']}), {peaks['gbs']:.1f} GB/s "
                       f"({peaks['copy']})")
         ax.set_xlim(lo, hi)
-        ax.legend(loc="lower right", fontsize=7)
+        ax.legend(loc="upper left", fontsize=7)
     ax.set_xlabel("MACs per byte moved (fp32 reads + writes)")
     ax.set_ylabel("achieved GMAC/s")
     ax.set_title("roofline: block types at measured time (area ~ time share)", fontsize=10)
