@@ -5,15 +5,18 @@ Eager (:func:`profile_eager`): a *module timeline*. Forward pre/post hooks on ev
 clock at each module boundary; the interval up to the next boundary belongs to the innermost module
 then executing, so the intervals partition the forward exactly (no op is lost, and the Python time
 between kernels, a large share of an eager Lite-HRNet, is charged to the module whose code spends it).
-The hook's own bookkeeping lies between two clock readings and is charged to nobody. On CPU the clock
-is ``time.perf_counter`` (every kernel is synchronous); on CUDA a CUDA event is recorded at every
-boundary and the device time between consecutive events is charged (read after one synchronisation).
+The hook's own bookkeeping lies between two clock readings and is charged to nobody. On CPU every
+kernel is synchronous and the clock is, by default, this process's CPU time (``--clock cpu``:
+``time.process_time``; on a machine shared with other jobs, wall time counts their time slices too,
+and a median per row then drops them while the end-to-end median keeps them) or wall time
+(``--clock wall``); on CUDA a CUDA event is recorded at every boundary and the device time between
+consecutive events is charged (read after one synchronisation).
 A profiler's op self-times would miss that Python time, so their sum falls short of the end-to-end
 latency; the timeline's does not. ONNX Runtime: :mod:`hrbench.bench.profile_ort`.
 
 Overhead: profiled and plain forwards alternate in the same run; the report gives the plain
-end-to-end median, the profiled one, their difference (the measurement's cost) and the sum of the
-rows' medians, which must be near the plain median (``sum_vs_e2e``).
+end-to-end median (wall and CPU), the profiled one, their difference (the measurement's cost) and
+the sum of the rows' medians, which must be near the plain median in the same clock (``sum_vs_e2e``).
 
 Counts (MACs, launches, elements read + written) come from one instrumented batch-1 forward of the
 same model (:func:`hrbench.complexity.macs.run_probe`), per innermost module, grouped with the same

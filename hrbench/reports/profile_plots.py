@@ -58,11 +58,12 @@ def _roofline(ax, d: dict[str, Any], rows: list[dict[str, Any]]) -> None:
         lo, hi = min(xs + [0.05]) / 2, max(xs + [50.0]) * 2
         grid = [lo * (hi / lo) ** (i / 50) for i in range(51)]
         ax.plot(grid, [min(peaks["gmacs"], peaks["gbs"] * x) for x in grid], color="black", lw=1.2,
-                label=f"roofline: {peaks['gmacs']:.0f} GMAC/s ({peaks['matmul']}), {peaks['gbs']:.1f} GB/s "
+                label=f"roofline: {peaks['gmacs']:.0f} GMAC/s ({peaks['matmul']}),\n{peaks['gbs']:.1f} GB/s "
                       f"({peaks['copy']})")
         ax.set_xlim(lo, hi)
+        ax.set_ylim(min(ys + [peaks["gmacs"]]) / 3, max(ys + [peaks["gmacs"]]) * 2.5)
         ax.legend(loc="upper left", fontsize=7)
-    ax.set_xlabel("MACs per byte moved (fp32 reads + writes)")
+    ax.set_xlabel("MACs per byte moved (fp32 reads + writes, eager ATen census)")
     ax.set_ylabel("achieved GMAC/s")
     ax.set_title("roofline: block types at measured time (area ~ time share)", fontsize=10)
 
