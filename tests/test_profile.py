@@ -230,3 +230,14 @@ def test_cli_compare_writes_the_report(tmp_path, capsys, lite18_counts):
     assert "| litehrnet_18 |" in md and "| ditehrnet_18 |" in md and "leave-one-out" in md
     assert json.loads((tmp_path / "profile-compare.json").read_text())["models"] == d["models"]
     assert (tmp_path / "profile-compare.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bench_cpu_clock_and_ort_stock(capsys):
+    pytest.importorskip("onnxruntime")
+    r = benchmark_model(create_model("lite18", num_keypoints=17), HW, modes=("eager", "ort_stock", "ort"), iters=2,
+                        warmup=1, clock="cpu")
+    assert r.to_dict()["clock"] == "cpu" and [row.mode for row in r.rows] == ["eager", "ort_stock", "ort"]
+    assert all(row.error is None and row.ok for row in r.rows)
+    assert r.rows[1].max_rel_diff == r.rows[2].max_rel_diff  # the rewrite is bit-identical
+    assert main(["bench", "lite18", "--clock", "sundial"]) == 2
+    assert "invalid --clock" in cli_error(capsys)

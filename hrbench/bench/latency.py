@@ -18,7 +18,9 @@ Modes (each on its own copy of the model, eval mode, ``torch.inference_mode``):
 
 Timing: ``warmup`` untimed calls, then ``iters`` timed calls. On CUDA each call is bracketed by
 CUDA events and the device is synchronized before reading them (and before/after the loop); on
-CPU ``time.perf_counter`` around each call. Reported: median and spread (IQR, p10, p90) in ms,
+CPU ``time.perf_counter`` around each call, or with ``clock="cpu"`` this process's CPU time
+(``time.process_time``: on a busy machine the other processes' time slices stay out of it).
+Reported: median and spread (IQR, p10, p90) in ms,
 throughput (images/s = batch / median), CUDA peak memory (``max_memory_allocated`` over the
 timed loop; n/a on CPU), each mode's median relative to the first mode's, and the largest
 deviation of its output from eager's on the same input.
@@ -40,7 +42,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from hrbench.bench.timing import summarize, sync, time_calls
+from hrbench.bench.timing import CPU_CLOCKS, summarize, sync, time_calls
 from hrbench.device import resolve_device
 from hrbench.errors import HrbenchError, brief
 from hrbench.speed import to_channels_last
@@ -91,6 +93,7 @@ class BenchResult:
     rows: list[ModeResult]
     torch_version: str = torch.__version__
     load: dict[str, Any] = dataclasses.field(default_factory=dict)  # :func:`load_stamp`
+    clock: str = "wall"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -105,6 +108,7 @@ class BenchResult:
             "peak_memory": "CUDA max_memory_allocated over the timed loop" if self.device == "cuda"
             else "n/a on CPU",
             "tolerance": TOLERANCE_NOTE,
+            "clock": self.clock,
             "load": dict(self.load),
             "rows": [dataclasses.asdict(r) for r in self.rows],
         }
@@ -201,18 +205,21 @@ def benchmark_model(
     warmup: int = 5,
     arch: str = "",
     compile_kwargs: dict[str, Any] | None = None,
+    clock: str = "wall",
 ) -> BenchResult:
     """Time ``model`` in each of ``modes`` (see the module docstring); a mode that fails gets
-    an ``error`` in its row instead of stopping the others."""
+    an ``error`` in its row instead of stopping the others. ``clock``: ``wall`` or ``cpu`` (CPU only)."""
     _check_args(batch, iters, warmup, modes)
     dev = resolve_device(device)
+    if clock not in CPU_CLOCKS or (clock == "cpu" and dev.type != "cpu"):
+        raise HrbenchError(f"invalid --clock {clock!r}: wall, or cpu (CPU device only)")
     x = torch.randn(batch, 3, *input_hw, generator=torch.Generator().manual_seed(0))
     rows: list[ModeResult] = []
     before = busy_cpus()
     with torch.inference_mode():
         reference = None if modes[0] == "eager" else _to_float(prepare("eager", model, x, dev)[0]())
         for mode in modes:
-            row, out = _run_mode(mode, model, x, dev, reference, iters, warmup, compile_kwargs)
+            row, out = _run_mode(mode, model, x, dev, reference, iters, warmup, compile_kwargs, clock)
             if reference is None:
                 reference = out
             rows.append(row)
@@ -223,7 +230,7 @@ def benchmark_model(
             r.ratio = r.median_ms / first
     return BenchResult(arch or getattr(model, "arch", "") or type(model).__name__, dev.type, batch,
                        (int(input_hw[0]), int(input_hw[1])), iters, warmup, torch.get_num_threads(), rows,
-                       load=load)
+                       load=load, clock=clock)
 
 
 def _check_args(batch: int, iters: int, warmup: int, modes: Sequence[str]) -> None:
@@ -240,7 +247,8 @@ def _check_args(batch: int, iters: int, warmup: int, modes: Sequence[str]) -> No
 
 
 def _run_mode(mode: str, model: nn.Module, x: torch.Tensor, dev: torch.device, reference: torch.Tensor | None,
-              iters: int, warmup: int, compile_kwargs: dict[str, Any] | None) -> tuple[ModeResult, torch.Tensor | None]:
+              iters: int, warmup: int, compile_kwargs: dict[str, Any] | None,
+              clock: str = "wall") -> tuple[ModeResult, torch.Tensor | None]:
     """One row: prepare ``mode``, compare its output with ``reference`` (None: this output is the
     reference), time it. A failure of the mode (not a user error) is the row's ``error``. Returns the
     row and the mode's output (None when it failed)."""
@@ -254,7 +262,7 @@ def _run_mode(mode: str, model: nn.Module, x: torch.Tensor, dev: torch.device, r
         row.ok = row.max_rel_diff <= row.tolerance
         if dev.type == "cuda":
             torch.cuda.reset_peak_memory_stats(dev)
-        times = time_calls(fn, iters, warmup, dev)
+        times = time_calls(fn, iters, warmup, dev, clock)
         if dev.type == "cuda":
             row.peak_mem_mb = torch.cuda.max_memory_allocated(dev) / 2**20
     except HrbenchError:

@@ -30,6 +30,8 @@ def bench_cmd(
     overrides: list[str] = typer.Option(None, "--set", help="KEY=VALUE hyper-parameter override"),
     compile_backend: str = typer.Option("inductor", "--compile-backend",
                                         help="torch.compile backend for the compile mode (inductor, aot_eager, eager)"),
+    clock: str = typer.Option("wall", "--clock", help="wall | cpu (this process's CPU time: other processes on a "
+                              "busy machine stay out of it; CPU only)"),
     as_json: bool = options.json_option(),
 ) -> None:
     """Forward latency (median, IQR, p10/p90), throughput and peak memory per execution mode."""
@@ -40,13 +42,14 @@ def bench_cmd(
     resolve_device(device)
     configure_threads(threads)
     result = benchmark(arch, hw, k, sets or None, batch=batch, device=device, modes=chosen, iters=iters,
-                       warmup=warmup, compile_kwargs={"backend": compile_backend})
+                       warmup=warmup, compile_kwargs={"backend": compile_backend}, clock=clock)
     show(result.to_dict(), as_json, _print_table)
 
 
 def _print_table(console: Console, d: dict[str, Any]) -> None:
     t = Table(title=f"{d['arch']} forward, batch {d['batch']}, input {d['input']}, {d['device']} "
-                    f"({d['threads']} threads), {d['iters']} iters after {d['warmup']} warm-up; times in ms")
+                    f"({d['threads']} threads), {d['iters']} iters after {d['warmup']} warm-up; "
+                    f"{d['clock']} times in ms")
     for col in ("mode", "median", "IQR", "p10", "p90", "img/s", "peak MiB", "x first", "compile s", "rel. diff", "ok"):
         t.add_column(col)
     for r in d["rows"]:
