@@ -234,10 +234,12 @@ def test_cli_compare_writes_the_report(tmp_path, capsys, lite18_counts):
 
 def test_bench_cpu_clock_and_ort_stock(capsys):
     pytest.importorskip("onnxruntime")
-    r = benchmark_model(create_model("lite18", num_keypoints=17), HW, modes=("eager", "ort_stock", "ort"), iters=2,
-                        warmup=1, clock="cpu")
-    assert r.to_dict()["clock"] == "cpu" and [row.mode for row in r.rows] == ["eager", "ort_stock", "ort"]
-    assert all(row.error is None and row.ok for row in r.rows)
+    r = benchmark_model(create_model("lite18", num_keypoints=17), HW, modes=("eager", "ort_stock", "ort"), iters=3,
+                        warmup=1, clock="cpu", alternate=True)
+    d = r.to_dict()
+    assert d["clock"] == "cpu" and d["alternate"] and [row.mode for row in r.rows] == ["eager", "ort_stock", "ort"]
+    assert all(row.error is None and row.ok and row.p10_ms <= row.median_ms <= row.p90_ms for row in r.rows)
+    assert r.rows[0].ratio == 1.0 and r.rows[2].ratio == pytest.approx(r.rows[2].median_ms / r.rows[0].median_ms)
     assert r.rows[1].max_rel_diff == r.rows[2].max_rel_diff  # the rewrite is bit-identical
     assert main(["bench", "lite18", "--clock", "sundial"]) == 2
     assert "invalid --clock" in cli_error(capsys)

@@ -94,6 +94,7 @@ class BenchResult:
     torch_version: str = torch.__version__
     load: dict[str, Any] = dataclasses.field(default_factory=dict)  # :func:`load_stamp`
     clock: str = "wall"
+    alternate: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -109,6 +110,7 @@ class BenchResult:
             else "n/a on CPU",
             "tolerance": TOLERANCE_NOTE,
             "clock": self.clock,
+            "alternate": self.alternate,
             "load": dict(self.load),
             "rows": [dataclasses.asdict(r) for r in self.rows],
         }
@@ -206,9 +208,12 @@ def benchmark_model(
     arch: str = "",
     compile_kwargs: dict[str, Any] | None = None,
     clock: str = "wall",
+    alternate: bool = False,
 ) -> BenchResult:
     """Time ``model`` in each of ``modes`` (see the module docstring); a mode that fails gets
-    an ``error`` in its row instead of stopping the others. ``clock``: ``wall`` or ``cpu`` (CPU only)."""
+    an ``error`` in its row instead of stopping the others. ``clock``: ``wall`` or ``cpu`` (CPU only).
+    ``alternate``: prepare every mode first, then time one call of each in turn, ``iters`` rounds (a
+    changing load then touches every mode alike; no peak memory per mode)."""
     _check_args(batch, iters, warmup, modes)
     dev = resolve_device(device)
     if clock not in CPU_CLOCKS or (clock == "cpu" and dev.type != "cpu"):
@@ -218,11 +223,18 @@ def benchmark_model(
     before = busy_cpus()
     with torch.inference_mode():
         reference = None if modes[0] == "eager" else _to_float(prepare("eager", model, x, dev)[0]())
+        ready = []
         for mode in modes:
-            row, out = _run_mode(mode, model, x, dev, reference, iters, warmup, compile_kwargs, clock)
+            if alternate:
+                row, fn, out = _prepare_row(mode, model, x, dev, reference, compile_kwargs)
+                ready.append(fn)
+            else:
+                row, out = _run_mode(mode, model, x, dev, reference, iters, warmup, compile_kwargs, clock)
             if reference is None:
                 reference = out
             rows.append(row)
+        if alternate:
+            _time_alternating(rows, ready, iters, warmup, dev, clock, batch)
     load = load_stamp(before, busy_cpus())
     first = next((r.median_ms for r in rows if r.median_ms), None)
     for r in rows:
@@ -230,7 +242,7 @@ def benchmark_model(
             r.ratio = r.median_ms / first
     return BenchResult(arch or getattr(model, "arch", "") or type(model).__name__, dev.type, batch,
                        (int(input_hw[0]), int(input_hw[1])), iters, warmup, torch.get_num_threads(), rows,
-                       load=load, clock=clock)
+                       load=load, clock=clock, alternate=alternate)
 
 
 def _check_args(batch: int, iters: int, warmup: int, modes: Sequence[str]) -> None:
@@ -244,6 +256,47 @@ def _check_args(batch: int, iters: int, warmup: int, modes: Sequence[str]) -> No
     bad = [m for m in modes if m not in MODES]
     if bad or not modes:
         raise HrbenchError(f"unknown mode(s) {', '.join(bad) or '(none)'}: choose from {', '.join(MODES)}")
+
+
+def _prepare_row(mode: str, model: nn.Module, x: torch.Tensor, dev: torch.device, reference: torch.Tensor | None,
+                 compile_kwargs: dict[str, Any] | None) -> tuple[ModeResult, Callable[[], Any] | None,
+                                                               torch.Tensor | None]:
+    """A row with ``mode`` prepared and its output checked against ``reference`` (None: this output is
+    the reference); the callable and output are None when the mode failed (``row.error``)."""
+    row = ModeResult(mode, tolerance=TOLERANCE[mode],
+                     threads=torch.get_num_threads() if mode in ("ort", "ort_stock") else None)
+    try:
+        fn, row.compile_s = prepare(mode, model, x, dev, compile_kwargs)
+        out = _to_float(fn())
+    except HrbenchError:
+        raise
+    except Exception as e:
+        row.error = brief(e)
+        return row, None, None
+    ref = out if reference is None else reference
+    row.max_rel_diff = float((out - ref).abs().max()) / (float(ref.abs().max()) or 1.0)
+    row.ok = row.max_rel_diff <= row.tolerance
+    return row, fn, out
+
+
+def _time_alternating(rows: list[ModeResult], fns: list[Callable[[], Any] | None], iters: int, warmup: int,
+                      dev: torch.device, clock: str, batch: int) -> None:
+    """``warmup`` calls of each prepared mode, then ``iters`` rounds of one timed call of each in turn."""
+    live = [(r, f) for r, f in zip(rows, fns, strict=True) if f is not None]
+    times: dict[int, list[float]] = {id(r): [] for r, _ in live}
+    for _, f in live:
+        time_calls(f, 0, warmup, dev, clock)
+    for _ in range(iters):
+        for r, f in live:
+            if r.error is None:
+                try:
+                    times[id(r)] += time_calls(f, 1, 0, dev, clock)
+                except Exception as e:  # noqa: BLE001 - a mode failing midway is its row's error
+                    r.error = brief(e)
+    for r, _ in live:
+        if r.error is None:
+            for k, v in summarize(times[id(r)], batch).items():
+                setattr(r, k, v)
 
 
 def _run_mode(mode: str, model: nn.Module, x: torch.Tensor, dev: torch.device, reference: torch.Tensor | None,

@@ -32,6 +32,8 @@ def bench_cmd(
                                         help="torch.compile backend for the compile mode (inductor, aot_eager, eager)"),
     clock: str = typer.Option("wall", "--clock", help="wall | cpu (this process's CPU time: other processes on a "
                               "busy machine stay out of it; CPU only)"),
+    alternate: bool = typer.Option(False, "--alternate", help="prepare every mode, then time one call of each "
+                                   "in turn (iters rounds): a changing load touches every mode alike"),
     as_json: bool = options.json_option(),
 ) -> None:
     """Forward latency (median, IQR, p10/p90), throughput and peak memory per execution mode."""
@@ -42,7 +44,8 @@ def bench_cmd(
     resolve_device(device)
     configure_threads(threads)
     result = benchmark(arch, hw, k, sets or None, batch=batch, device=device, modes=chosen, iters=iters,
-                       warmup=warmup, compile_kwargs={"backend": compile_backend}, clock=clock)
+                       warmup=warmup, compile_kwargs={"backend": compile_backend}, clock=clock,
+                       alternate=alternate)
     show(result.to_dict(), as_json, _print_table)
 
 
