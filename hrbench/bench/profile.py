@@ -5,7 +5,9 @@ Eager (:func:`profile_eager`): a *module timeline*. Forward pre/post hooks on ev
 clock at each module boundary; the interval up to the next boundary belongs to the innermost module
 then executing, so the intervals partition the forward exactly (no op is lost, and the Python time
 between kernels, a large share of an eager Lite-HRNet, is charged to the module whose code spends it).
-The hook's own bookkeeping lies between two clock readings and is charged to nobody. On CPU every
+The hook's own bookkeeping lies between two clock readings and is charged to nobody; the part of
+the hooked ``__call__`` path that falls inside the timed spans is measured on a chain of empty
+modules (:func:`hook_leak_us`) and taken off every module call. On CPU every
 kernel is synchronous and the clock is, by default, this process's CPU time (``--clock cpu``:
 ``time.process_time``; on a machine shared with other jobs, wall time counts their time slices too,
 and a median per row then drops them while the end-to-end median keeps them) or wall time
@@ -287,11 +289,48 @@ def profile_eager(model: nn.Module, input_hw: tuple[int, int], batch: int = 1, d
             with timeline:
                 profiled.append(timed(lambda: model(x), dev))
             samples.append(timeline.take())
-    out = summarize(median_times(samples), counts, group_keys(model), batch, e2e, profiled, clock)
+    leak_us = 0.0 if dev.type == "cuda" else hook_leak_us(clock)
+    per_call = {n: c / iters for n, c in timeline.calls.items()}
+    times = {n: max(0.0, ms - leak_us * per_call.get(n, 0) / 1000.0) for n, ms in median_times(samples).items()}
+    out = summarize(times, counts, group_keys(model), batch, e2e, profiled, clock)
+    out["hook_leak_us"] = round(leak_us, 3)
+    out["hook_leak_ms"] = round(leak_us * sum(per_call.values()) / 1000.0, 4)
     out["timer"] = "CUDA events at module boundaries (device time)" if dev.type == "cuda" else \
         f"module timeline, {CLOCK_TEXT[clock]} read at every module boundary"
     out["module_calls"] = sum(timeline.calls.values()) // max(iters, 1)
     return out
+
+
+class _IdentityChain(nn.Module):
+    """``n`` ``nn.Identity`` modules called in a row (the hook calibration)."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.items = nn.ModuleList(nn.Identity() for _ in range(n))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for m in self.items:
+            x = m(x)
+        return x
+
+
+def hook_leak_us(clock: str = "cpu", n: int = 200, runs: int = 30) -> float:
+    """What the timeline charges per module call beyond the call itself, in µs: on a chain of ``n``
+    empty modules, (median charged total - median plain forward) / calls. The hooked ``__call__`` path
+    runs partly between the clock readings; this is taken off every call of every module."""
+    chain = _IdentityChain(n)
+    x = torch.zeros(1)
+    cpu = torch.device("cpu")
+    timeline = ModuleTimeline(chain, cpu, CLOCKS[clock])
+    pick = 0 if clock == "wall" else 1
+    plain, charged = [], []
+    with torch.inference_mode():
+        for _ in range(runs):
+            plain.append(timed(lambda: chain(x), cpu)[pick])
+            with timeline:
+                chain(x)
+            charged.append(sum(timeline.take().values()))
+    return max(0.0, (statistics.median(charged) - statistics.median(plain)) * 1000.0 / (n + 1))
 
 
 def check_clock(clock: str, dev: torch.device) -> str:

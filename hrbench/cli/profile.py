@@ -137,6 +137,10 @@ def print_profile(console: Console, d: dict[str, Any], top: int = 12) -> None:
                   f"{d['e2e_wall_ms']:.2f} ms, CPU {d['e2e_cpu_ms']:.2f} ms); rows sum {d['row_sum_ms']:.2f} ms = "
                   f"{d['sum_vs_e2e']:.3f} x the median; profiled runs {d['profiled_ms']:.2f} ms (measurement overhead "
                   f"{d['overhead_ms']:+.2f} ms, kept out of the rows); timer: {d['timer']}")
+    if d.get("hook_leak_us"):
+        console.print(f"the module hooks add {d['hook_leak_us']:.2f} us per module call inside the timed spans "
+                      f"(measured on a chain of empty modules): {d['hook_leak_ms']:.2f} ms taken off the "
+                      f"{d['module_calls']} calls")
     if "profiler_bias_us" in d:
         console.print(f"ONNX Runtime's profiler adds {d['profiler_bias_us']:.2f} us per node (measured on a chain of "
                       f"trivial nodes): {d['profiler_bias_ms']:.2f} ms taken off the {d['nodes']} nodes' times")
