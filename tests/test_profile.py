@@ -82,6 +82,16 @@ def lite18_counts(lite18):
     return c.counts["macs"], c.traffic["total"]
 
 
+@pytest.fixture(scope="module")
+def lite18_onnx(lite18):
+    """Lite-HRNet-18's export at 64x64 without and with the rewrites (one export each for the module)."""
+    pytest.importorskip("onnxruntime")
+    from hrbench.speed.onnx import onnx_bytes
+
+    x = torch.randn(1, 3, *HW, generator=torch.Generator().manual_seed(1))
+    return x, onnx_bytes(lite18, x, forms=False), onnx_bytes(lite18, x)
+
+
 def _check_rows(d, macs_total, traffic_total):
     for group in GROUPINGS:
         rows = d["groups"][group]
@@ -115,14 +125,13 @@ def test_eager_profile_rows(lite18, lite18_counts):
     assert d["hook_leak_ms"] == pytest.approx(d["hook_leak_us"] * d["module_calls"] / 1000, rel=0.01, abs=1e-3)
 
 
-def test_onnx_node_names_map_to_the_modules_that_ran_them(lite18):
-    pytest.importorskip("onnxruntime")
+def test_onnx_node_names_map_to_the_modules_that_ran_them(lite18, lite18_onnx):
     import onnx
 
     from hrbench.bench.profile_ort import module_of
-    from hrbench.speed.onnx import onnx_bytes, prepare_export_model
+    from hrbench.speed.onnx import prepare_export_model
 
-    data, _ = onnx_bytes(lite18, torch.randn(1, 3, *HW))
+    data = lite18_onnx[1][0]
     graph = onnx.load_from_string(data).graph
     export_model, _ = prepare_export_model(lite18, 1)
     mods = dict(export_model.named_modules())
@@ -197,15 +206,12 @@ def test_cli_profile_errors(argv, needle, capsys, tmp_path):
     assert not (tmp_path / "x.txt").exists()
 
 
-def test_interleave_shuffle_form_is_bit_identical_and_removes_every_transpose(lite18):
-    pytest.importorskip("onnxruntime")
+def test_interleave_shuffle_form_is_bit_identical_and_removes_every_transpose(lite18_onnx):
     import onnx
 
-    from hrbench.speed.onnx import onnx_bytes, ort_session
+    from hrbench.speed.onnx import ort_session
 
-    x = torch.randn(1, 3, *HW)
-    stock, c0 = onnx_bytes(lite18, x, forms=False)
-    formed, c1 = onnx_bytes(lite18, x)
+    x, (stock, c0), (formed, c1) = lite18_onnx
     shuffles = [n for n in onnx.load_from_string(stock).graph.node if n.op_type == "Transpose"]
     # one Transpose per channel shuffle: the stem, and each CCW block once per branch (2 blocks per module,
     # modules x branches 2x2, 4x3, 2x4 in stages 0-2: 8 + 24 + 16)
