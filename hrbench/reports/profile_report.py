@@ -83,11 +83,14 @@ def _coef(pred: str, c: float | None) -> str:
 
 
 def write_compare(d: dict[str, Any], out_dir: Path) -> list[Path]:
-    """``profile-compare.md``, ``.json`` (everything measured) and ``.png`` in ``out_dir``."""
+    """``profile-compare.md``, ``.json`` (everything measured but the per-block rows, which
+    ``hrbench profile ARCH --json`` gives) and ``.png`` in ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     md, js = out_dir / f"{NAME}.md", out_dir / f"{NAME}.json"
     with atomic_write(md) as f:
         f.write(compare_markdown(d))
     with atomic_write(js) as f:
-        json.dump(d, f, indent=1, default=str)
+        slim = {**d, "profiles": [{**p, "groups": {g: r for g, r in p["groups"].items() if g != "block"}}
+                                  for p in d["profiles"]]}
+        json.dump(slim, f, indent=1, default=str)
     return [md, js, plot_compare(d, out_dir / f"{NAME}.png")]
