@@ -39,7 +39,8 @@ def test_official_recipes(monkeypatch):
     assert get_recipe("dpn2_64", "coco", (256, 192)).lr == 1e-3
     from hrbench import registry
 
-    own = [e for e in map(registry.get_entry, registry.list_models()) if e.fn.__module__.startswith(registry.SPEC_PACKAGE)]
+    own = [e for e in map(registry.get_entry, registry.list_models())
+           if e.fn.__module__.startswith(registry.SPEC_PACKAGE)]
     assert len(own) >= 29 and all(e.recipe is not None for e in own)  # every variant of hrbench's specs trains
     with pytest.raises(ConfigError):
         get_recipe("lite18", "imagenet", (256, 192))

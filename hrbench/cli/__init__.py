@@ -32,6 +32,7 @@ from hrbench.cli import export as _export  # noqa: E402,F401
 from hrbench.cli import flops as _flops  # noqa: E402,F401
 from hrbench.cli import models as _models  # noqa: E402,F401
 from hrbench.cli import predict as _predict  # noqa: E402,F401
+from hrbench.cli import profile as _profile  # noqa: E402,F401
 from hrbench.cli import runs as _runs  # noqa: E402,F401
 from hrbench.cli import tables as _tables  # noqa: E402,F401
 from hrbench.cli import train as _train  # noqa: E402,F401

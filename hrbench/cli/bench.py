@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from hrbench.bench.latency import MODES, TOLERANCE_NOTE, benchmark
+from hrbench.bench.latency import MODES, TOLERANCE_NOTE, benchmark, load_line
 from hrbench.cli import options
 from hrbench.cli.options import fmt_number, parse_choices, parse_overrides, resolve_input, resolve_keypoints, show
 from hrbench.cli.root import app
@@ -30,6 +30,10 @@ def bench_cmd(
     overrides: list[str] = typer.Option(None, "--set", help="KEY=VALUE hyper-parameter override"),
     compile_backend: str = typer.Option("inductor", "--compile-backend",
                                         help="torch.compile backend for the compile mode (inductor, aot_eager, eager)"),
+    clock: str = typer.Option("wall", "--clock", help="wall | cpu (this process's CPU time: other processes on a "
+                              "busy machine stay out of it; CPU only)"),
+    alternate: bool = typer.Option(False, "--alternate", help="prepare every mode, then time one call of each "
+                                   "in turn (iters rounds): a changing load touches every mode alike"),
     as_json: bool = options.json_option(),
 ) -> None:
     """Forward latency (median, IQR, p10/p90), throughput and peak memory per execution mode."""
@@ -40,13 +44,15 @@ def bench_cmd(
     resolve_device(device)
     configure_threads(threads)
     result = benchmark(arch, hw, k, sets or None, batch=batch, device=device, modes=chosen, iters=iters,
-                       warmup=warmup, compile_kwargs={"backend": compile_backend})
+                       warmup=warmup, compile_kwargs={"backend": compile_backend}, clock=clock,
+                       alternate=alternate)
     show(result.to_dict(), as_json, _print_table)
 
 
 def _print_table(console: Console, d: dict[str, Any]) -> None:
     t = Table(title=f"{d['arch']} forward, batch {d['batch']}, input {d['input']}, {d['device']} "
-                    f"({d['threads']} threads), {d['iters']} iters after {d['warmup']} warm-up; times in ms")
+                    f"({d['threads']} threads), {d['iters']} iters after {d['warmup']} warm-up; "
+                    f"{d['clock']} times in ms")
     for col in ("mode", "median", "IQR", "p10", "p90", "img/s", "peak MiB", "x first", "compile s", "rel. diff", "ok"):
         t.add_column(col)
     for r in d["rows"]:
@@ -60,7 +66,12 @@ def _print_table(console: Console, d: dict[str, Any]) -> None:
                   "yes" if r["ok"] else "[red]NO[/red]")
     console.print(t)
     console.print(f"peak memory: {d['peak_memory']}; agreement: {TOLERANCE_NOTE}")
+    line = load_line(d.get("load", {}))
+    if line:
+        console.print(("[red]" + line + "[/red]") if d["load"]["busy"] else line)
     for r in d["rows"]:
-        if r["mode"] == "ort" and r["threads"] is not None:
-            console.print(f"ort: ONNX Runtime CPU execution provider, {r['threads']} intra-op thread(s); "
-                          "export + session creation under 'compile s'")
+        if r["mode"] in ("ort", "ort_stock") and r["threads"] is not None:
+            console.print(f"{r['mode']}: ONNX Runtime CPU execution provider, {r['threads']} intra-op thread(s); "
+                          "export + session creation under 'compile s'"
+                          + ("; the exporter's graph without hrbench's exact rewrites" if r["mode"] == "ort_stock"
+                             else ""))

@@ -68,6 +68,8 @@ def export_cmd(
           f"{d['exporter']} exporter, opset {d['opset']}")
     print(f"  BatchNorms folded {d['folded_bn']}, kept {d['kept_bn']} (after dynamic kernels or not after a conv); "
           f"dynamic kernels made static {d['static_dka']}")
+    if d.get("forms"):
+        print("  exact graph rewrites: " + ", ".join(f"{k} x{v}" for k, v in d["forms"].items()))
     print(f"  parity: max |ONNX Runtime - PyTorch| = {d['max_abs_diff']:.2e} <= {d['tolerance']:g} "
           f"(fp32, outputs up to {d['output_max']:.3g}, batch {', '.join(map(str, d['checked_batches']))})")
     print(f"  time: export {d['export_s']:.1f} s, check {d['check_s']:.1f} s, total {d['total_s']:.1f} s")

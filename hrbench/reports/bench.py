@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from hrbench.bench.latency import benchmark_model
+from hrbench.bench.latency import BUSY_SHARE, benchmark_model
 from hrbench.cards import reported_for
 from hrbench.complexity.measure import measure_model
 from hrbench.complexity.result import stamp
@@ -34,13 +34,16 @@ BENCH_INPUT = ("coco", (256, 192))
 
 
 def time_model(model: torch.nn.Module, input_hw: tuple[int, int], dev: torch.device, batch: int = 1,
-               warmup: int = 3, repeats: int = 10) -> float:
-    """Median seconds of one forward pass of a ``batch`` x 3 x H x W input (eager fp32)."""
+               warmup: int = 3, repeats: int = 10, loads: list[dict[str, Any]] | None = None) -> float:
+    """Median seconds of one forward pass of a ``batch`` x 3 x H x W input (eager fp32); the run's
+    busy-machine stamp (:func:`hrbench.bench.latency.load_stamp`) is appended to ``loads``."""
     res = benchmark_model(model, input_hw, batch=batch, device=str(dev), modes=("eager",), iters=repeats,
                           warmup=warmup)
     row = res.rows[0]
     if row.error or row.median_ms is None:
         raise HrbenchError(f"timing failed: {row.error}")
+    if loads is not None:
+        loads.append(res.load)
     return row.median_ms / 1e3
 
 
@@ -84,7 +87,8 @@ def run_bench(out_dir: str | Path = "reports/bench", device: str = "cpu", batch:
         # #Params, paper MFLOPs, true MACs and traffic from one instrumented pass of the timed model; a
         # model that cannot be counted raises an HrbenchError naming it (never a row of zeros)
         c = measure_model(model, hw, convention=get_entry(name).convention, engines=("paper", "macs"), arch=name)
-        lat = time_model(model, hw, dev, batch=1, warmup=2, repeats=repeats)
+        loads: list[dict[str, Any]] = []
+        lat = time_model(model, hw, dev, batch=1, warmup=2, repeats=repeats, loads=loads)
         thr = 1 / lat if batch == 1 else batch / time_model(model, hw, dev, batch=batch, warmup=1,
                                                               repeats=max(2, repeats // 2))
         tr = c.traffic["total"]
@@ -92,14 +96,16 @@ def run_bench(out_dir: str | Path = "reports/bench", device: str = "cpu", batch:
                      "paper_gflops": c.paper_mflops / 1024, "macs_G": c.counts["macs"] / 1e9,
                      "launches": tr["launches"], "mb_fp32": tr["bytes_fp32"] / 1e6,
                      "intensity": tr["intensity_fp32"], "latency_ms": lat * 1e3, "throughput": thr,
-                     "ap": published_accuracy(name, dataset, inp)})
+                     "ap": published_accuracy(name, dataset, inp), "other_share": loads[0]["other_share"],
+                     "busy": loads[0]["busy"]})
     out = Path(out_dir)
     header = ["model", "paper", "#Params (M)", "paper GFLOPs", "MACs (G)", "launches", "MB moved (fp32)",
               "MACs/byte", "latency (ms, batch 1)", f"throughput (img/s, batch {batch})",
-              "published AP (COCO val 256x192)"]
+              "published AP (COCO val 256x192)", "others' CPU share"]
     body = [[r["model"], r["paper"], fmt(r["params_M"], 3), fmt(r["paper_gflops"], 3), fmt(r["macs_G"], 3),
              str(r["launches"]), fmt(r["mb_fp32"], 1), fmt(r["intensity"], 2), fmt(r["latency_ms"], 2),
-             fmt(r["throughput"], 1), r["ap"] or "-"] for r in rows]
+             fmt(r["throughput"], 1), r["ap"] or "-",
+             f"{r['other_share']:.0%}" + (" BUSY" if r["busy"] else "")] for r in rows]
     machine = f"{platform.machine()} {platform.processor() or ''}".strip()
     devname = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU ({machine}, " \
         f"{torch.get_num_threads()} threads)"
@@ -107,7 +113,9 @@ def run_bench(out_dir: str | Path = "reports/bench", device: str = "cpu", batch:
                     "Machine-dependent (`make bench`); not part of `make tables`. Median of repeated forward "
                     f"passes after warm-up, eval mode, no autograd, input {inp}, K=17. Launches, MB moved "
                     "(reads + writes, every tensor in fp32) and MACs per byte: the ATen census of one batch-1 "
-                    "forward (`hrbench flops ARCH --by-module`).", "",
+                    "forward (`hrbench flops ARCH --by-module`). Others' CPU share: what other processes kept busy "
+                    "around each model's timing (`/proc/stat`); BUSY from "
+                    f"{BUSY_SHARE:.0%}: such figures are inflated, compare them as ratios.", "",
                     "Counted with " + ", ".join(f"{k} {v}" for k, v in stamp(hw, 17, "true MACs").items()) + ".",
                     "", markdown_table(header, body), "![AP vs latency](ap-vs-latency.png)", "",
                     "![latency vs MACs vs bytes](latency-vs-macs-bytes.png)", ""])

@@ -7,8 +7,10 @@ kernel aggregation (DKA) is swapped for :class:`StaticKernelAggregation`: the sa
 grouped convolution and the same parameters, but with every shape a Python constant for the fixed
 export batch, so the exporter sees a ``Conv`` whose computed weight has a known shape (the stock
 module's ``reshape(-1, ...)`` leaves it unknown: "convolution for kernel of unknown shape").
-The file is written only when ONNX Runtime's output on a seeded input matches the unmodified
-PyTorch model's within :data:`PARITY_TOL` (max absolute difference, fp32).
+After export, the exact graph rewrites of :mod:`hrbench.speed.onnx_forms` are applied (``forms``;
+concat + channel shuffle as one interleaving concat). The file is written only when ONNX Runtime's
+output on a seeded input matches the unmodified PyTorch model's within :data:`PARITY_TOL` (max
+absolute difference, fp32).
 """
 
 from __future__ import annotations
@@ -105,6 +107,7 @@ class ExportReport:
     tolerance: float
     checked_batches: list[int]
     size_bytes: int
+    forms: dict[str, int] = dataclasses.field(default_factory=dict)  # rewrite -> places changed
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -170,12 +173,17 @@ def prepare_export_model(model: nn.Module, batch: int, fold_bn: bool = True) -> 
 
 
 def onnx_bytes(model: nn.Module, example: torch.Tensor, *, exporter: str = "torchscript", dynamic: bool = False,
-               fold_bn: bool = True) -> tuple[bytes, dict[str, int]]:
-    """The serialized ONNX model of :func:`prepare_export_model` (batch of ``example``) and its counts."""
+               fold_bn: bool = True, forms: bool = True) -> tuple[bytes, dict[str, Any]]:
+    """The serialized ONNX model of :func:`prepare_export_model` (batch of ``example``), with the exact
+    rewrites of :mod:`hrbench.speed.onnx_forms` (``forms``), and its counts (``forms``: per rewrite)."""
+    from hrbench.speed.onnx_forms import apply_forms
+
     export_model, counts = prepare_export_model(model, example.shape[0], fold_bn)
     try:
         with torch.no_grad():
-            return _export_bytes(export_model, example, exporter, dynamic), counts
+            data = _export_bytes(export_model, example, exporter, dynamic)
+        data, changed = apply_forms(data) if forms else (data, {})
+        return data, {**counts, "forms": changed}
     except HrbenchError:
         raise
     except Exception as e:  # noqa: BLE001 - exporters raise many types; report the first line
@@ -185,7 +193,7 @@ def onnx_bytes(model: nn.Module, example: torch.Tensor, *, exporter: str = "torc
 
 def export_onnx(model: nn.Module, out: str | Path, input_hw: tuple[int, int], batch: int | str = 1, *,
                 exporter: str = "torchscript", fold_bn: bool = True, tol: float = PARITY_TOL,
-                threads: int = 1, arch: str = "") -> ExportReport:
+                threads: int = 1, arch: str = "", forms: bool = True) -> ExportReport:
     """Export ``model`` to ``out`` (see the module docstring). ``batch``: an int, or ``"dynamic"``
     (not possible with DKA, whose per-sample kernels fix the batch in the conv's group count).
     The file is written atomically and only after the parity check passed; otherwise
@@ -209,7 +217,7 @@ def export_onnx(model: nn.Module, out: str | Path, input_hw: tuple[int, int], ba
         first = (str(e).strip().splitlines() or [""])[0][:200]
         raise ExportError(f"the model does not run at input {input_hw[0]}x{input_hw[1]} ({first})") from None
     t0 = time.perf_counter()
-    data, counts = onnx_bytes(model, example, exporter=exporter, dynamic=dynamic, fold_bn=fold_bn)
+    data, counts = onnx_bytes(model, example, exporter=exporter, dynamic=dynamic, fold_bn=fold_bn, forms=forms)
     export_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     session = ort_session(data, threads)
@@ -223,6 +231,6 @@ def export_onnx(model: nn.Module, out: str | Path, input_hw: tuple[int, int], ba
     path = write_bytes_atomic(Path(out), data)
     return ExportReport(str(path), arch or getattr(model, "arch", ""), tuple(input_hw), batch, exporter, OPSET,
                         counts["folded_bn"], counts["kept_bn"], counts["static_dka"], export_s, check_s, diff,
-                        scale, tol, checked, len(data))
+                        scale, tol, checked, len(data), counts["forms"])
 
 
