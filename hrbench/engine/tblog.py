@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from hrbench.data.draw import draw_skeleton, grid, put_text, skeleton
-from hrbench.data.transforms import IMAGENET_MEAN, IMAGENET_STD, affine_matrix, apply_affine
+from hrbench.data.transforms import IMAGENET_MEAN, IMAGENET_STD, apply_affine, crop_matrix
 from hrbench.models.pose import codec_of
 from hrbench.precision import autocast
 
@@ -118,7 +118,7 @@ def val_grid(model: nn.Module, val_set, device: torch.device, amp: str | None = 
     tiles = []
     for j, (i, s) in enumerate(zip(picks, samples, strict=True)):
         record, meta = val_set.records[i], s["meta"]
-        m = affine_matrix(meta["center"], meta["scale"], meta["rotation"], (w, h))
+        m = crop_matrix(val_set.codec.affine, meta["center"], meta["scale"], meta["rotation"], (w, h))
         gt = apply_affine(record["joints"][:, :2], m)
         for label, points, shown, colours in (("gt", gt, record["joints"][:, 2] > 0, None),
                                               ("pred", pred[j], conf[j] > 0, conf[j])):

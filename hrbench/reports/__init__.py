@@ -98,9 +98,10 @@ def generate_reports(out_dir: str | Path = "reports", runs_dir: str | Path | Non
         for path, text in files.items():
             render.write_text(path, text)
             keep.add(path)
-    not_held = sum(1 for t in built for r in t.rows if r.target is None)
+    not_held = sum(1 for t in built for r in t.rows if r.target is None and not r.scope)
+    outside = sum(1 for t in built for r in t.rows if r.target is None and r.scope)
     index = out / "README.md"
-    render.write_text(index, render.index_markdown(built, plots, not_held, formats))
+    render.write_text(index, render.index_markdown(built, plots, not_held, outside, formats))
     keep.add(index)
     for folder, exts in ((tdir, (".md", ".csv", ".tex")), (pdir, (".png", ".svg", ".pdf"))):
         for path in sorted(folder.glob("*")):
