@@ -130,7 +130,8 @@ def _joined(row: dict[str, str], target: Target | None, ctx: Context, unit: str,
     if target is not None and hw is not None:
         built.measurement = ctx.measurer(target.model, target.override_dict, hw,
                                          get_dataset(row["dataset"]).num_keypoints)
-        built.local = find_local(ctx.runs, target.model, target.override_dict, row["dataset"], row["input"])
+        if not target.decoding:  # a run's summary does not record its decoding: no local run for a DARK row
+            built.local = find_local(ctx.runs, target.model, target.override_dict, row["dataset"], row["input"])
     return built
 
 
