@@ -10,7 +10,9 @@ widened/heightened to the network aspect ratio w/h, pixel centres sit on integer
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -103,16 +105,31 @@ def udp_affine_matrix(center, scale, rotation: float, out_wh: tuple[int, int]) -
     return m.astype(np.float64)
 
 
-#: the crop affines by name (a codec's ``affine``, :class:`hrbench.codecs.Codec`) -> (matrix builder,
-#: sense of its rotation relative to :func:`affine_matrix`, used to undo it at decoding)
-CROP_AFFINES = {"msra": (affine_matrix, 1.0), "udp": (udp_affine_matrix, -1.0)}
+class CropAffine(NamedTuple):
+    """A crop affine: its matrix builder, the sense of its rotation relative to :func:`affine_matrix`
+    (undone so at decoding) and how many crop pixels short of the crop size the box spans (MSRA: the
+    box covers 0..w; UDP: pixel centres 0..w-1)."""
+
+    matrix: Callable[..., np.ndarray]
+    rotation_sense: float
+    span_short: float
+
+
+#: the crop affines by name (a codec's ``affine``, :class:`hrbench.codecs.Codec`)
+CROP_AFFINES: dict[str, CropAffine] = {"msra": CropAffine(affine_matrix, 1.0, 0.0),
+                                       "udp": CropAffine(udp_affine_matrix, -1.0, 1.0)}
+
+
+def crop_affine(affine: str) -> CropAffine:
+    """The crop affine named ``affine`` (:data:`CROP_AFFINES`)."""
+    if affine not in CROP_AFFINES:
+        raise ValueError(f"unknown crop affine {affine!r}: expected {' or '.join(CROP_AFFINES)}")
+    return CROP_AFFINES[affine]
 
 
 def crop_matrix(affine: str, center, scale, rotation: float, out_wh: tuple[int, int]) -> np.ndarray:
     """The image -> crop matrix of the crop affine named ``affine`` (:data:`CROP_AFFINES`)."""
-    if affine not in CROP_AFFINES:
-        raise ValueError(f"unknown crop affine {affine!r}: expected {' or '.join(CROP_AFFINES)}")
-    return CROP_AFFINES[affine][0](center, scale, rotation, out_wh)
+    return crop_affine(affine).matrix(center, scale, rotation, out_wh)
 
 
 def apply_affine(points: np.ndarray, m: np.ndarray) -> np.ndarray:

@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from hrbench.codecs import Codec, Decoded, MSRAHeatmap
-from hrbench.data.transforms import CROP_AFFINES, PIXEL_STD
+from hrbench.data.transforms import PIXEL_STD, crop_affine
 
 
 def transform_preds(coords: np.ndarray, center, scale, heatmap_wh: tuple[int, int],
@@ -33,10 +33,10 @@ def transform_preds(coords: np.ndarray, center, scale, heatmap_wh: tuple[int, in
 def to_image(decoded: Decoded, centers, scales, rotations=None, affine: str = "msra") -> np.ndarray:
     """A codec's decoded keypoints (N, K, 2) in its frame -> image pixels (N, K, 2) float32, per
     sample's crop centre / scale (and rotation, degrees, undone in the sense of the codec's crop
-    ``affine``, :data:`~hrbench.data.transforms.CROP_AFFINES`)."""
+    ``affine``, :func:`~hrbench.data.transforms.crop_affine`)."""
     n, k = decoded.coords.shape[:2]
     out = np.empty((n, k, 2), dtype=np.float64)
-    sense = CROP_AFFINES[affine][1]
+    sense = crop_affine(affine).rotation_sense
     for i in range(n):
         rot = 0.0 if rotations is None else sense * float(rotations[i])
         out[i] = transform_preds(decoded.coords[i], centers[i], scales[i], decoded.frame_wh, rot)
