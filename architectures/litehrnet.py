@@ -34,7 +34,7 @@ NAIVE_18_CHANNELS = ((30, 60), (30, 60, 120), (30, 60, 120, 240))
     aliases=("lite18",),
     paper="lite",
     recipe=lite_recipe,
-    reported=(("lite", "Lite-HRNet-18"), ("lite-readme", "Lite-HRNet-18")),
+    reported=(("lite", "Lite-HRNet-18"), ("lite-readme", "Lite-HRNet-18"), ("dite", "Lite-HRNet-18")),
     tags=("lite", "official"),
     notes=_card("""
 Official config litehrnet_18_coco_256x192 (also 384x288 and MPII 256x256): stem 32->32
@@ -53,7 +53,7 @@ def litehrnet_18() -> LiteHRNetConfig:
     aliases=("lite30",),
     paper="lite",
     recipe=lite_recipe,
-    reported=(("lite", "Lite-HRNet-30"), ("lite-readme", "Lite-HRNet-30")),
+    reported=(("lite", "Lite-HRNet-30"), ("lite-readme", "Lite-HRNet-30"), ("dite", "Lite-HRNet-30")),
     tags=("lite", "official"),
     notes=_card("""
 Official config litehrnet_30_coco_256x192: as Lite-HRNet-18 with 3/8/3 modules per stage.

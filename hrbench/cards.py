@@ -16,13 +16,16 @@ def reported_for(name: str | ModelEntry) -> list[dict[str, Any]]:
     matches every source.
     """
     entry = name if isinstance(name, ModelEntry) else get_entry(name)
+    return [r for r in reported_rows() if any(key_matches(k, r) for k in entry.reported)]
 
-    def match(row: dict[str, Any], key: tuple[str, ...]) -> bool:
-        source, model, *backbone = key
-        return (source in ("*", row["source"]) and model == row["model"]
-                and (not backbone or backbone[0] == row["backbone"]))
 
-    return [r for r in reported_rows() if any(match(r, k) for k in entry.reported)]
+def key_matches(key: tuple[str, ...], row: dict[str, Any]) -> bool:
+    """Whether a card's ``reported`` key (``(source, model)`` or ``(source, model, backbone)``, source
+    ``"*"`` for every source) names the printed ``row`` (its ``source``, ``model``, ``backbone``): the
+    one matcher of model cards and of the tables (:mod:`hrbench.reports.targets`)."""
+    source, model, *backbone = key
+    return (source in ("*", row["source"]) and model == row["model"]
+            and (not backbone or backbone[0] == row.get("backbone", "")))
 
 
 def published_complexity(name: str | ModelEntry, input_hw: tuple[int, int],

@@ -51,6 +51,9 @@ FIGURES: dict[str, list[tuple[str, str, str | None, dict, tuple]]] = {
     "litehrnet_18_acm_dsc": [("213.38", "mflops", None, {}, COCO), ("284.30", "mflops", None, {}, MPII),
                              ("1,184,561", "params", None, {}, COCO)],
     "small_hrnet_w16": [("551.67", "mflops", None, {}, COCO), ("1,284,961", "params", None, {}, COCO)],
+    "hrnet_w32": [("28,536,113", "params", None, {}, COCO)],
+    "hrnet_w48": [("63,595,745", "params", None, {}, COCO)],
+    "hrnet_w32_udp": [("28,536,113", "params", None, {}, COCO)],
     "dpn2_hrnet": [("29.464M / 7.784", "M/G", None, {}, COCO),
                    ("29.459M / 7.781", "M/G", None, {"conv2": "conv3x3", "variant": "literal"}, COCO)],
 }

@@ -71,6 +71,54 @@ def test_rows_map_to_registry_and_grids():
         assert all(published_for_cell(g, c) for c in g.cells), name
 
 
+def test_rows_match_as_the_model_card_matches():
+    """The tables find a printed row's entry with the model card's matcher (backbone keys included):
+    Lite-HRNet-18/30 in Dite-HRNet Tables 2-4, HRNetV1-W32/W48 in Lite-HRNet Tables 3-4, the DARK
+    (HRNet-W48, DARK decoding) and UDP (HRNet-W32, udp codec) rows; every row an entry takes is on its card."""
+    from hrbench.cards import reported_for
+    from hrbench.reference import reported_rows
+
+    def model_of(source, table, model, backbone=None):
+        rows = [r for r in rows_of(source, table) if r["model"] == model and backbone in (None, r["backbone"])]
+        assert rows, (source, table, model)
+        return {t.model if t else None for t in map(target_for, rows)}
+
+    for table in ("T2", "T3", "T4"):
+        assert model_of("dite", table, "Lite-HRNet-18") == {"litehrnet_18"}
+        assert model_of("dite", table, "Lite-HRNet-30") == {"litehrnet_30"}
+    assert model_of("lite", "T3", "HRNetV1", "HRNetV1-W32") == {"hrnet_w32"}
+    assert model_of("lite", "T4", "HRNetV1", "HRNetV1-W32") == {"hrnet_w32"}
+    assert model_of("lite", "T4", "HRNetV1", "HRNetV1-W48") == {"hrnet_w48"}
+    dark = next(r for r in rows_of("lite", "T3") if r["model"] == "DARK")
+    assert target_for(dark).label() == "hrnet_w48 (dark decoding)" and dark["input"] == "128x96"
+    assert model_of("dite", "T3", "DARK") == {"hrnet_w48"} and model_of("lite", "T4", "DARK") == {"hrnet_w48"}
+    assert model_of("dite", "T2", "UDP") == {"hrnet_w32_udp"} and model_of("dite", "T3", "UDP") == {"hrnet_w32_udp"}
+    for row in reported_rows():
+        target = target_for(row)
+        if target is not None and target.via == "entry":
+            assert row in reported_for(target.model), (row["source"], row["table"], row["model"])
+
+
+def test_systems_outside_scope_say_what_they_are(tmp_path):
+    from hrbench.reports.scope import OUTSIDE_SCOPE, outside_scope
+
+    openpose = next(r for r in rows_of("dpn", "T6") if r["model"] == "OpenPose")
+    assert target_for(openpose) is None and outside_scope(openpose).startswith("bottom-up system")
+    cpn = {r["backbone"]: outside_scope(r) for r in rows_of("lite", "T4") + rows_of("lite", "T3")
+           if r["model"] == "CPN"}
+    assert cpn["ResNet-Inception"].startswith("CPN test-dev entry") and cpn["ResNet-50"] == ""  # R-50 is a backbone
+    printed = {(r["model"], r["backbone"]) for s in ("lite", "dite", "dpn") for t in ("T3", "T4", "T6", "T7")
+               for r in rows_of(s, t)}
+    for model, backbone in OUTSIDE_SCOPE:  # every entry names a printed row
+        assert any(m == model and backbone in ("*", b) for m, b in printed), model
+    generate_reports(tmp_path, runs_dir=None, measurer=_hash_measurer, table_ids=("dpn-T7",))
+    rows = {r["model"]: r for r in csv.DictReader(io.StringIO((tmp_path / "tables" / "dpn-T7.csv").read_text()))}
+    assert rows["Deepercut"]["hrbench_model"].startswith("bottom-up multi-person graph method")
+    assert "multi-stage" in rows["MCA"]["hrbench_model"]
+    index = (tmp_path / "README.md").read_text()
+    assert "rows of systems outside its top-down scope (bottom-up, detector-integrated, multi-stage): 6." in index
+
+
 # ------------------------------------------------------------------------------------ fake measurers
 def _published_measurer(table_id: str, wrong: dict[tuple[str, str], float] | None = None):
     """A measurer returning exactly each printed figure of ``table_id`` (params, FLOPs), except

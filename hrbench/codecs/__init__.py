@@ -2,10 +2,12 @@
 of head output, registered by name. :class:`Codec` is the contract; :func:`register_codec` adds
 one (a new codec is one module in this package, found at the first lookup, or a class
 registered from a test / plugin);
-:func:`build_codec` makes one; ``msra_heatmap`` (:class:`MSRAHeatmap`) is the papers' codec.
+:func:`build_codec` makes one; ``msra_heatmap`` (:class:`MSRAHeatmap`) is the papers' codec, ``udp``
+(:class:`UDPHeatmap`) unbiased data processing.
 """
 
 from hrbench.codecs.base import Codec, Decoded, build_codec, list_codecs, register_codec
 from hrbench.codecs.heatmap import MSRAHeatmap
+from hrbench.codecs.udp import UDPHeatmap
 
-__all__ = ["Codec", "Decoded", "MSRAHeatmap", "build_codec", "list_codecs", "register_codec"]
+__all__ = ["Codec", "Decoded", "MSRAHeatmap", "UDPHeatmap", "build_codec", "list_codecs", "register_codec"]

@@ -42,9 +42,13 @@ class Codec(abc.ABC):
     (datasets put one array per key in a sample; the trainer moves them to the device).
     ``post_processes``: the decoding variants :meth:`decode` accepts; every codec has ``"default"``
     (evaluation's ``--dark`` asks for ``"dark"``, which a codec without it refuses).
+    ``affine``: the crop affine its targets and decoding assume, by name: ``"msra"`` (the reference
+    ``get_affine_transform``) or ``"udp"`` (``get_warp_matrix``, pixel units); the data pipeline
+    (:mod:`hrbench.data.transforms`) builds the crop with it.
     """
 
     name: ClassVar[str] = ""
+    affine: ClassVar[str] = "msra"
     target_keys: ClassVar[tuple[str, ...]] = ("target", "target_weight")
     post_processes: ClassVar[tuple[str, ...]] = ("default",)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from hrbench.data.base import TopDownDataset, load_image
-from hrbench.data.transforms import affine_matrix, apply_affine, flip_joints
+from hrbench.data.transforms import apply_affine, crop_matrix, flip_joints
 
 
 def crop_joints(ds: TopDownDataset, idx: int, meta: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -18,5 +18,5 @@ def crop_joints(ds: TopDownDataset, idx: int, meta: dict) -> tuple[np.ndarray, n
         width = np.asarray(load_image(r["image_file"])).shape[1]
         joints, vis = flip_joints(joints, vis, width, ds.spec.flip_pairs)
     h, w = ds.input_hw
-    m = affine_matrix(meta["center"], meta["scale"], meta["rotation"], (w, h))
+    m = crop_matrix(ds.codec.affine, meta["center"], meta["scale"], meta["rotation"], (w, h))
     return apply_affine(joints, m), vis > 0

@@ -10,7 +10,9 @@ widened/heightened to the network aspect ratio w/h, pixel centres sit on integer
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -80,6 +82,54 @@ def affine_matrix(center, scale, rotation: float, out_wh: tuple[int, int]) -> np
     a = np.array([[s * c, s * sn], [-s * sn, s * c]], dtype=np.float64)
     b = np.array([out_w * 0.5, out_h * 0.5]) - a @ np.asarray(center, dtype=np.float64)
     return np.concatenate([a, b[:, None]], axis=1)
+
+
+def udp_affine_matrix(center, scale, rotation: float, out_wh: tuple[int, int]) -> np.ndarray:
+    """UDP's crop affine (Huang et al., CVPR 2020; the reference ``get_warp_matrix(rotation, 2 * centre,
+    out_wh - 1, scale * 200)`` of ``TopDownAffine(use_udp=True)``), in pixel units: the box edges land on
+    the first and last pixel centres (``centre`` -> ((out_w - 1) / 2, (out_h - 1) / 2), x and y scaled
+    separately), the content turns by ``rotation`` degrees clockwise on screen (the opposite sense of
+    :func:`affine_matrix`, as the reference). Entries are rounded to float32, as the reference builds them;
+    a zero-size scale gives the all-zero matrix (as :func:`affine_matrix`)."""
+    out_w, out_h = out_wh
+    # the box size and centre in float32, as the reference computes ``s * 200`` and ``c * 2`` from its float32 meta
+    sw, sh = (float(v) for v in np.asarray(scale, dtype=np.float32)[:2] * np.float32(PIXEL_STD))
+    if sw == 0.0 or sh == 0.0:
+        return np.zeros((2, 3), dtype=np.float64)
+    t = math.radians(rotation)
+    c, sn = math.cos(t), math.sin(t)
+    cx, cy = (float(v) for v in np.asarray(center, dtype=np.float32)[:2])
+    sx, sy = (out_w - 1.0) / sw, (out_h - 1.0) / sh
+    m = np.array([[c * sx, -sn * sx, sx * (-cx * c + cy * sn + 0.5 * sw)],
+                  [sn * sy, c * sy, sy * (-cx * sn - cy * c + 0.5 * sh)]], dtype=np.float32)
+    return m.astype(np.float64)
+
+
+class CropAffine(NamedTuple):
+    """A crop affine: its matrix builder, the sense of its rotation relative to :func:`affine_matrix`
+    (undone so at decoding) and how many crop pixels short of the crop size the box spans (MSRA: the
+    box covers 0..w; UDP: pixel centres 0..w-1)."""
+
+    matrix: Callable[..., np.ndarray]
+    rotation_sense: float
+    span_short: float
+
+
+#: the crop affines by name (a codec's ``affine``, :class:`hrbench.codecs.Codec`)
+CROP_AFFINES: dict[str, CropAffine] = {"msra": CropAffine(affine_matrix, 1.0, 0.0),
+                                       "udp": CropAffine(udp_affine_matrix, -1.0, 1.0)}
+
+
+def crop_affine(affine: str) -> CropAffine:
+    """The crop affine named ``affine`` (:data:`CROP_AFFINES`)."""
+    if affine not in CROP_AFFINES:
+        raise ValueError(f"unknown crop affine {affine!r}: expected {' or '.join(CROP_AFFINES)}")
+    return CROP_AFFINES[affine]
+
+
+def crop_matrix(affine: str, center, scale, rotation: float, out_wh: tuple[int, int]) -> np.ndarray:
+    """The image -> crop matrix of the crop affine named ``affine`` (:data:`CROP_AFFINES`)."""
+    return crop_affine(affine).matrix(center, scale, rotation, out_wh)
 
 
 def apply_affine(points: np.ndarray, m: np.ndarray) -> np.ndarray:
@@ -181,9 +231,10 @@ class CropResult:
 def crop_params(image_width: int, joints: np.ndarray, vis: np.ndarray, center: np.ndarray,
                 scale: np.ndarray, input_hw: tuple[int, int], *, train: bool, flip_pairs,
                 upper_ids=(), aug: AugmentConfig | None = None,
-                rng: np.random.Generator | None = None) -> CropResult:
+                rng: np.random.Generator | None = None, affine: str = "msra") -> CropResult:
     """The reference top-down augmentation without the pixels: [flip, half body, scale/rotation] when
-    training, then the crop matrix and the joints in crop pixels (``image`` is None).
+    training, then the crop matrix (the crop affine named ``affine``: the codec's, :data:`CROP_AFFINES`)
+    and the joints in crop pixels (``image`` is None).
 
     A flip is folded into the crop matrix (mirror, then crop), so the image is resampled once.
     Returned ``center``/``scale`` are in the (possibly mirrored) image frame, as the reference has them.
@@ -210,7 +261,7 @@ def crop_params(image_width: int, joints: np.ndarray, vis: np.ndarray, center: n
                 center, scale = hb
         s, rotation = random_scale_rotation(rng, aug.scale_factor, aug.rot_factor, aug.rot_prob)
         scale = scale * s
-    m = affine_matrix(center, scale, rotation, (w_in, h_in))
+    m = crop_matrix(affine, center, scale, rotation, (w_in, h_in))
     out_joints = apply_affine(joints, m).astype(np.float32)
     out_joints[vis <= 0] = 0.0
     return CropResult(None, out_joints, (vis > 0).astype(np.float32), center, scale.astype(np.float32),
@@ -220,10 +271,10 @@ def crop_params(image_width: int, joints: np.ndarray, vis: np.ndarray, center: n
 def topdown_crop(image: np.ndarray, joints: np.ndarray, vis: np.ndarray, center: np.ndarray,
                  scale: np.ndarray, input_hw: tuple[int, int], *, train: bool, flip_pairs,
                  upper_ids=(), aug: AugmentConfig | None = None,
-                 rng: np.random.Generator | None = None) -> CropResult:
+                 rng: np.random.Generator | None = None, affine: str = "msra") -> CropResult:
     """The reference top-down pipeline on an (H, W, 3) uint8 image: :func:`crop_params`, then the
     crop warped with :func:`warp_image` (``cv2.warpAffine``)."""
     crop = crop_params(image.shape[1], joints, vis, center, scale, input_hw, train=train, flip_pairs=flip_pairs,
-                       upper_ids=upper_ids, aug=aug, rng=rng)
+                       upper_ids=upper_ids, aug=aug, rng=rng, affine=affine)
     crop.image = warp_image(image, crop.matrix, (input_hw[1], input_hw[0]))
     return crop

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from hrbench.data.draw import draw_skeleton, grid, put_text, skeleton
-from hrbench.data.transforms import IMAGENET_MEAN, IMAGENET_STD, affine_matrix, apply_affine
+from hrbench.data.transforms import IMAGENET_MEAN, IMAGENET_STD, apply_affine, crop_affine, crop_matrix
 from hrbench.models.pose import codec_of
 from hrbench.precision import autocast
 
@@ -100,9 +100,11 @@ def predicted_joints(model: nn.Module, images: torch.Tensor, device: torch.devic
     with autocast(device, amp):
         output = model(images.to(device))
     model.train(was_training)
-    decoded = codec_of(model).decode(output)
+    codec = codec_of(model)
+    decoded = codec.decode(output)
     h, w = images.shape[-2:]
-    ratio = np.array([w / decoded.frame_wh[0], h / decoded.frame_wh[1]])
+    short = crop_affine(codec.affine).span_short  # the crop pixels the frame spans (UDP: w - 1)
+    ratio = np.array([(w - short) / decoded.frame_wh[0], (h - short) / decoded.frame_wh[1]])
     return decoded.coords * ratio, decoded.scores[..., 0]
 
 
@@ -118,7 +120,7 @@ def val_grid(model: nn.Module, val_set, device: torch.device, amp: str | None = 
     tiles = []
     for j, (i, s) in enumerate(zip(picks, samples, strict=True)):
         record, meta = val_set.records[i], s["meta"]
-        m = affine_matrix(meta["center"], meta["scale"], meta["rotation"], (w, h))
+        m = crop_matrix(val_set.codec.affine, meta["center"], meta["scale"], meta["rotation"], (w, h))
         gt = apply_affine(record["joints"][:, :2], m)
         for label, points, shown, colours in (("gt", gt, record["joints"][:, 2] > 0, None),
                                               ("pred", pred[j], conf[j] > 0, conf[j])):

@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from hrbench.codecs import Codec, Decoded, MSRAHeatmap
-from hrbench.data.transforms import PIXEL_STD
+from hrbench.data.transforms import PIXEL_STD, crop_affine
 
 
 def transform_preds(coords: np.ndarray, center, scale, heatmap_wh: tuple[int, int],
@@ -30,13 +30,15 @@ def transform_preds(coords: np.ndarray, center, scale, heatmap_wh: tuple[int, in
     return out
 
 
-def to_image(decoded: Decoded, centers, scales, rotations=None) -> np.ndarray:
+def to_image(decoded: Decoded, centers, scales, rotations=None, affine: str = "msra") -> np.ndarray:
     """A codec's decoded keypoints (N, K, 2) in its frame -> image pixels (N, K, 2) float32, per
-    sample's crop centre / scale (and rotation, degrees)."""
+    sample's crop centre / scale (and rotation, degrees, undone in the sense of the codec's crop
+    ``affine``, :func:`~hrbench.data.transforms.crop_affine`)."""
     n, k = decoded.coords.shape[:2]
     out = np.empty((n, k, 2), dtype=np.float64)
+    sense = crop_affine(affine).rotation_sense
     for i in range(n):
-        rot = 0.0 if rotations is None else float(rotations[i])
+        rot = 0.0 if rotations is None else sense * float(rotations[i])
         out[i] = transform_preds(decoded.coords[i], centers[i], scales[i], decoded.frame_wh, rot)
     return out.astype(np.float32)
 
@@ -45,7 +47,7 @@ def decode_keypoints(codec: Codec, output, centers, scales, *, post_process: str
                      rotations=None) -> tuple[np.ndarray, np.ndarray]:
     """A batch of head outputs -> keypoints (N, K, 2) in image pixels and confidences (N, K, 1)."""
     decoded = codec.decode(output, post_process=post_process)
-    return to_image(decoded, centers, scales, rotations), decoded.scores
+    return to_image(decoded, centers, scales, rotations, codec.affine), decoded.scores
 
 
 def decode_heatmaps(heatmaps, centers, scales, *, post_process: str = "default", kernel: int = 11,

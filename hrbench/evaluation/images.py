@@ -21,6 +21,7 @@ from hrbench.data.transforms import box_to_center_scale, to_tensor, topdown_crop
 from hrbench.errors import DataError, HrbenchError
 from hrbench.evaluation.coco_eval import rescore
 from hrbench.evaluation.inference import predict_batch
+from hrbench.models.pose import codec_of
 from hrbench.validate import check_box
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -149,11 +150,12 @@ def predict_image(model: torch.nn.Module, image, boxes: list[Box], input_hw: tup
         w, h = image_size(image)
         boxes = [([0.0, 0.0, float(w), float(h)], 1.0)]
     samples, tensors = [], []
+    affine = codec_of(model).affine
     for i, (bbox, score) in enumerate(boxes):
         center, scale = box_to_center_scale(*bbox, aspect_ratio=input_hw[1] / input_hw[0])
         # no joints: only the crop image and its parameters are used
         crop = topdown_crop(image, np.zeros((0, 2), np.float32), np.zeros(0, np.float32), center, scale, input_hw,
-                            train=False, flip_pairs=flip_pairs)
+                            train=False, flip_pairs=flip_pairs, affine=affine)
         record = {"image_id": image_id, "image_file": image_file, "score": score, "bbox_id": i}
         samples.append({"meta": sample_meta(record, crop, flip_pairs)})
         tensors.append(to_tensor(crop.image))

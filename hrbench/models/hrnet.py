@@ -16,6 +16,7 @@ import dataclasses
 import torch
 from torch import nn
 
+from hrbench.codecs import list_codecs
 from hrbench.config import ModelConfig, require
 from hrbench.models.backbone import Backbone
 from hrbench.models.resnet_blocks import BLOCKS, BasicBlock, conv3x3, init_weights, make_layer
@@ -183,7 +184,8 @@ class HRNet(Backbone):
 @dataclasses.dataclass(frozen=True)
 class HRNetConfig(ModelConfig):
     """HRNet hyper-parameters. ``modules`` / ``blocks`` are per stage 2, 3, 4 (modules per stage,
-    BasicBlocks per branch); ``widths`` are the branch widths, highest resolution first."""
+    BasicBlocks per branch); ``widths`` are the branch widths, highest resolution first; ``codec`` is
+    the registered codec of its heatmap head (``msra_heatmap``, or ``udp`` for HRNet-W32 + UDP)."""
 
     stem_channels: int = 64
     stage1_block: str = "bottleneck"
@@ -192,6 +194,7 @@ class HRNetConfig(ModelConfig):
     widths: tuple[int, ...] = (32, 64, 128, 256)
     modules: tuple[int, ...] = (1, 4, 3)
     blocks: tuple[int, ...] = (4, 4, 4)
+    codec: str = "msra_heatmap"
 
     def validate(self) -> None:
         require(isinstance(self.stem_channels, int) and self.stem_channels >= 1, "stem_channels",
@@ -211,6 +214,11 @@ class HRNetConfig(ModelConfig):
         require(len(self.widths) == len(self.modules) + 1, "widths",
                 f"needs {len(self.modules) + 1} values (one per branch, highest resolution first), "
                 f"got {len(self.widths)}")
+        require(self.codec in list_codecs(), "codec",
+                f"must be a registered codec ({', '.join(list_codecs())}), got {self.codec!r}")
+
+    def head_options(self) -> dict:
+        return {"codec": self.codec}
 
     def build_backbone(self) -> nn.Module:
         return HRNet(self)

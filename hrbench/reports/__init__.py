@@ -102,8 +102,9 @@ def generate_reports(out_dir: str | Path = "reports", runs_dir: str | Path | Non
                 files[tdir / f"{t.spec.id}.tex"] = latex.to_latex(t)
             for path, text in files.items():
                 render.write_text(path, text)
-        not_held = sum(1 for t in built for r in t.rows if r.target is None)
-        render.write_text(stage / "README.md", render.index_markdown(built, plots, not_held, formats))
+        not_held = sum(1 for t in built for r in t.rows if r.target is None and not r.scope)
+        outside = sum(1 for t in built for r in t.rows if r.target is None and r.scope)
+        render.write_text(stage / "README.md", render.index_markdown(built, plots, not_held, outside, formats))
         written = sorted(out / p.relative_to(stage) for p in stage.rglob("*") if p.is_file())
         notes = commit(stage, out, managed=("tables", "plots"))
     return ReportResult(out, written, render.summary_counts(built), render.disagreeing(built), built, notes)

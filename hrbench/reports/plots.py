@@ -92,7 +92,8 @@ def accuracy_plot(points: list[tuple[str, str, BuiltRow]], metric: str, title: s
                (("lite", "Lite-HRNet paper row (in hrbench)"), ("dite", "Dite-HRNet paper row (in hrbench)"),
                 ("dpn", "DPN slides row (in hrbench)")) if COLORS[p] in cols]
     if COLORS["other"] in cols:
-        handles.append(plt.Line2D([], [], marker="s", ls="", color=COLORS["other"], label="not in hrbench"))
+        handles.append(plt.Line2D([], [], marker="s", ls="", color=COLORS["other"],
+                                  label="not measured (not in hrbench, or a system outside its scope)"))
     ax.legend(handles=handles, fontsize=7, loc="lower right", frameon=False)
     fig.tight_layout()
     place_labels(ax, xs, ys, labels, colors=cols)

@@ -91,7 +91,7 @@ def results_grid(t: BuiltTable, style: str = "md") -> tuple[list[str], list[list
         cells.append((f"{pf} {pu}" if mixed_units and pf else pf) or "-")
         cells += [p.get(m) or "-" for m in metrics]
         if row.target is None:
-            cells += ["not in hrbench", "", "", ""]
+            cells += [row.scope or "not in hrbench", "", "", ""]
         elif row.measurement is None:
             cells += [row.target.label(), "", "", ""]
         elif row.measurement.error:
@@ -129,7 +129,7 @@ def results_csv(t: BuiltTable) -> tuple[list[str], list[list[str]]]:
         body.append([
             p["source"], p["table"], p["model"], p.get("backbone", ""), p["dataset"], p.get("split", ""), p["input"],
             p["params_M"], p["gflops"], p["mflops"], *[p.get(m, "") for m in metrics],
-            row.target.model if row.target else "not in hrbench",
+            row.target.model if row.target else row.scope or "not in hrbench",
             " ".join(f"{k}={v}" for k, v in (row.target.overrides if row.target else ())).replace(" ", ";")
             if row.target and row.target.overrides else "",
             fmt(row.params_M, 6) if good else "", row.params_status, fmt(row.paper_flops, 4) if good else "",
@@ -302,7 +302,7 @@ def disagreeing(tables: list[BuiltTable]) -> list[Check]:
     return [c for t in tables for c in t.checks if c.status in ("no", "error")]
 
 
-def index_markdown(tables: list[BuiltTable], plots: list[tuple[str, str]], not_held: int,
+def index_markdown(tables: list[BuiltTable], plots: list[tuple[str, str]], not_held: int, outside: int,
                    formats: tuple[str, ...] = ("md", "csv")) -> str:
     s = summary_counts(tables)
     out = ["# hrbench reports: the three papers' tables, regenerated", "",
@@ -317,7 +317,8 @@ def index_markdown(tables: list[BuiltTable], plots: list[tuple[str, str]], not_h
            f"printed precision ({s['agree_truncated']} of them only by truncation, as the Dite-HRNet paper prints; "
            f"{s['formula_cells']} are Lite-HRNet Table 2's formula cells). "
            f"Disagreeing: {s['disagree']}; measurement errors: {s['errors']}. "
-           f"Printed rows for models hrbench does not hold: {not_held}.", ""]
+           f"Printed rows for models hrbench does not hold: {not_held}; rows of systems outside its top-down "
+           f"scope (bottom-up, detector-integrated, multi-stage): {outside}.", ""]
     bad = disagreeing(tables)
     if bad:
         out += ["| table | row | quantity | published | hrbench |", "|---|---|---|---|---|"]

@@ -22,6 +22,7 @@ from hrbench.datasets import get_dataset
 from hrbench.reference import parse_hw, printed_flops, rows_of
 from hrbench.registry import get_entry
 from hrbench.reports.local_runs import LocalRun, find_local
+from hrbench.reports.scope import outside_scope
 from hrbench.reports.specs import TableSpec
 from hrbench.reports.targets import Target, entry_for, target_for
 
@@ -73,6 +74,7 @@ class BuiltRow:
     params_status: str = ""
     flops_status: str = ""
     local: LocalRun | None = None
+    scope: str = ""  # what the row is when it is not a top-down backbone (reports.scope); '' otherwise
 
     @property
     def params_M(self) -> float | None:
@@ -123,12 +125,13 @@ def _check(out: BuiltTable, label: str, quantity: str, printed: str, measured: f
 def _joined(row: dict[str, str], target: Target | None, ctx: Context, unit: str, giga: int = 1024) -> BuiltRow:
     """A printed row with the measurement and the local run of its target at the row's input (none when
     hrbench does not hold the model or the row prints no input)."""
-    built = BuiltRow(row, target, None, unit, giga)
+    built = BuiltRow(row, target, None, unit, giga, scope="" if target is not None else outside_scope(row))
     hw = parse_hw(row["input"])
     if target is not None and hw is not None:
         built.measurement = ctx.measurer(target.model, target.override_dict, hw,
                                          get_dataset(row["dataset"]).num_keypoints)
-        built.local = find_local(ctx.runs, target.model, target.override_dict, row["dataset"], row["input"])
+        if not target.decoding:  # a run's summary does not record its decoding: no local run for a DARK row
+            built.local = find_local(ctx.runs, target.model, target.override_dict, row["dataset"], row["input"])
     return built
 
 

@@ -7,8 +7,10 @@ import dataclasses
 import functools
 from typing import Any
 
+from hrbench.cards import key_matches
 from hrbench.reference import fmt_value, match_cell
 from hrbench.registry import Grid, get_entry, get_grid, list_grids, list_models
+from hrbench.reports.scope import decoding_of
 
 
 @dataclasses.dataclass(frozen=True)
@@ -18,31 +20,33 @@ class Target:
     model: str
     overrides: tuple[tuple[str, Any], ...] = ()
     via: str = ""  # 'entry' or 'grid:<name>'
+    decoding: str = ""  # a post-processing other than the codec's default (reports.scope.DECODING)
 
     @property
     def override_dict(self) -> dict[str, Any]:
         return dict(self.overrides)
 
     def label(self) -> str:
-        if not self.overrides:
-            return self.model
-        return self.model + " " + " ".join(f"{k}={fmt_value(v)}" for k, v in self.overrides)
+        text = self.model + "".join(f" {k}={fmt_value(v)}" for k, v in self.overrides)
+        return text + (f" ({self.decoding} decoding)" if self.decoding else "")
 
 
 @functools.cache
-def _entry_index() -> dict[tuple[str, str], str]:
-    index: dict[tuple[str, str], str] = {}
-    for name in list_models():
-        for pair in get_entry(name).reported:
-            index.setdefault(tuple(pair), name)
-    return index
+def _entry_keys() -> tuple[tuple[str, tuple[str, ...]], ...]:
+    return tuple((name, tuple(key)) for name in list_models() for key in get_entry(name).reported)
 
 
-def entry_for(source: str, printed: str) -> str | None:
-    """The registry entry whose card lists the printed model name ``printed`` of ``source`` (or of
-    every source, ``"*"``); None when hrbench does not hold it."""
-    index = _entry_index()
-    return index.get((source, printed)) or index.get(("*", printed))
+@functools.cache
+def entry_for(source: str, printed: str, backbone: str = "") -> str | None:
+    """The registry entry whose card lists the printed row (model name ``printed``, its ``backbone``
+    column, of ``source``), matched as the model card matches (:func:`hrbench.cards.key_matches`);
+    a key naming ``source`` wins over one for every source (``"*"``); None when hrbench does not hold it."""
+    row = {"source": source, "model": printed, "backbone": backbone}
+    for exact in (True, False):
+        for name, key in _entry_keys():
+            if (key[0] == source) == exact and key_matches(key, row):
+                return name
+    return None
 
 
 def _grids_for(source: str, table: str) -> list[Grid]:
@@ -57,5 +61,5 @@ def target_for(row: dict[str, str]) -> Target | None:
         cell = match_cell(row["model"], same) or match_cell(row["model"], grid.cells)
         if cell is not None:
             return Target(cell.model, tuple(sorted(cell.overrides.items())), f"grid:{grid.name}")
-    name = entry_for(row["source"], row["model"])
-    return Target(name, (), "entry") if name else None
+    name = entry_for(row["source"], row["model"], row.get("backbone", ""))
+    return Target(name, (), "entry", decoding_of(row)) if name else None
