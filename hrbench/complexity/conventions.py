@@ -86,6 +86,12 @@ def linear_macs(m, i: Shape, o: Shape) -> int:
     return m.in_features * m.out_features * (math.prod(i[:-1]) if len(i) > 1 else 1)
 
 
+def conv_transpose2d_at_output(m, i: Shape, o: Shape) -> int:
+    """get_model_summary's "Conv" name rule applied to a ConvTranspose2d: weight.numel() x N x H_out x W_out,
+    i.e. the products counted at output positions (stride^2 x the true MACs; SimpleBaseline's head)."""
+    return m.weight.numel() * o[0] * o[2] * o[3]
+
+
 @dataclasses.dataclass(frozen=True)
 class Convention:
     """One way of counting: ``rules`` maps module types (or class names) to rule functions.
@@ -151,10 +157,11 @@ TORCHSTAT_DITE = Convention(
 HRNET_SUMMARY = Convention(
     name="hrnet-summary",
     description="HRNet get_model_summary (leoxiaobin/deep-high-resolution-net.pytorch): "
-    "multiply-accumulates of Conv2d and Linear only, every call counted",
-    rules=((nn.Conv2d, conv2d_macs), (nn.Linear, linear_macs)),
+    "multiply-accumulates of Conv2d and Linear only (ConvTranspose2d: weight x output positions), every call counted",
+    rules=((nn.Conv2d, conv2d_macs), (nn.ConvTranspose2d, conv_transpose2d_at_output), (nn.Linear, linear_macs)),
     last_call_only=False,
-    skips="bias, BatchNorm, activations, pooling, upsampling, every functional op",
+    skips="bias, BatchNorm, activations, pooling, upsampling, every functional op; a ConvTranspose2d counts its "
+    "products at output positions (stride^2 x its MACs)",
 )
 
 CONVENTIONS: dict[str, Convention] = {c.name: c for c in (TORCHSTAT, TORCHSTAT_DITE, HRNET_SUMMARY)}

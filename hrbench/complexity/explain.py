@@ -26,6 +26,11 @@ def _conv_bias(m: nn.Module, i: cv.Shape, o: cv.Shape) -> int:
     return o[0] * o[1] * o[2] * o[3] if getattr(m, "bias", None) is not None else 0
 
 
+def _deconv_output_excess(m: nn.Module, i: cv.Shape, o: cv.Shape) -> int:
+    """hrnet-summary's deconvolution count minus its true MACs (products at output, not input, positions)."""
+    return m.weight.numel() * o[0] * (o[2] * o[3] - i[2] * i[3])
+
+
 #: rule -> (term, words) for everything a convention adds beside products (bias as its own term).
 PAPER_TERMS: dict[Any, tuple[str, str]] = {
     cv.conv2d: ("bias", "+ bias: C_out*H_out*W_out per call of a convolution that has one"),
@@ -35,8 +40,11 @@ PAPER_TERMS: dict[Any, tuple[str, str]] = {
     cv.pool2d: ("pooling", "+ Max/AvgPool2d: k*k per output element"),
     cv.adaptive_pool2d: ("pooling", "+ adaptive pooling: (bin_h+1)*(bin_w+1) per output element"),
     cv.upsample_torchstat: ("upsample", "+ nn.Upsample: N*H_out*W_out (torchstat's indexing slip drops C)"),
+    cv.conv_transpose2d_at_output: ("deconv at output", "+ ConvTranspose2d counted at output positions: weight x "
+                                    "(H_out*W_out - H_in*W_in) = (stride^2 - 1) x its MACs (get_model_summary)"),
 }
-BIAS_OF = {cv.conv2d: _conv_bias, cv.conv_transpose2d: _conv_bias}
+#: rule -> the part of its value that is not the module's true products.
+BIAS_OF = {cv.conv2d: _conv_bias, cv.conv_transpose2d: _conv_bias, cv.conv_transpose2d_at_output: _deconv_output_excess}
 
 #: fvcore handle (by_operator key) -> words; conv / matmul handles are its product count.
 FVCORE_PRODUCTS = ("conv", "addmm", "bmm", "einsum", "matmul", "mm", "linear")
