@@ -55,6 +55,8 @@ class InvertedResidual(nn.Module):
 class MobileNetV2(Backbone):
     """MobileNetV2 trunk (``conv1``, ``layer1``..``layer7``, ``conv2``); returns the 1/32 features."""
 
+    out_stride = 32
+
     def __init__(self, cfg: MobileNetV2Config) -> None:
         super().__init__()
         self.cfg = cfg

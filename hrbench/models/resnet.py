@@ -35,6 +35,8 @@ PLANES = (64, 128, 256, 512)
 class ResNet(Backbone):
     """ResNet-``depth`` trunk: stem, ``layer1``..``layer4``; returns the 1/32 features."""
 
+    out_stride = 32
+
     def __init__(self, cfg: ResNetConfig) -> None:
         super().__init__()
         self.cfg = cfg

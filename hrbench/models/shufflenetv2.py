@@ -67,6 +67,8 @@ class ShuffleNetV2(Backbone):
     """ShuffleNetV2 trunk (``conv1``, ``maxpool``, ``layers.0-2`` stages, ``layers.3`` final 1x1 conv);
     returns the 1/32 features."""
 
+    out_stride = 32
+
     def __init__(self, cfg: ShuffleNetV2Config) -> None:
         super().__init__()
         self.cfg = cfg
