@@ -5,8 +5,8 @@ Inverted residual blocks (paper Sec. 3.3, Table 1): 1x1 expansion by t (skipped 
 ReLU6, 3x3 depthwise (stride s on a stage's first block) + BN + ReLU6, 1x1 linear projection + BN;
 identity shortcut when the stride is 1 and the width is kept. Stem 3x3/2 conv 3->32, final 1x1
 conv 320->1280; every conv is bias-free and followed by BN. Keys are mmpose's (``conv1.conv``,
-``layer2.0.conv.1.bn``, ``conv2.conv``; mmcv ``ConvModule`` = :class:`ConvBNAct`), so its
-checkpoints load 1:1.
+``layer2.0.conv.1.bn``, ``conv2.conv``; mmcv ``ConvModule`` = :class:`ConvBNAct`; not yet tested
+against an official checkpoint).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ features that the deconvolution head (:class:`hrbench.models.heads.DeconvHead`) 
 7x7/2 stem conv + BN + ReLU, 3x3/2 max-pool, four stages of residual blocks (planes 64/128/256/512,
 stride 2 on the first 3x3 of stages 2-4: "PyTorch style", as SimpleBaseline's ``PoseResNet`` and
 mmpose ``ResNet(style='pytorch')``). Keys (``conv1``, ``bn1``, ``layer1.0.conv1``, …,
-``layer1.0.downsample.0``) are torchvision's and mmpose's, so their checkpoints load 1:1.
+``layer1.0.downsample.0``) are torchvision's and mmpose's (not yet tested against an official checkpoint).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ shuffles the channels (groups 2); a stride-2 unit runs the whole input through t
 (``branch2``) and through a 3x3/2 depthwise + BN, 1x1 + BN + ReLU branch (``branch1``). Stem 3x3/2
 conv 3->24 + BN + ReLU and 3x3/2 max-pool; stages of 4/8/4 units (paper Table 5: 116/232/464
 channels at 1x); final 1x1 conv ->1024. Keys are mmpose's (``conv1.conv``,
-``layers.0.0.branch1.0.conv``, ``layers.3.conv``), so its checkpoints load 1:1.
+``layers.0.0.branch1.0.conv``, ``layers.3.conv``; not yet tested against an official checkpoint).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ stride-2 transposed convolutions (256 channels, no bias) each + BN + ReLU, then 
 (with bias) to K heatmaps; read by the MSRA heatmap codec.
 
 Layout and keys follow the official ``PoseResNet`` and mmpose 0.x ``TopDownSimpleHead``
-(``deconv_layers.{0,1,3,4,6,7}``, ``final_layer``), so official checkpoints map one to one. It takes
+(``deconv_layers.{0,1,3,4,6,7}``, ``final_layer``; mmpose's ``keypoint_head.`` maps to ``head.``). It takes
 a 1/32 feature map to the 1/4 heatmaps (x8).
 """
 
