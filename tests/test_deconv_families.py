@@ -245,6 +245,26 @@ def test_forward_shape_keys_and_input_check(arch, channels, key):
         model.check_input_size(256, 200)
 
 
+def test_batchnorm_folding_leaves_only_the_heads_deconvolution_bns():
+    from hrbench.speed.fuse import count_batchnorms, fold_batchnorm
+
+    for arch in ("sbl_r50", "mobilenetv2_1x", "shufflenetv2_1x"):
+        model = create_model(arch, num_keypoints=4).eval()
+        g = torch.Generator().manual_seed(0)
+        with torch.no_grad():  # non-trivial BN statistics, so that folding is not an identity
+            for m in model.modules():
+                if isinstance(m, torch.nn.BatchNorm2d):
+                    m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+                    m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                    m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+        x = torch.randn(1, 3, 64, 64, generator=g)
+        folded = fold_batchnorm(model)
+        assert count_batchnorms(folded) == 3, arch  # the BNs after the ConvTranspose2d layers stay
+        with torch.no_grad():
+            ref, out = model(x), folded(x)
+        assert (out - ref).abs().max() <= 1e-4 * ref.abs().max() and ref.abs().max() > 0, arch
+
+
 def test_recipes_are_the_official_configs():
     from hrbench.engine.recipes import get_recipe
 
