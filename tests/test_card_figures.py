@@ -51,17 +51,29 @@ FIGURES: dict[str, list[tuple[str, str, str | None, dict, tuple]]] = {
     "litehrnet_18_acm_dsc": [("213.38", "mflops", None, {}, COCO), ("284.30", "mflops", None, {}, MPII),
                              ("1,184,561", "params", None, {}, COCO)],
     "small_hrnet_w16": [("551.67", "mflops", None, {}, COCO), ("1,284,961", "params", None, {}, COCO)],
-    "hrnet_w32": [("28,536,113", "params", None, {}, COCO)],
-    "hrnet_w48": [("63,595,745", "params", None, {}, COCO)],
-    "hrnet_w32_udp": [("28,536,113", "params", None, {}, COCO)],
+    "hrnet_w32": [("28,536,113", "params", None, {}, COCO), ("7.120", "gflops", None, {}, COCO)],
+    "hrnet_w48": [("63,595,745", "params", None, {}, COCO), ("32.882", "gflops", None, {}, COCO_L)],
+    "hrnet_w32_udp": [("28,536,113", "params", None, {}, COCO), ("7.120", "gflops", None, {}, COCO)],
+    "simplebaseline_r50": [("33,999,697", "params", None, {}, COCO), ("8.991", "gflops", None, {}, COCO),
+                           ("20.230", "gflops", None, {}, COCO_L)],
+    "simplebaseline_r101": [("52,991,825", "params", None, {}, COCO), ("12.378", "gflops", None, {}, COCO)],
+    "simplebaseline_r152": [("68,635,473", "params", None, {}, COCO), ("68,635,216", "params", None, {}, MPII),
+                            ("15.765", "gflops", None, {}, COCO), ("35.470", "gflops", None, {}, COCO_L),
+                            ("21.019", "gflops", None, {}, MPII)],
+    "mobilenetv2_1x": [("9,569,809", "params", None, {}, COCO), ("9,569,552", "params", None, {}, MPII),
+                       ("1.478", "gflops", None, {}, COCO), ("3.326", "gflops", None, {}, COCO_L),
+                       ("1.970", "gflops", None, {}, MPII)],
+    "shufflenetv2_1x": [("7,550,965", "params", None, {}, COCO), ("7,550,708", "params", None, {}, MPII),
+                        ("1.277", "gflops", None, {}, COCO), ("2.874", "gflops", None, {}, COCO_L),
+                        ("1.702", "gflops", None, {}, MPII)],
     "dpn2_hrnet": [("29.464M / 7.784", "M/G", None, {}, COCO),
                    ("29.459M / 7.781", "M/G", None, {"conv2": "conv3x3", "variant": "literal"}, COCO)],
 }
 
 #: What a measured figure looks like in a card: MFLOPs (2 decimals) at an input, a parameter count,
-#: or DPN's "params M / GFLOPs".
+#: DPN's "params M / GFLOPs", or binary GFLOPs (3 decimals) of the deconvolution-head families.
 FIGURE_SHAPES = (r"\d+\.\d\d(?= \(\d+x\d+| at \d+x\d+| MFLOPs)", r"\d{1,3}(?:,\d{3})+(?= params| \(K=)",
-                 r"\d+\.\d{3}M / \d+\.\d{3}")
+                 r"\d+\.\d{3}M / \d+\.\d{3}", r"\d+\.\d{3}(?= GFLOPs)")
 
 
 @functools.cache
@@ -75,6 +87,8 @@ def _as_printed(kind: str, params: int, mflops: float) -> str:
         return f"{mflops:.2f}"
     if kind == "params":
         return f"{params:,}"
+    if kind == "gflops":
+        return f"{mflops / 1024:.3f}"  # binary G of the card's convention
     return f"{params / 1e6:.3f}M / {mflops / 1024:.3f}"  # hrnet-summary GFLOPs: binary G
 
 

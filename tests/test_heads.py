@@ -25,7 +25,7 @@ from hrbench.errors import ConfigError, HrbenchError
 from hrbench.evaluation import predict, to_image
 from hrbench.factory import create_model
 from hrbench.models.backbone import Backbone
-from hrbench.models.heads import Head, HeatmapHead, build_head, register_head
+from hrbench.models.heads import DeconvHead, Head, HeatmapHead, build_head, register_head
 from hrbench.models.heads import base as head_mod
 from hrbench.models.pose import PoseModel, codec_of
 from hrbench.registry import SPEC_PACKAGE, create_config, get_entry, list_models
@@ -166,18 +166,19 @@ def _one_per_family() -> dict[type, str]:
 
 def test_every_registered_family_satisfies_the_backbone_contract():
     families = _one_per_family()
-    assert len(families) >= 4  # Lite-HRNet, Dite-HRNet, HRNet, DPN
+    assert len(families) >= 7  # Lite-HRNet, Dite-HRNet, HRNet, DPN, SimpleBaseline, MobileNetV2, ShuffleNetV2
     for name in families.values():
         model = create_model(name)
         bb = model.backbone
         assert isinstance(bb, Backbone), name
         own = [c for c in type(bb).__mro__ if "walk" in vars(c)]
         assert own and own[0] is not Backbone, name
-        assert isinstance(bb.out_channels, int) and bb.out_channels == model.head.final_layer.in_channels, name
+        assert isinstance(bb.out_channels, int) and bb.out_channels == model.head.in_channels, name
         bb.check_input_size(256, 192)  # the papers' input is accepted
-        shape = Walker(model, get_convention("torchstat"))(bb, (1, 3, 256, 192))
-        assert shape == (1, bb.out_channels, 64, 48), name
-        assert isinstance(model.head, HeatmapHead) and isinstance(model.codec, MSRAHeatmap), name
+        walker = Walker(model, get_convention("torchstat"))
+        assert walker(bb, (1, 3, 256, 192)) == (1, bb.out_channels, 256 // bb.out_stride, 192 // bb.out_stride), name
+        assert walker(model, (1, 3, 256, 192)) == (1, 17, 64, 48), name  # the head reaches the codec's 1/4
+        assert isinstance(model.head, (HeatmapHead, DeconvHead)) and isinstance(model.codec, MSRAHeatmap), name
         assert model.codec == MSRAHeatmap(sigma=2.0, stride=4, flip_shift=True)
     with pytest.raises(HrbenchError, match="multiples of 32"):  # Lite-HRNet-18: 4 x 2^3
         create_model("lite18").check_input_size(256, 200)
@@ -188,8 +189,8 @@ def test_contract_violations_are_refused():
         type("NoWalkBackbone", (Backbone,), {})
     with pytest.raises(TypeError, match="must define walk"):
         type("NoWalkHead", (Head,), {})
-    with pytest.raises(ConfigError, match="unknown head 'deconv'"):
-        build_head("deconv", 8, 17)
+    with pytest.raises(ConfigError, match="unknown head 'simcc'"):
+        build_head("simcc", 8, 17)
     with pytest.raises(ConfigError, match="unknown codec 'simcc_x'"):
         build_codec("simcc_x")
     with pytest.raises(ValueError, match="registered twice"):

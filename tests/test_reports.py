@@ -52,7 +52,9 @@ def test_rows_map_to_registry_and_grids():
     lite18 = next(r for r in rows_of("lite", "T3") if r["model"] == "Lite-HRNet-18")
     assert target_for(lite18).model == "litehrnet_18"
     mbv2 = next(r for r in rows_of("lite", "T3") if r["model"].startswith("MobileNetV2"))
-    assert target_for(mbv2) is None
+    assert target_for(mbv2).model == "mobilenetv2_1x"
+    mbv3 = next(r for r in rows_of("lite", "T5") if r["model"].startswith("MobileNetV3"))
+    assert target_for(mbv3) is None
     grid = get_grid("dite-table5")
     row = next(r for r in rows_of("dite", "T5") if "G=4211 N=1244" in r["model"])
     cell = match_cell(row["model"], grid.cells)
@@ -187,14 +189,14 @@ def test_render_twice_gives_identical_bytes(tmp_path):
 def test_index_counts_and_disagreeing_cell_is_flagged(tmp_path):
     good = generate_reports(tmp_path / "good", runs_dir=None, measurer=_published_measurer("lite-T5"),
                             table_ids=("lite-T5",))
-    # Lite-HRNet-18, -30 and Small HRNet-W16 are held: 3 rows x (params, GFLOPs)
-    assert good.counts["cells"] == 6 and good.counts["agree"] == 6 and good.counts["disagree"] == 0
+    # Lite-HRNet-18, -30, Small HRNet-W16, MobileNetV2 and ShuffleNetV2 are held: 5 rows x (params, GFLOPs)
+    assert good.counts["cells"] == 10 and good.counts["agree"] == 10 and good.counts["disagree"] == 0
     index = (tmp_path / "good" / "README.md").read_text()
-    assert "**6 of 6**" in index and "Every measurable cell agrees." in index
+    assert "**10 of 10**" in index and "Every measurable cell agrees." in index
 
     bad = generate_reports(tmp_path / "bad", runs_dir=None, table_ids=("lite-T5",),
                            measurer=_published_measurer("lite-T5", {("litehrnet_30", "256x256"): 500.0}))
-    assert bad.counts["cells"] == 6 and bad.counts["agree"] == 5 and bad.counts["disagree"] == 1
+    assert bad.counts["cells"] == 10 and bad.counts["agree"] == 9 and bad.counts["disagree"] == 1
     [d] = bad.disagreeing
     assert (d.table, d.printed, d.quantity) == ("lite-T5", "0.42", "GFLOPs")
     md = (tmp_path / "bad" / "tables" / "lite-T5.md").read_text()
@@ -204,10 +206,11 @@ def test_index_counts_and_disagreeing_cell_is_flagged(tmp_path):
     assert by_model["Lite-HRNet-30"]["agree"] == "no" and by_model["Lite-HRNet-30"]["flops_agree"] == "no"
     assert by_model["Lite-HRNet-30"]["params_agree"] == "yes"
     assert by_model["Lite-HRNet-18"]["agree"] == "yes"
-    assert by_model["MobileNetV2 1x"]["hrbench_model"] == "not in hrbench"
-    assert by_model["MobileNetV2 1x"]["agree"] == ""
+    assert by_model["MobileNetV2 1x"]["hrbench_model"] == "mobilenetv2_1x"
+    assert by_model["MobileNetV3 1x"]["hrbench_model"] == "not in hrbench"
+    assert by_model["MobileNetV3 1x"]["agree"] == ""
     index = (tmp_path / "bad" / "README.md").read_text()
-    assert "**5 of 6**" in index and "| Lite-HRNet-30 [mpii 256x256] | GFLOPs | 0.42 | 0.4883 |" in index
+    assert "**9 of 10**" in index and "| Lite-HRNet-30 [mpii 256x256] | GFLOPs | 0.42 | 0.4883 |" in index
     assert "not in hrbench" in md
 
 

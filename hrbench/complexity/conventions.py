@@ -133,6 +133,17 @@ def linear_macs(m, i: Shape, o: Shape) -> int:
     return m.in_features * m.out_features * (math.prod(i[:-1]) if len(i) > 1 else 1)
 
 
+def conv_transpose2d_at_output(m, i: Shape, o: Shape) -> int:
+    """get_model_summary's "Conv" name rule applied to a ConvTranspose2d: weight.numel() x N x H_out x W_out,
+    i.e. the products counted at output positions (stride^2 x the true MACs; SimpleBaseline's head)."""
+    return m.weight.numel() * o[0] * o[2] * o[3]
+
+
+def deconv_output_excess(m, i: Shape, o: Shape) -> int:
+    """What :func:`conv_transpose2d_at_output` counts beyond the true MACs: weight x (H_out W_out - H_in W_in)."""
+    return m.weight.numel() * o[0] * (o[2] * o[3] - i[2] * i[3])
+
+
 _BIAS = "+ bias: C_out*H_out*W_out per call of a convolution that has one"
 CONV2D = Rule(conv2d, "bias", _BIAS, products=True, extra=conv_bias)
 CONV_TRANSPOSE2D = Rule(conv_transpose2d, "bias", _BIAS, products=True, extra=conv_bias)
@@ -145,6 +156,10 @@ UPSAMPLE_TORCHSTAT = Rule(upsample_torchstat, "upsample",
 LINEAR = Rule(linear, products=True)
 CONV2D_MACS = Rule(conv2d_macs, products=True)
 LINEAR_MACS = Rule(linear_macs, products=True)
+CONV_TRANSPOSE2D_AT_OUTPUT = Rule(conv_transpose2d_at_output, "deconv at output",
+                                  "+ ConvTranspose2d counted at output positions: weight x (H_out*W_out - H_in*W_in) "
+                                  "= (stride^2 - 1) x its MACs (get_model_summary)", products=True,
+                                  extra=deconv_output_excess)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -251,8 +266,9 @@ TORCHSTAT_DITE = register_convention(Convention(
 HRNET_SUMMARY = register_convention(Convention(
     name="hrnet-summary",
     description="HRNet get_model_summary (leoxiaobin/deep-high-resolution-net.pytorch): "
-    "multiply-accumulates of Conv2d and Linear only, every call counted",
-    rules=((nn.Conv2d, CONV2D_MACS), (nn.Linear, LINEAR_MACS)),
+    "multiply-accumulates of Conv2d and Linear only (ConvTranspose2d: weight x output positions), every call counted",
+    rules=((nn.Conv2d, CONV2D_MACS), (nn.ConvTranspose2d, CONV_TRANSPOSE2D_AT_OUTPUT), (nn.Linear, LINEAR_MACS)),
     last_call_only=False,
-    skips="bias, BatchNorm, activations, pooling, upsampling, every functional op",
+    skips="bias, BatchNorm, activations, pooling, upsampling, every functional op; a ConvTranspose2d counts its "
+    "products at output positions (stride^2 x its MACs)",
 ))

@@ -2,7 +2,10 @@
 registered family's backbone provides to the pose model, the engine and the counters.
 
 * ``out_channels`` (int): width of the single feature map ``forward`` returns, the head's input;
-* ``forward(x)``: (N, 3, H, W) -> (N, out_channels, H/4, W/4), the highest-resolution features;
+* ``out_stride`` (int, class attribute, default 4): that map's stride; the head takes it to its
+  codec's resolution (the papers' 1x1 head keeps 1/4, SimpleBaseline's deconvolution head
+  upsamples the 1/32 features of ResNet / MobileNetV2 / ShuffleNetV2 x8);
+* ``forward(x)``: (N, 3, H, W) -> (N, out_channels, H/out_stride, W/out_stride), the highest-resolution features;
 * ``check_input_size(h, w)``: a one-line :class:`~hrbench.errors.HrbenchError` for an input the
   network cannot take (default: every size is accepted);
 * ``walk(w, x)``: the closed-form counter's traversal (:mod:`hrbench.complexity.walker`), mirroring
@@ -13,7 +16,7 @@ A new family's backbone subclasses :class:`Backbone`; its config's ``build_backb
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import nn
 
@@ -22,6 +25,7 @@ class Backbone(nn.Module):
     """Base class of every registered backbone (see the module docstring for the contract)."""
 
     out_channels: int
+    out_stride: ClassVar[int] = 4
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

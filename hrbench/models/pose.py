@@ -21,7 +21,8 @@ class PoseModel(nn.Module):
     """``backbone`` followed by ``head``: a registered head name (built with ``head_options`` on
     the backbone's ``out_channels``) or a built :class:`Head`.
 
-    The backbone returns the highest-resolution feature map (a tensor) at 1/4 input resolution.
+    The backbone returns the highest-resolution feature map (a tensor) at 1/``out_stride`` of the
+    input (4 for the papers' backbones); the head takes it to its codec's resolution.
     Any ``nn.Module`` with an integer ``out_channels`` serves as a backbone; one that is not a
     :class:`Backbone` accepts every input size.
     """

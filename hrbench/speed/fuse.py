@@ -34,6 +34,7 @@ from hrbench.errors import HrbenchError
 from hrbench.models.dpn import DPN
 from hrbench.models.dynamic import ConvNorm, KernelAttention
 from hrbench.models.hrnet import HRNet
+from hrbench.models.resnet import ResNet
 from hrbench.models.resnet_blocks import BasicBlock, Bottleneck
 from hrbench.models.separable import ConvBNAct
 
@@ -45,6 +46,7 @@ CONV_BN_ATTRIBUTES: dict[type[nn.Module], tuple[tuple[str, str], ...]] = {
     BasicBlock: (("conv1", "bn1"), ("conv2", "bn2")),
     Bottleneck: (("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3")),
     HRNet: (("conv1", "bn1"), ("conv2", "bn2")),  # stem: relu(bn1(conv1(x))), relu(bn2(conv2(x)))
+    ResNet: (("conv1", "bn1"),),  # SimpleBaseline's stem: maxpool(relu(bn1(conv1(x))))
 }
 
 
