@@ -101,8 +101,9 @@ targets, UDP post-processing, flip test without the heatmap shift); the network 
 2^30). Published (UDP-Pose README, copied by Dite-HRNet Tables 2-3): 28.7M, 7.1 and 16.1. 7.1
 agrees; 28.7M and 16.1 are not reproduced: the released code changes the network only for the
 combined (offset) target, whose 3K-channel final layer adds 1,122 parameters (28.537M) and about 3
-MFLOPs (1,088 weights x 64 x 48 / 2^20), and the README adds a constant +0.2M and +0.06 / +0.1 GFLOPs (256x192 / 384x288) to every
-backbone it lists, which no released layer explains. Dite-HRNet Table 2's accuracy is UDP's test-dev row.
+MFLOPs (1,088 weights x 64 x 48 / 2^20), and the README adds a constant +0.2M and +0.06 / +0.1
+GFLOPs (256x192 / 384x288) to every backbone it lists, which no released layer explains.
+Dite-HRNet Table 2's accuracy is UDP's test-dev row.
 """,
     tags=("baseline",),
 )

@@ -51,7 +51,7 @@ TOY = Engine("bn_elems", _bn_elements, key="bn_kelems", scale=1000, unit="k elem
 def toy_engine(monkeypatch):
     """The toy engine, registered after hrbench's five for this test only (a copy of the table)."""
     engine_table.engine_names()  # hrbench's own engines first
-    monkeypatch.setattr(engine_table, "_ENGINES", dict(engine_table._ENGINES))
+    monkeypatch.setattr(engine_table.ENGINES, "_items", dict(engine_table.ENGINES._items))
     return register_engine(TOY)
 
 
@@ -95,7 +95,7 @@ def isolated_cards(monkeypatch):
     registry.list_models()
     list_conventions()
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
-    monkeypatch.setattr(convention_table, "_CONVENTIONS", dict(convention_table._CONVENTIONS))
+    monkeypatch.setattr(convention_table.CONVENTIONS, "_items", dict(convention_table.CONVENTIONS._items))
 
 
 def _register_bn_convention() -> None:

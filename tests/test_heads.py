@@ -137,8 +137,8 @@ class ToySimCCConfig(TinyConfig):
 def toy(monkeypatch):
     """Register the toy codec and head with the public decorators, into copies of the registries
     (restored afterwards)."""
-    monkeypatch.setattr(codec_base, "_CODECS", dict(codec_base._CODECS))
-    monkeypatch.setattr(head_mod, "_HEADS", dict(head_mod._HEADS))
+    monkeypatch.setattr(codec_base.CODECS, "_items", dict(codec_base.CODECS._items))
+    monkeypatch.setattr(head_mod.HEADS, "_items", dict(head_mod.HEADS._items))
     register_codec("toy_simcc")(ToySimCC)
     register_head("toy_simcc")(ToySimCCHead)
     return ToySimCC()

@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import difflib
-import importlib
-import pkgutil
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
@@ -22,6 +19,7 @@ import numpy as np
 import torch
 
 from hrbench.errors import ConfigError
+from hrbench.plugins import Registry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,20 +95,7 @@ def _float(output: Any) -> Any:
     return output.float() if isinstance(output, torch.Tensor) else type(output)(o.float() for o in output)
 
 
-_CODECS: dict[str, type[Codec]] = {}
-_LOADED = False
-
-
-def _load() -> None:
-    """Import every module of this package once (each registers its codecs here)."""
-    global _LOADED
-    if _LOADED:
-        return
-    _LOADED = True
-    package = importlib.import_module(__package__)
-    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
-        if not info.name.startswith("_") and info.name != "base":
-            importlib.import_module(f"{__package__}.{info.name}")
+CODECS: Registry[type[Codec]] = Registry("codec", package=__package__)
 
 
 def register_codec(name: str) -> Callable[[type[Codec]], type[Codec]]:
@@ -119,25 +104,16 @@ def register_codec(name: str) -> Callable[[type[Codec]], type[Codec]]:
     def deco(cls: type[Codec]) -> type[Codec]:
         if not (isinstance(cls, type) and issubclass(cls, Codec)):
             raise TypeError(f"codec {name!r}: {cls!r} is not a Codec subclass")
-        if name in _CODECS:
-            raise ValueError(f"codec name {name!r} registered twice")
         cls.name = name
-        _CODECS[name] = cls
-        return cls
+        return CODECS.add(name, cls)
 
     return deco
 
 
 def list_codecs() -> list[str]:
-    _load()
-    return sorted(_CODECS)
+    return sorted(CODECS.names())
 
 
 def build_codec(name: str, **params: Any) -> Codec:
     """An instance of the codec registered as ``name`` with ``params``; one-line error otherwise."""
-    _load()
-    if name not in _CODECS:
-        close = difflib.get_close_matches(name, list(_CODECS), n=3, cutoff=0.5)
-        hint = f"; closest: {', '.join(close)}" if close else f"; known: {', '.join(sorted(_CODECS))}"
-        raise ConfigError(f"unknown codec {name!r}{hint}")
-    return _CODECS[name](**params)
+    return CODECS.get(name)(**params)

@@ -14,14 +14,13 @@ A new convention is one module calling :func:`register_convention`, named in :da
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import importlib
 import math
 from collections.abc import Callable
 
 from torch import nn
 
 from hrbench.errors import HrbenchError
+from hrbench.plugins import Registry
 
 Shape = tuple[int, ...]
 Count = Callable[[nn.Module, Shape, Shape], int]
@@ -189,39 +188,21 @@ class Convention:
         return None
 
 
-_CONVENTIONS: dict[str, Convention] = {}
-_LOADED = False
+CONVENTIONS: Registry[Convention] = Registry("counting convention", modules=MODULES, error=HrbenchError)
 
 
 def register_convention(convention: Convention) -> Convention:
     """Add ``convention`` to the table a model card names its convention from."""
-    if convention.name in _CONVENTIONS:
-        raise ValueError(f"counting convention {convention.name!r} registered twice")
-    _CONVENTIONS[convention.name] = convention
-    return convention
-
-
-def _load() -> None:
-    global _LOADED
-    if not _LOADED:
-        _LOADED = True
-        for module in MODULES:
-            importlib.import_module(module)
+    return CONVENTIONS.add(convention.name, convention)
 
 
 def list_conventions() -> list[str]:
-    _load()
-    return sorted(_CONVENTIONS)
+    return sorted(CONVENTIONS.names())
 
 
 def get_convention(name: str) -> Convention:
     """The registered convention ``name``; one-line :class:`HrbenchError` otherwise."""
-    _load()
-    if name not in _CONVENTIONS:
-        close = difflib.get_close_matches(str(name), list(_CONVENTIONS), n=3, cutoff=0.5)
-        hint = f"closest: {', '.join(close)}" if close else f"registered: {', '.join(sorted(_CONVENTIONS))}"
-        raise HrbenchError(f"unknown counting convention {name!r}; {hint}")
-    return _CONVENTIONS[name]
+    return CONVENTIONS.get(name)
 
 
 _TORCHSTAT_RULES: tuple[tuple[type | str, Rule], ...] = (

@@ -11,7 +11,6 @@ records each :class:`Count`. A new engine is one module calling :func:`register_
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from collections.abc import Callable, Iterable
 from typing import Any, overload
 
@@ -20,6 +19,7 @@ from torch import nn
 from hrbench.complexity.conventions import Convention
 from hrbench.complexity.probe import Probe
 from hrbench.errors import HrbenchError
+from hrbench.plugins import Registry
 
 #: Modules that register engines, imported (in order) at the first lookup: hrbench's five.
 MODULES: tuple[str, ...] = ("hrbench.complexity.standard_engines",)
@@ -89,40 +89,25 @@ class Engine:
         return self.label or self.name
 
 
-_ENGINES: dict[str, Engine] = {}
-_LOADED = False
+ENGINES: Registry[Engine] = Registry("counting engine", modules=MODULES, error=HrbenchError)
 
 
 def register_engine(engine: Engine) -> Engine:
     """Add ``engine`` to the table (after the ones registered before it)."""
-    if engine.name in _ENGINES:
-        raise ValueError(f"counting engine {engine.name!r} registered twice")
-    _ENGINES[engine.name] = engine
-    return engine
-
-
-def _load() -> None:
-    global _LOADED
-    if not _LOADED:
-        _LOADED = True
-        for module in MODULES:
-            importlib.import_module(module)
+    return ENGINES.add(engine.name, engine)
 
 
 def engine_names() -> tuple[str, ...]:
     """Every registered engine, in registration order."""
-    _load()
-    return tuple(_ENGINES)
+    return ENGINES.names()
 
 
 def all_engines() -> tuple[Engine, ...]:
-    _load()
-    return tuple(_ENGINES.values())
+    return ENGINES.values()
 
 
 def get_engine(name: str) -> Engine:
-    _load()
-    return _ENGINES[name]
+    return ENGINES.get(name)
 
 
 def select(names: Iterable[str] | None) -> tuple[str, ...]:
@@ -154,6 +139,5 @@ def scaled(key: str, raw: int | None) -> float | None:
     :data:`SERIES_SCALE`, else decimal M); None stays None."""
     if raw is None:
         return None
-    _load()
-    engine = _ENGINES.get(key)
+    engine = ENGINES.get(key) if key in ENGINES else None
     return raw / (engine.scale if engine is not None else SERIES_SCALE.get(key, 10**6))

@@ -11,16 +11,13 @@ it with its config's ``head`` (:class:`hrbench.config.ModelConfig`).
 
 from __future__ import annotations
 
-import difflib
-import importlib
-import pkgutil
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 from torch import nn
 
 from hrbench.codecs import Codec, build_codec
-from hrbench.errors import ConfigError
+from hrbench.plugins import Registry
 
 
 class Head(nn.Module):
@@ -41,20 +38,7 @@ class Head(nn.Module):
         self.codec: Codec = codec if isinstance(codec, Codec) else build_codec(codec or self.codec_name)
 
 
-_HEADS: dict[str, type[Head]] = {}
-_LOADED = False
-
-
-def _load() -> None:
-    """Import every module of this package once (each registers its heads here)."""
-    global _LOADED
-    if _LOADED:
-        return
-    _LOADED = True
-    package = importlib.import_module(__package__)
-    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
-        if not info.name.startswith("_") and info.name != "base":
-            importlib.import_module(f"{__package__}.{info.name}")
+HEADS: Registry[type[Head]] = Registry("head", package=__package__)
 
 
 def register_head(name: str) -> Callable[[type[Head]], type[Head]]:
@@ -63,25 +47,16 @@ def register_head(name: str) -> Callable[[type[Head]], type[Head]]:
     def deco(cls: type[Head]) -> type[Head]:
         if not (isinstance(cls, type) and issubclass(cls, Head)):
             raise TypeError(f"head {name!r}: {cls!r} is not a Head subclass")
-        if name in _HEADS:
-            raise ValueError(f"head name {name!r} registered twice")
         cls.name = name
-        _HEADS[name] = cls
-        return cls
+        return HEADS.add(name, cls)
 
     return deco
 
 
 def list_heads() -> list[str]:
-    _load()
-    return sorted(_HEADS)
+    return sorted(HEADS.names())
 
 
 def build_head(name: str, in_channels: int, num_keypoints: int, **options: Any) -> Head:
     """The head registered as ``name``; an unknown name is a one-line ConfigError."""
-    _load()
-    if name not in _HEADS:
-        close = difflib.get_close_matches(name, list(_HEADS), n=3, cutoff=0.5)
-        hint = f"; closest: {', '.join(close)}" if close else f"; known: {', '.join(sorted(_HEADS))}"
-        raise ConfigError(f"unknown head {name!r}{hint}")
-    return _HEADS[name](in_channels, num_keypoints, **options)
+    return HEADS.get(name)(in_channels, num_keypoints, **options)
