@@ -407,3 +407,25 @@ def test_train_and_show_on_a_full_disk_one_line_nothing_left(tiny_arch, data, fu
     assert main(["data", "show", str(data), "--n", "2", "--input", "64x48", "--out", str(full_fs / "grid.png")]) == 2
     assert "no space left on device writing" in _one_error(capsys)
     assert sorted(p.name for p in full_fs.iterdir()) == ["filler"]  # no run folder, grid or temporary left
+
+
+def test_latency_report_replaces_only_its_own_files(tmp_path):
+    """``tables --bench`` into a folder holding the user's files: one at an output path is refused
+    before any timing; after a real (one-model) run the user's neighbour is there byte for byte, and
+    a second run replaces hrbench's own files (the manifest says they are hrbench's)."""
+    from hrbench.reports.bench import run_bench
+
+    out = tmp_path / "bench"
+    out.mkdir()
+    (out / "latency.md").write_bytes(b"my own latency notes\n")
+    t = time.perf_counter()
+    with pytest.raises(ConfigError, match="hrbench did not write"):
+        run_bench(out, models=["lite18"], repeats=1)
+    assert time.perf_counter() - t < 5 and (out / "latency.md").read_bytes() == b"my own latency notes\n"
+    (out / "latency.md").rename(out / "notes.md")
+    run_bench(out, models=["lite18"], repeats=1)
+    run_bench(out, models=["lite18"], repeats=1)  # its own files: replaced, not refused
+    assert (out / "notes.md").read_bytes() == b"my own latency notes\n"
+    owned = json.loads((out / MANIFEST).read_text())["files"]
+    assert "latency.md" in owned and "notes.md" not in owned
+    assert "litehrnet_18" in (out / "latency.md").read_text()

@@ -59,6 +59,8 @@ def profile_cmd(
     if compare is not None:
         return _compare(compare, mode, hw, dev.type, iters, warmup, batch, sets, out, as_json, clock)
     target = out or Path(f"profile-{arch}-{mode}.png")
+    if out is None and target.exists():  # a default name never replaces a file: naming it with --out does
+        raise HrbenchError(f"{target} exists; name the picture with --out FILE.png to replace it")
     if target.suffix.lower() != ".png" or target.is_dir():
         raise HrbenchError(f"--out {target}: expected a FILE.png")
     d = profile(arch, mode, hw, overrides=parse_overrides(sets) or None, batch=batch, device=dev.type, iters=iters,

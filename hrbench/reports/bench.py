@@ -68,12 +68,21 @@ def default_models() -> list[str]:
     return sorted(names)
 
 
+#: The files :func:`run_bench` writes into its folder.
+OUTPUTS = ("latency.md", "latency.csv", "ap-vs-latency.png", "ap-vs-latency.svg", "latency-vs-macs-bytes.png",
+           "latency-vs-macs-bytes.svg")
+
+
 def run_bench(out_dir: str | Path = "reports/bench", device: str = "cpu", batch: int | None = None, console=None,
               models: list[str] | None = None, repeats: int = 5) -> dict[str, Any]:
     """Time the papers' main models (or ``models``); write ``latency.md``, ``latency.csv`` and the
     AP-vs-latency plot. Throughput is measured at ``batch`` (default 32 on CUDA; on CPU batch 1,
     i.e. the latency run itself)."""
+    from hrbench.manifest import commit, refuse_foreign, staging
+
     dev = resolve_device(device)
+    out = Path(out_dir)
+    refuse_foreign(out, OUTPUTS)  # before the timing: a file hrbench did not write at an output path
     batch = batch or (32 if dev.type == "cuda" else 1)
     dataset, hw = BENCH_INPUT
     inp = f"{hw[0]}x{hw[1]}"
@@ -98,7 +107,6 @@ def run_bench(out_dir: str | Path = "reports/bench", device: str = "cpu", batch:
                      "intensity": tr["intensity_fp32"], "latency_ms": lat * 1e3, "throughput": thr,
                      "ap": published_accuracy(name, dataset, inp), "other_share": loads[0]["other_share"],
                      "busy": loads[0]["busy"]})
-    out = Path(out_dir)
     header = ["model", "paper", "#Params (M)", "paper GFLOPs", "MACs (G)", "launches", "MB moved (fp32)",
               "MACs/byte", "latency (ms, batch 1)", f"throughput (img/s, batch {batch})",
               "published AP (COCO val 256x192)", "others' CPU share"]
@@ -119,11 +127,14 @@ def run_bench(out_dir: str | Path = "reports/bench", device: str = "cpu", batch:
                     "Counted with " + ", ".join(f"{k} {v}" for k, v in stamp(hw, 17, "true MACs").items()) + ".",
                     "", markdown_table(header, body), "![AP vs latency](ap-vs-latency.png)", "",
                     "![latency vs MACs vs bytes](latency-vs-macs-bytes.png)", ""])
-    write_text(out / "latency.md", md)
-    write_text(out / "latency.csv", to_csv(header, body))
-    _plot(rows, out)
-    _plot_traffic(rows, out)
-    return {"device": devname, "rows": rows, "markdown": str(out / "latency.md"), "stack": software_stack(dev)}
+    with staging(out) as stage:  # replaces only what hrbench wrote (hrbench.manifest)
+        write_text(stage / "latency.md", md)
+        write_text(stage / "latency.csv", to_csv(header, body))
+        _plot(rows, stage)
+        _plot_traffic(rows, stage)
+        notes = commit(stage, out)
+    return {"device": devname, "rows": rows, "markdown": str(out / "latency.md"), "stack": software_stack(dev),
+            "notes": notes}
 
 
 def _plot(rows: list[dict[str, Any]], out: Path) -> None:

@@ -84,13 +84,19 @@ def _coef(pred: str, c: float | None) -> str:
 
 def write_compare(d: dict[str, Any], out_dir: Path) -> list[Path]:
     """``profile-compare.md``, ``.json`` (everything measured but the per-block rows, which
-    ``hrbench profile ARCH --json`` gives) and ``.png`` in ``out_dir``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    md, js = out_dir / f"{NAME}.md", out_dir / f"{NAME}.json"
-    with atomic_write(md) as f:
-        f.write(compare_markdown(d))
-    with atomic_write(js) as f:
-        slim = {**d, "profiles": [{**p, "groups": {g: r for g, r in p["groups"].items() if g != "block"}}
-                                  for p in d["profiles"]]}
-        json.dump(slim, f, indent=1, default=str)
-    return [md, js, plot_compare(d, out_dir / f"{NAME}.png")]
+    ``hrbench profile ARCH --json`` gives) and ``.png`` in ``out_dir``, replacing only what hrbench
+    wrote there (:mod:`hrbench.manifest`)."""
+    from hrbench.manifest import commit, refuse_foreign, staging
+
+    names = [f"{NAME}.md", f"{NAME}.json", f"{NAME}.png"]
+    refuse_foreign(out_dir, names)
+    with staging(out_dir) as stage:
+        with atomic_write(stage / names[0]) as f:
+            f.write(compare_markdown(d))
+        with atomic_write(stage / names[1]) as f:
+            slim = {**d, "profiles": [{**p, "groups": {g: r for g, r in p["groups"].items() if g != "block"}}
+                                      for p in d["profiles"]]}
+            json.dump(slim, f, indent=1, default=str)
+        plot_compare(d, stage / names[2])
+        commit(stage, out_dir)
+    return [out_dir / n for n in names]
