@@ -428,4 +428,4 @@ def test_latency_report_replaces_only_its_own_files(tmp_path):
     assert (out / "notes.md").read_bytes() == b"my own latency notes\n"
     owned = json.loads((out / MANIFEST).read_text())["files"]
     assert "latency.md" in owned and "notes.md" not in owned
-    assert "litehrnet_18" in (out / "latency.md").read_text()
+    assert "| lite18 |" in (out / "latency.md").read_text()  # the timed row
