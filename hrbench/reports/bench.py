@@ -117,6 +117,7 @@ def run_bench(out_dir: str | Path = "reports/bench", device: str = "cpu", batch:
     machine = f"{platform.machine()} {platform.processor() or ''}".strip()
     devname = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU ({machine}, " \
         f"{torch.get_num_threads()} threads)"
+    stack = software_stack(dev)
     md = "\n".join([f"# Latency on this machine ({devname})", "",
                     "Machine-dependent (`make bench`); not part of `make tables`. Median of repeated forward "
                     f"passes after warm-up, eval mode, no autograd, input {inp}, K=17. Launches, MB moved "
@@ -125,7 +126,8 @@ def run_bench(out_dir: str | Path = "reports/bench", device: str = "cpu", batch:
                     "around each model's timing (`/proc/stat`); BUSY from "
                     f"{BUSY_SHARE:.0%}: such figures are inflated, compare them as ratios.", "",
                     "Counted with " + ", ".join(f"{k} {v}" for k, v in stamp(hw, 17, "true MACs").items()) + ".",
-                    "", markdown_table(header, body), "![AP vs latency](ap-vs-latency.png)", "",
+                    "", "Every row ran on: " + ", ".join(f"{k} {v}" for k, v in stack.items()) + ".", "",
+                    markdown_table(header, body), "![AP vs latency](ap-vs-latency.png)", "",
                     "![latency vs MACs vs bytes](latency-vs-macs-bytes.png)", ""])
     with staging(out) as stage:  # replaces only what hrbench wrote (hrbench.manifest)
         write_text(stage / "latency.md", md)
@@ -133,8 +135,8 @@ def run_bench(out_dir: str | Path = "reports/bench", device: str = "cpu", batch:
         _plot(rows, stage)
         _plot_traffic(rows, stage)
         notes = commit(stage, out)
-    return {"device": devname, "rows": rows, "markdown": str(out / "latency.md"), "stack": software_stack(dev),
-            "notes": notes}
+    return {"device": devname, "rows": [{**r, "stack": stack} for r in rows], "markdown": str(out / "latency.md"),
+            "stack": stack, "notes": notes}
 
 
 def _plot(rows: list[dict[str, Any]], out: Path) -> None:
