@@ -429,3 +429,13 @@ def test_latency_report_replaces_only_its_own_files(tmp_path):
     owned = json.loads((out / MANIFEST).read_text())["files"]
     assert "latency.md" in owned and "notes.md" not in owned
     assert "| lite18 |" in (out / "latency.md").read_text()  # the timed row
+
+
+def test_json_on_stdout_is_strict(capsys):
+    """``--json`` output holds no NaN / Infinity tokens (not JSON): they print as null."""
+    from hrbench.cli.options import print_json
+
+    print_json({"AP": float("nan"), "rows": [1.5, float("inf"), {"x": -float("inf")}], "n": 3})
+    text = capsys.readouterr().out
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {"AP": None, "rows": [1.5, None, {"x": None}], "n": 3}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import re
 import sys
@@ -244,9 +245,21 @@ def make_console(stderr: bool = False) -> Console:
     return Console(stderr=stderr) if width is None else Console(stderr=stderr, width=width)
 
 
+def _strict(obj: Any) -> Any:
+    """``obj`` with every NaN / infinity as None (JSON has neither; null is "no number")."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _strict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_strict(v) for v in obj]
+    return obj
+
+
 def print_json(obj: Any) -> None:
-    """``--json`` output: ``obj`` as indented JSON on stdout (non-JSON values as strings)."""
-    print(json.dumps(obj, indent=1, default=str))
+    """``--json`` output: ``obj`` as indented, strict JSON on stdout (non-JSON values as strings, NaN and
+    infinity as null)."""
+    print(json.dumps(_strict(obj), indent=1, default=str, allow_nan=False))
 
 
 def show(result: Any, as_json: bool, render: Callable[[Console, Any], None]) -> None:
