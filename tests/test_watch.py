@@ -59,8 +59,10 @@ def runs(tmp_path_factory):
     data, reg = root / "data", root / "runs"
     assert main(["data", "synth", "--dataset", "coco", "--out", str(data), "--train", "8", "--val", "3", "-q"]) == 0
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    err_path = root / "c.stderr"  # a file, not a pipe: a pipe left unread fills up and blocks the child
+    err_file = open(err_path, "w")  # noqa: SIM115 (closed below)
     proc = subprocess.Popen([sys.executable, "-m", "hrbench", *_cli(data, reg, "c", "--epochs", "500")], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=err_file, text=True)
     train(ARCH, data, out=reg, name="a", validate_first=True, log_interval=2, **COMMON)
     assert main(_cli(data, reg, "b", "--epochs", "1", "--validate-first", "--no-tensorboard")) == 0
     train(ARCH, data, out=reg, name="d", **{**COMMON, "epochs": 3}, stop_after=1)
@@ -70,14 +72,15 @@ def runs(tmp_path_factory):
         train(ARCH, data, out=reg, name="d", resume=True, **{**COMMON, "epochs": None})
     deadline = time.time() + 240
     while not (reg / "c" / "summary.json").exists():  # the first epoch is checkpointed
-        assert proc.poll() is None and time.time() < deadline, proc.stderr.read()
+        assert proc.poll() is None and time.time() < deadline, err_path.read_text()
         time.sleep(0.2)
     from hrbench.reports.run_table import run_row
 
     live_state = run_row(reg / "c").state
     proc.send_signal(signal.SIGINT)
     code = proc.wait(timeout=120)
-    return {"data": data, "reg": reg, "c_code": code, "c_err": proc.stderr.read(), "c_live_state": live_state}
+    err_file.close()
+    return {"data": data, "reg": reg, "c_code": code, "c_err": err_path.read_text(), "c_live_state": live_state}
 
 
 # ------------------------------------------------------------------------------------------- TensorBoard
