@@ -61,8 +61,11 @@ def runs(tmp_path_factory):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     err_path = root / "c.stderr"  # a file, not a pipe: a pipe left unread fills up and blocks the child
     err_file = open(err_path, "w")  # noqa: SIM115 (closed below)
+    # SIGINT back to its default in the child: a job started in the background of a non-interactive shell
+    # inherits SIGINT ignored, and Python then installs no KeyboardInterrupt handler
     proc = subprocess.Popen([sys.executable, "-m", "hrbench", *_cli(data, reg, "c", "--epochs", "500")], env=env,
-                            stdout=subprocess.DEVNULL, stderr=err_file, text=True)
+                            stdout=subprocess.DEVNULL, stderr=err_file, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     train(ARCH, data, out=reg, name="a", validate_first=True, log_interval=2, **COMMON)
     assert main(_cli(data, reg, "b", "--epochs", "1", "--validate-first", "--no-tensorboard")) == 0
     train(ARCH, data, out=reg, name="d", **{**COMMON, "epochs": 3}, stop_after=1)
