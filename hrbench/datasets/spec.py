@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hrbench.errors import ConfigError, DataError
+from hrbench.plugins import Registry
 
 #: The dataset a command uses when none is given (and a checkpoint does not say).
 DEFAULT_DATASET = "coco"
@@ -67,8 +68,9 @@ Builder = Callable[..., Any]
 Evaluator = Callable[..., dict]
 
 _DATASETS: dict[str, DatasetSpec] = {}
-_BUILDERS: dict[str, Builder] = {}
-_EVALUATORS: dict[str, Evaluator] = {}
+#: Readers per annotation layout and scorers, filled by the modules that define them (``data``, ``evaluation``).
+_BUILDERS: Registry[Builder] = Registry("builder for annotations")
+_EVALUATORS: Registry[Evaluator] = Registry("evaluator")
 
 
 def register_dataset(spec: DatasetSpec) -> DatasetSpec:
@@ -106,29 +108,23 @@ def dataset_of(keypoints: int | None) -> str | None:
 
 def register_builder(annotations: str, builder: Builder) -> Builder:
     """Register the reader of the ``annotations`` layout (called by the module that defines it)."""
-    if annotations in _BUILDERS:
-        raise ValueError(f"builder for {annotations!r} annotations registered twice")
-    _BUILDERS[annotations] = builder
-    return builder
+    return _BUILDERS.add(annotations, builder)
 
 
 def get_builder(spec: DatasetSpec) -> Builder:
     """The builder of ``spec``'s annotation layout; DataError when none is registered."""
     if spec.annotations not in _BUILDERS:
         raise DataError(f"dataset {spec.name!r}: no reader registered for {spec.annotations!r} annotations")
-    return _BUILDERS[spec.annotations]
+    return _BUILDERS.get(spec.annotations)
 
 
 def register_evaluator(key: str, evaluator: Evaluator) -> Evaluator:
     """Register an evaluator under ``key`` (called by the module that defines it)."""
-    if key in _EVALUATORS:
-        raise ValueError(f"evaluator {key!r} registered twice")
-    _EVALUATORS[key] = evaluator
-    return evaluator
+    return _EVALUATORS.add(key, evaluator)
 
 
 def get_evaluator(spec: DatasetSpec) -> Evaluator:
     """The evaluator of ``spec``; DataError when none is registered."""
     if spec.evaluator not in _EVALUATORS:
         raise DataError(f"dataset {spec.name!r}: no evaluator registered as {spec.evaluator!r}")
-    return _EVALUATORS[spec.evaluator]
+    return _EVALUATORS.get(spec.evaluator)
