@@ -73,11 +73,19 @@ def tables_cmd(
 
 
 def _bench_report(out: Path, device: str, as_json: bool) -> None:
-    """``--bench``: every model timed on this machine (:func:`hrbench.reports.bench.run_bench`)."""
+    """``--bench``: every model timed on this machine (:func:`hrbench.reports.bench.run_bench`), and on
+    CPU the deployment comparison (:func:`hrbench.reports.deploy.run_deploy`)."""
     from hrbench.reports.bench import run_bench
+    from hrbench.reports.deploy import run_deploy
 
-    result = run_bench(out / "bench", device=device, console=make_console(stderr=True))
+    err = make_console(stderr=True)
+    result = run_bench(out / "bench", device=device, console=err)
+    if result["device"].startswith("CPU"):
+        result["deploy"] = run_deploy(out / "bench", console=err)
     if as_json:
         return print_json(result)
     make_console().print(f"latency report: {result['markdown']} ({len(result['rows'])} models, "
                          f"device {result['device']})")
+    if "deploy" in result:
+        make_console().print(f"deployment comparison: {result['deploy']['markdown']} "
+                             f"({len(result['deploy']['rows'])} models, eager and ort, 1 thread)")
