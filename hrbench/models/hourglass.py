@@ -140,6 +140,8 @@ class StackedHourglass(Backbone):
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         if len(self.scores) != self.cfg.num_stacks - 1:
             raise RuntimeError("StackedHourglass.bind_keypoints(K) was not called (the pose model calls it)")
+        if not (torch.jit.is_tracing() or torch.jit.is_scripting()):
+            self.check_input_size(int(x.shape[-2]), int(x.shape[-1]))
         x = self.stem(x)
         predictions = []
         for i in range(self.cfg.num_stacks):
@@ -152,6 +154,7 @@ class StackedHourglass(Backbone):
         raise AssertionError("unreachable")
 
     def walk(self, w, x):
+        self.check_input_size(x[-2], x[-1])
         x = w(self.stem, x)
         for i in range(self.cfg.num_stacks):
             y = w(self.lins[i], w(self.residuals[i], w(self.hourglasses[i], x)))
