@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from hrbench.codecs.base import Decoded, register_codec
-from hrbench.codecs.heatmap import MSRAHeatmap, joints_mse_loss
+from hrbench.codecs.heatmap import MSRAHeatmap
 
 
 def final_stack(output: Any) -> Any:
@@ -39,6 +39,6 @@ class StackedHeatmap(MSRAHeatmap):
         return super().merge_flip(final_stack(output), final_stack(flipped_output), flip_pairs)
 
     def loss(self, output: Any, *targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-        target, weight = targets
         stacks = output if isinstance(output, (tuple, list)) else (output,)
-        return sum(joints_mse_loss(s.float(), target, weight, reduction) for s in stacks)
+        one = super().loss  # the MSRA JointsMSELoss of one stack
+        return sum(one(s, *targets, reduction=reduction) for s in stacks)

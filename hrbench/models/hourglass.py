@@ -180,9 +180,12 @@ class HourglassConfig(ModelConfig):
 
     def validate(self) -> None:
         for name in ("num_stacks", "num_features", "num_blocks"):
-            require(is_positive_int(getattr(self, name)), name, f"must be a positive integer, got {getattr(self, name)!r}")
-        require(is_positive_int(self.depth) and self.depth <= 6, "depth", f"must be an integer in [1, 6], got {self.depth!r}")
-        require(self.num_features % 2 == 0, "num_features", f"must be even (the residuals halve it), got {self.num_features}")
+            value = getattr(self, name)
+            require(is_positive_int(value), name, f"must be a positive integer, got {value!r}")
+        require(is_positive_int(self.depth) and self.depth <= 6, "depth",
+                f"must be an integer in [1, 6], got {self.depth!r}")
+        require(self.num_features % 2 == 0, "num_features",
+                f"must be even (the residuals halve it), got {self.num_features}")
         require(self.stem in STEMS, "stem", f"must be one of {', '.join(STEMS)}, got {self.stem!r}")
         require(isinstance(self.bias, bool), "bias", f"must be true or false, got {self.bias!r}")
 
