@@ -15,9 +15,11 @@ from hrbench.registry import Recipe, register_model
 def hourglass_recipe(dataset: str, input_hw: tuple[int, int]) -> Recipe:
     """mmpose 0.x's only hourglass recipe (``configs/top_down/hourglass/coco/hourglass52_coco_256x256.py``):
     Adam lr 5e-4, linear warm-up over 500 iterations from 0.001 x lr, x0.1 at epochs 170 and 200, 210
-    epochs, 32 samples per GPU on 8 GPUs. Newell's own RMSprop (lr 2.5e-4, alpha 0.99, batch 6, ``opts.lua``)
-    is not used: hrbench's trainer has Adam only, and the published 66.9 AP is a COCO 256x192 figure from a
-    re-implementation (CPN paper's comparison), not Newell's MPII training."""
+    epochs, ``samples_per_gpu=32`` (on mmpose's usual 8 GPUs; the config names no GPU count), JointsMSELoss
+    with target weights; its augmentation (rotation 40, scale 0.5, half-body 0.3) is not part of a Recipe.
+    Newell's own RMSprop (lr 2.5e-4, alpha 0.99, batch 6, ``opts.lua``) is not used: hrbench's trainer
+    has Adam only, and the published 66.9 AP is a COCO 256x192 figure of a re-implementation (the CPN
+    paper's comparison, inferred), not of Newell's MPII training."""
     return Recipe("hourglass", "mmpose 0.x top_down hourglass52_coco_256x256", 210, 32, 8, 5e-4)
 
 
