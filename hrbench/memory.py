@@ -63,16 +63,18 @@ def probe_size(input_hw: tuple[int, int], multiple: int = 32) -> tuple[int, int]
 
 
 def _probe_multiple(model: nn.Module) -> int:
-    """The smallest of 32, 64, ... that ``model.check_input_size`` accepts as both sides (32 without one)."""
+    """The first of 32, 64, ..., 512 that ``model.check_input_size`` accepts as both sides; 32 for a model
+    without the check or one that takes none of them (its own forward then names the problem)."""
     check = getattr(model, "check_input_size", None)
-    multiple = 32
-    while check is not None and multiple < 1024:
+    for multiple in (32, 64, 128, 256, 512):
+        if check is None:
+            break
         try:
             check(multiple, multiple)
-            break
         except HrbenchError:
-            multiple *= 2
-    return multiple
+            continue
+        return multiple
+    return 32
 
 
 def _saved_bytes(model: nn.Module, x: torch.Tensor) -> int:

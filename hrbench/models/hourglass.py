@@ -144,14 +144,17 @@ class StackedHourglass(Backbone):
             self.check_input_size(int(x.shape[-2]), int(x.shape[-1]))
         x = self.stem(x)
         predictions = []
-        for i in range(self.cfg.num_stacks):
-            y = self.lins[i](self.residuals[i](self.hourglasses[i](x)))
-            if i == self.cfg.num_stacks - 1:
-                return (*predictions, y) if self.training else y
+        for i in range(self.cfg.num_stacks - 1):
+            y = self._stack(i, x)
             score = self.scores[i](y)
             predictions.append(score)
             x = x + self.remap_features[i](y) + self.remap_scores[i](score)
-        raise AssertionError("unreachable")
+        y = self._stack(self.cfg.num_stacks - 1, x)
+        return (*predictions, y) if self.training else y
+
+    def _stack(self, i: int, x: torch.Tensor) -> torch.Tensor:
+        """Stack ``i`` up to its features: hourglass, residuals, lin."""
+        return self.lins[i](self.residuals[i](self.hourglasses[i](x)))
 
     def walk(self, w, x):
         self.check_input_size(x[-2], x[-1])
