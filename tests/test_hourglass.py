@@ -93,6 +93,17 @@ def hand(layers: Iterator[Layer]) -> dict[str, int]:
     return {"params": p, "summary": summary, "torchstat": torchstat, "macs": summary}
 
 
+def elements(layers: Iterator[Layer]) -> dict[str, int]:
+    """Output elements of the BN, ReLU, max-pool and upsampling layers, and conv bias positions."""
+    out = {"bn": 0, "relu": 0, "pool": 0, "upsample": 0, "bias": 0}
+    for layer in layers:
+        if layer[0] == "conv":
+            out["bias"] += layer[2] * layer[4] * layer[5] if layer[6] else 0
+        else:
+            out[layer[0]] += layer[1] * layer[2] * layer[3]
+    return out
+
+
 def n_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -107,8 +118,15 @@ def test_hand_counts_equal_every_engine_at_256x192():
     assert f"{want['summary'] / G:.3f}" == "19.178" and f"{want['torchstat'] / G:.3f}" == "19.384"
     from hrbench.complexity.measure import measure
 
-    r = measure("hg8", (256, 192), 17, engines=("paper", "macs"))
+    r = measure("hg8", (256, 192), 17, engines=("paper", "macs", "fvcore", "ptflops"))
     assert r.counts["paper"] == r.counts["macs"] == want["macs"]  # no deconvolution: summary == true MACs
+    # fvcore: + BN 2 per element + nearest upsampling 1 per output element; ptflops: + BN, conv bias, and
+    # max-pool (1 per input element), ReLU and upsampling each counted twice (module hook + patched function)
+    el = elements(network((256, 192), 17))
+    assert r.counts["fvcore"] == want["macs"] + 2 * el["bn"] + el["upsample"]
+    assert r.counts["ptflops"] == want["macs"] + 2 * el["bn"] + el["bias"] + 2 * (4 * el["pool"] + el["relu"] +
+                                                                                   el["upsample"])
+    assert (f"{r.counts['fvcore'] / 1e9:.3f}", f"{r.counts['ptflops'] / 1e9:.3f}") == ("20.698", "20.889")
 
 
 def test_hooks_equal_walk_and_hand_on_a_small_config():
