@@ -2,7 +2,8 @@
 network's training output is one heatmap tensor per stack, each compared with the same targets.
 
 * Loss: the *sum* over stacks of ``JointsMSELoss`` (the official training applies one MSE criterion per
-  stack output with weight 1, Torch's ``ParallelCriterion``; ``bearpaw/pytorch-pose`` adds them the same way).
+  stack output with weight 1, Torch's ``ParallelCriterion`` in ``pose-hg-train`` ``src/util/pose.lua``;
+  ``bearpaw/pytorch-pose`` adds them the same way).
 * Everything else (targets, decoding, flip test) is :class:`~hrbench.codecs.heatmap.MSRAHeatmap`'s, on the
   last stack's heatmaps: an evaluation model returns only those, and a tuple given anyway is read by its last.
 """
