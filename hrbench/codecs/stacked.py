@@ -6,6 +6,7 @@ network's training output is one heatmap tensor per stack, each compared with th
   ``bearpaw/pytorch-pose`` adds them the same way).
 * Everything else (targets, decoding, flip test) is :class:`~hrbench.codecs.heatmap.MSRAHeatmap`'s, on the
   last stack's heatmaps: an evaluation model returns only those, and a tuple given anyway is read by its last.
+  So the validation loss (evaluation mode) is the last stack's term alone, while the training loss sums all S.
 """
 
 from __future__ import annotations
