@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from hrbench.errors import ConfigError
+from hrbench.errors import ConfigError, HrbenchError
 
 #: The probe input is scaled down to about this many pixels (sides multiples of 32).
 PROBE_PIXELS = 128 * 128
@@ -48,17 +48,33 @@ class StepMemory:
         return self.activations + self.weights + self.data
 
 
-def probe_size(input_hw: tuple[int, int]) -> tuple[int, int]:
+def probe_size(input_hw: tuple[int, int], multiple: int = 32) -> tuple[int, int]:
     """The probe input: ``input_hw`` halved while it has more than :data:`PROBE_PIXELS` pixels and both
-    halves stay multiples of 32 (every net here takes those; the aspect is kept exactly); still over
-    4 x :data:`PROBE_PIXELS`: scaled to about :data:`PROBE_PIXELS`, sides rounded to multiples of 32."""
+    halves stay multiples of ``multiple`` (32: every net here takes those but the stacked hourglass, 64;
+    the aspect is kept exactly); still over 4 x :data:`PROBE_PIXELS`: scaled to about :data:`PROBE_PIXELS`,
+    sides rounded to multiples of ``multiple``."""
     h, w = input_hw
-    while h * w > PROBE_PIXELS and h % 64 == 0 and w % 64 == 0:
+    while h * w > PROBE_PIXELS and h % (2 * multiple) == 0 and w % (2 * multiple) == 0:
         h, w = h // 2, w // 2
     if h * w <= 4 * PROBE_PIXELS:
         return h, w
     f = math.sqrt(h * w / PROBE_PIXELS)
-    return max(32, round(h / f / 32) * 32), max(32, round(w / f / 32) * 32)
+    return max(multiple, round(h / f / multiple) * multiple), max(multiple, round(w / f / multiple) * multiple)
+
+
+def _probe_multiple(model: nn.Module) -> int:
+    """The first of 32, 64, ..., 512 that ``model.check_input_size`` accepts as both sides; 32 for a model
+    without the check or one that takes none of them (its own forward then names the problem)."""
+    check = getattr(model, "check_input_size", None)
+    for multiple in (32, 64, 128, 256, 512):
+        if check is None:
+            break
+        try:
+            check(multiple, multiple)
+        except HrbenchError:
+            continue
+        return multiple
+    return 32
 
 
 def _saved_bytes(model: nn.Module, x: torch.Tensor) -> int:
@@ -100,7 +116,7 @@ def estimate_step(model: nn.Module, input_hw: tuple[int, int], batch: int, *, tr
                   keypoints: int = 17, workers: int = 0) -> StepMemory:
     """:class:`StepMemory` of one step of ``model`` at ``input_hw`` x ``batch`` (module docstring). The
     probe runs on a copy on the CPU, so the model (its BN statistics, its device) is left as it was."""
-    probe = probe_size(input_hw)
+    probe = probe_size(input_hw, _probe_multiple(model))
     net = copy.deepcopy(model).cpu().train(train)
     x = torch.zeros(2, 3, *probe, requires_grad=False)
     per_sample = (_saved_bytes(net, x) if train else _largest_call_bytes(net, x)) / 2

@@ -66,6 +66,11 @@ FIGURES: dict[str, list[tuple[str, str, str | None, dict, tuple]]] = {
     "shufflenetv2_1x": [("7,550,965", "params", None, {}, COCO), ("7,550,708", "params", None, {}, MPII),
                         ("1.277", "gflops", None, {}, COCO), ("2.874", "gflops", None, {}, COCO_L),
                         ("1.702", "gflops", None, {}, MPII)],
+    "hourglass_8": [("25,437,960", "params", None, {}, COCO), ("25,434,112", "params", None, {}, MPII),
+                    ("19.178", "gflops", None, {}, COCO), ("25.556", "gflops", None, {}, MPII),
+                    ("25,598,472", "params", None, {"stem": "bearpaw"}, COCO),
+                    ("19.635", "gflops", None, {"stem": "bearpaw"}, COCO),
+                    ("25,379,144", "params", None, {"bias": False}, COCO)],
     "dpn2_hrnet": [("29.464M / 7.784", "M/G", None, {}, COCO),
                    ("29.459M / 7.781", "M/G", None, {"conv2": "conv3x3", "variant": "literal"}, COCO)],
 }

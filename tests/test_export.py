@@ -44,7 +44,7 @@ def ort_run(path, x: torch.Tensor) -> np.ndarray:
 
 
 @pytest.mark.parametrize("arch, batch", [("lite18", 1), ("naive18", 1), ("dite18", 2), ("small_hrnet_w16", 1),
-                                         ("dpn4_32", 1), ("mobilenetv2_1x", 1)])
+                                         ("dpn4_32", 1), ("mobilenetv2_1x", 1), ("hg8", 1)])
 def test_every_family_exports_with_ort_parity(arch, batch, tmp_path):
     model = realistic(create_model(arch, num_keypoints=17))
     path = tmp_path / f"{arch}.onnx"

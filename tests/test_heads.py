@@ -27,6 +27,7 @@ from hrbench.factory import create_model
 from hrbench.models.backbone import Backbone
 from hrbench.models.heads import DeconvHead, Head, HeatmapHead, build_head, register_head
 from hrbench.models.heads import base as head_mod
+from hrbench.models.heads.stacked import StackedHeatmapHead
 from hrbench.models.pose import PoseModel, codec_of
 from hrbench.registry import SPEC_PACKAGE, create_config, get_entry, list_models
 
@@ -178,8 +179,9 @@ def test_every_registered_family_satisfies_the_backbone_contract():
         walker = Walker(model, get_convention("torchstat"))
         assert walker(bb, (1, 3, 256, 192)) == (1, bb.out_channels, 256 // bb.out_stride, 192 // bb.out_stride), name
         assert walker(model, (1, 3, 256, 192)) == (1, 17, 64, 48), name  # the head reaches the codec's 1/4
-        assert isinstance(model.head, (HeatmapHead, DeconvHead)) and isinstance(model.codec, MSRAHeatmap), name
-        assert model.codec == MSRAHeatmap(sigma=2.0, stride=4, flip_shift=True)
+        assert isinstance(model.head, (HeatmapHead, DeconvHead, StackedHeatmapHead)), name
+        assert isinstance(model.codec, MSRAHeatmap), name  # the stacked hourglass's: a subclass (loss over stacks)
+        assert (model.codec.sigma, model.codec.stride, model.codec.flip_shift) == (2.0, 4, True), name
     with pytest.raises(HrbenchError, match="multiples of 32"):  # Lite-HRNet-18: 4 x 2^3
         create_model("lite18").check_input_size(256, 200)
 

@@ -8,6 +8,9 @@ registered family's backbone provides to the pose model, the engine and the coun
 * ``forward(x)``: (N, 3, H, W) -> (N, out_channels, H/out_stride, W/out_stride), the highest-resolution features;
 * ``check_input_size(h, w)``: a one-line :class:`~hrbench.errors.HrbenchError` for an input the
   network cannot take (default: every size is accepted);
+* ``bind_keypoints(k)``: called by the pose model with K before the head is built, for a backbone
+  whose layers depend on K (the stacked hourglass's intermediate predictions; default: nothing). Such a
+  backbone may return, in training mode only, a tuple ending in the features, which its head reads;
 * ``walk(w, x)``: the closed-form counter's traversal (:mod:`hrbench.complexity.walker`), mirroring
   ``forward`` on shapes; every subclass must define it (checked when the class is created).
 
@@ -35,3 +38,6 @@ class Backbone(nn.Module):
 
     def check_input_size(self, h: int, w: int) -> None:
         """Raise a one-line HrbenchError unless the network can take an (h, w) input (here: any)."""
+
+    def bind_keypoints(self, num_keypoints: int) -> None:
+        """Build the layers that depend on the keypoint count K (here: none)."""

@@ -33,6 +33,8 @@ class PoseModel(nn.Module):
         channels = getattr(backbone, "out_channels", None)  # the contract's one check of a foreign module
         if not isinstance(channels, int):
             raise ConfigError(f"backbone {type(backbone).__name__} has no integer out_channels (the backbone contract)")
+        if isinstance(backbone, Backbone):
+            backbone.bind_keypoints(num_keypoints)
         self.backbone = backbone
         self.head = head if isinstance(head, Head) else build_head(head, channels, num_keypoints, **head_options)
         self.num_keypoints = num_keypoints
