@@ -66,6 +66,7 @@ FIGURES: dict[str, list[tuple[str, str, str | None, dict, tuple]]] = {
     "shufflenetv2_1x": [("7,550,965", "params", None, {}, COCO), ("7,550,708", "params", None, {}, MPII),
                         ("1.277", "gflops", None, {}, COCO), ("2.874", "gflops", None, {}, COCO_L),
                         ("1.702", "gflops", None, {}, MPII)],
+    "cpn_r50": [("27,009,770", "params", None, {}, COCO), ("6.336", "gflops", None, {}, COCO)],
     "dpn2_hrnet": [("29.464M / 7.784", "M/G", None, {}, COCO),
                    ("29.459M / 7.781", "M/G", None, {"conv2": "conv3x3", "variant": "literal"}, COCO)],
 }

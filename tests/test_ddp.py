@@ -26,11 +26,11 @@ from hrbench.data.synth import generate
 from hrbench.engine import TrainOptions, evaluate_checkpoint, read_metrics, resolve_config
 from hrbench.engine.api import build_split
 from hrbench.engine.recipes import lr_at
-from hrbench.engine.trainer import Trainer, joints_mse_loss
+from hrbench.engine.trainer import Trainer
 from hrbench.factory import create_model
 
 MATRIX = ("lite18", "naive18", "dite18", "litehrnet_18_acm_dsc", "small_hrnet_w16", "dpn4_32", "sbl_r50",
-          "mobilenetv2_1x", "shufflenetv2_1x")
+          "mobilenetv2_1x", "shufflenetv2_1x", "cpn_r50")
 HW, PER_RANK, LR = (64, 64), 2, 1e-3
 
 WORKER = f'''
@@ -99,18 +99,18 @@ def _ddp_reference(arch: str, coco) -> tuple[list[float], float, dict[str, torch
     for batch in tr.loader:
         for group in tr.optimizer.param_groups:
             group["lr"] = lr_at(tr.tcfg, 0, tr.iteration)
-        img, tgt, tw = tr._to(batch)
+        img, *targets = tr._to(batch)
         tr.optimizer.zero_grad(set_to_none=True)
         buffers = {k: v.clone() for k, v in tr.raw_model.named_buffers()}
         if whole is None:  # what one process with BatchNorm over all 4 samples would log: DDP must differ
             with torch.no_grad():
-                whole = joints_mse_loss(tr.model(img), tgt, tw).item()
+                whole = tr.codec.loss(tr.model(img), *targets).item()
         step = []
         for rank in (1, 0):  # rank 0 last: its buffer updates are the ones DDP keeps
             with torch.no_grad():
                 for k, v in tr.raw_model.named_buffers():
                     v.copy_(buffers[k])
-            loss = joints_mse_loss(tr.model(img[rank::2]), tgt[rank::2], tw[rank::2])
+            loss = tr.codec.loss(tr.model(img[rank::2]), *(t[rank::2] for t in targets))
             (loss / 2).backward()  # DDP averages the ranks' gradients
             step.append(loss.item())
         tr.optimizer.step()
