@@ -176,6 +176,7 @@ def test_targets_by_hand_at_a_known_joint():
     vis = np.array([1, 1, 1, 1])
     t = codec.encode(joints, vis, (64, 48))
     assert set(t) == {"target_k15", "target_k11", "target_k9", "target_k7", "target_weight"}
+    assert codec.target_keys == (*(f"target_k{k}" for k in KERNELS), "target_weight") and KERNELS == (15, 11, 9, 7)
     assert t["target_k7"].shape == (4, 16, 12) and t["target_k7"].dtype == np.float32
     assert t["target_weight"][:, 0].tolist() == [1, 1, 1, 0]  # x = 50 lies outside the 48-pixel crop
     k7 = t["target_k7"][0]

@@ -91,7 +91,9 @@ def _ddp_reference(arch: str, coco) -> tuple[list[float], float, dict[str, torch
     torch.set_num_threads(1)  # as the 2 processes (threads=1): the same kernels' summation order
     S.seed_everything(cfg.seed)  # as the engine does before building the model
     model = create_model(arch, num_keypoints=17)
-    tr = Trainer(model, build_split("coco", coco, "train", HW, train=True), None, cfg, None, torch.device("cpu"))
+    train_set = build_split("coco", coco, "train", HW, train=True)
+    train_set.codec = model.codec  # targets as the model's head reads them (as the engine sets them)
+    tr = Trainer(model, train_set, None, cfg, None, torch.device("cpu"))
     tr.model.train()
     tr.sampler.set_epoch(0)
     tr.train_view.set_epoch(0)

@@ -64,7 +64,8 @@ class CPNConfig(ModelConfig):
         require(self.depth in DEPTHS, "depth", f"must be one of {', '.join(map(str, DEPTHS))}, got {self.depth!r}")
         require(is_positive_int(self.channels), "channels", f"must be a positive integer, got {self.channels!r}")
         require(is_positive_int(self.bottleneck) and 2 * self.bottleneck == self.channels, "bottleneck",
-                f"must be half of channels ({self.channels}) as tf-slim's bottleneck(256, 128), got {self.bottleneck!r}")
+                f"must be half of channels ({self.channels}), as tf-slim's bottleneck(256, 128); "
+                f"got {self.bottleneck!r}")
 
     def pyramid_channels(self) -> tuple[int, ...]:
         block, _ = DEPTHS[self.depth]
