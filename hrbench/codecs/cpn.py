@@ -162,15 +162,15 @@ class CPNHeatmap(Codec):
     def encode(self, joints: np.ndarray, vis: np.ndarray, input_hw: tuple[int, int]) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
         for k in KERNELS:
-            out[f"target_k{k}"], out["target_weight"] = cpn_targets(joints, vis, input_hw, k, self.stride)
-        return out
+            out[f"target_k{k}"], weight = cpn_targets(joints, vis, input_hw, k, self.stride)
+        return {**out, "target_weight": weight}
 
     def encode_batch(self, joints: torch.Tensor, vis: torch.Tensor,
                      input_hw: tuple[int, int]) -> dict[str, torch.Tensor]:
         out: dict[str, torch.Tensor] = {}
         for k in KERNELS:
-            out[f"target_k{k}"], out["target_weight"] = cpn_targets_batch(joints, vis, input_hw, k, self.stride)
-        return out
+            out[f"target_k{k}"], weight = cpn_targets_batch(joints, vis, input_hw, k, self.stride)
+        return {**out, "target_weight": weight}
 
     def decode(self, output: Any, post_process: str = "default") -> Decoded:
         """Peaks of the RefineNet heatmaps (N, K, H, W) in heatmap pixels, frame (W, H)."""

@@ -108,15 +108,17 @@ class RefineNet(nn.Module):
 
 @register_head("cpn")
 class CPNHead(Head):
-    """GlobalNet + RefineNet on a ResNet's C2..C5 (the backbone returns them as a tuple, C5 last);
-    ``in_channels`` is C5's width, ``pyramid_channels`` the four levels' widths (C2..C5)."""
+    """GlobalNet + RefineNet on a ResNet's C2..C5 (the backbone returns them as a tuple, finest first,
+    C5 last); ``in_channels`` is C5's width, ``pyramid_channels`` the levels' widths (C2..C5). A
+    backbone giving one map (a tensor) is a pyramid of one level (the default ``pyramid_channels``)."""
 
     codec_name = "cpn"
 
     def __init__(self, in_channels: int, num_keypoints: int, codec: Codec | str | None = None,
-                 pyramid_channels: tuple[int, ...] = (256, 512, 1024, 2048), channels: int = 256,
+                 pyramid_channels: tuple[int, ...] | None = None, channels: int = 256,
                  bottleneck: int = 128) -> None:
         super().__init__(in_channels, num_keypoints, codec)
+        pyramid_channels = (in_channels,) if pyramid_channels is None else tuple(pyramid_channels)
         if not pyramid_channels or pyramid_channels[-1] != in_channels:
             raise ConfigError(f"CPN head: the last pyramid width {tuple(pyramid_channels)} must be the backbone's "
                               f"C5 width {in_channels}")
@@ -129,8 +131,8 @@ class CPNHead(Head):
                 if isinstance(conv, nn.Conv2d):
                     nn.init.xavier_uniform_(conv.weight)
 
-    def forward(self, feats: tuple[torch.Tensor, ...]) -> torch.Tensor | tuple[torch.Tensor, ...]:
-        fms = self.global_net(feats)
+    def forward(self, feats: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        fms = self.global_net((feats,) if isinstance(feats, torch.Tensor) else feats)
         refine = self.refine_net(fms)
         if not self.training:
             return refine
@@ -138,4 +140,5 @@ class CPNHead(Head):
 
     def walk(self, w, feats):
         """The eval forward (what every counter counts): GlobalNet features, RefineNet."""
+        feats = (feats,) if isinstance(feats[0], int) else feats  # one shape: a one-level pyramid
         return w(self.refine_net, self.global_net.walk(w, feats))
