@@ -38,9 +38,10 @@ def _card(text: str) -> str:
 CPN ResNet-50, 256x192 (official tf-cpn COCO.res50.256x192.CPN): ResNet-50 C2..C5; GlobalNet (per level 1x1
 lateral 256 + BN + ReLU, bilinear upsampling + 1x1 conv 256 with bias, add; a 1x1 256 + BN + ReLU, 3x3 conv to K
 + BN prediction per level, training only); RefineNet (i bottlenecks 256-128-256 with identity shortcut on level
-i, resized to 1/4, concatenated, a bottleneck 1024-128-256 with projection, 3x3 conv to K + BN). Targets: one
-255-peak map set per Gaussian kernel 15/11/9/7 (GlobalNet C2..C5, RefineNet the 7), L2 loss on GlobalNet,
-online hard keypoint mining (top 8 of K) on RefineNet; flip test without shift. 27,009,770 params (K=17):
+i, resized to 1/4, concatenated, a bottleneck 1024-128-256 with projection, 3x3 conv to K + BN). Targets: tf-cpn's
+255-peak maps, one set per Gaussian kernel 15/11/9/7 (GlobalNet C2..C5, RefineNet the 7), in units of the
+peak (the output is the official one / 255, the loss x 255^2: official values and gradients), L2 loss on
+GlobalNet, online hard keypoint mining (top 8 of K) on RefineNet; flip test without shift. 27,009,770 params (K=17):
 the published 27.0M (the PyTorch port GengDavid/pytorch-cpn, with a projection on every RefineNet bottleneck
 and BN instead of the merge bias, has 27.4M). "GFLOPs" are HRNet's get_model_summary count (conv and linear
 weight x output positions, / 2^30; the HRNet paper's table the three papers copy): 6.336 GFLOPs at 256x192

@@ -170,7 +170,7 @@ def test_kernels_are_opencvs():
 
 
 def test_targets_by_hand_at_a_known_joint():
-    """Joint (21.3, 30.9) in a 64x48 crop -> peak pixel (5, 7) of the 12x16 map, 255 there."""
+    """Joint (21.3, 30.9) in a 64x48 crop -> peak pixel (5, 7) of the 12x16 map, 255 there (1 in its units)."""
     codec = build_codec("cpn")
     joints = np.array([[21.3, 30.9], [1.0, 30.9], [47.0, 2.0], [50.0, 10.0]])
     vis = np.array([1, 1, 1, 1])
@@ -179,14 +179,14 @@ def test_targets_by_hand_at_a_known_joint():
     assert codec.target_keys == (*(f"target_k{k}" for k in KERNELS), "target_weight") and KERNELS == (15, 11, 9, 7)
     assert t["target_k7"].shape == (4, 16, 12) and t["target_k7"].dtype == np.float32
     assert t["target_weight"][:, 0].tolist() == [1, 1, 1, 0]  # x = 50 lies outside the 48-pixel crop
-    k7 = t["target_k7"][0]
+    k7 = t["target_k7"][0] * 255  # the official scale
     assert k7[7, 5] == pytest.approx(255) and k7.max() == pytest.approx(255)
     assert k7[7, 6] == pytest.approx(255 * 0.21875 / 0.28125)  # OpenCV's fixed 7-tap table
     assert k7[8, 6] == pytest.approx(255 * (0.21875 / 0.28125) ** 2)
     assert k7[7, 9] == 0  # 4 px away: outside the 7-tap support
     sigma = 0.3 * ((15 - 1) * 0.5 - 1) + 0.8  # 2.6
     e = [math.exp(-d * d / (2 * sigma * sigma)) for d in range(8)]
-    k15 = t["target_k15"][0]
+    k15 = t["target_k15"][0] * 255
     assert k15[7, 6] == pytest.approx(255 * e[1], rel=1e-6)
     assert k15[7, 0] == pytest.approx(255 * 2 * e[5], rel=1e-6)  # reflect-101: the mirror of x = 5 adds at 0
     assert k15[0, 5] == pytest.approx(255 * 2 * e[7], rel=1e-6)  # and of y = 7 at 0
@@ -208,12 +208,12 @@ def test_targets_equal_opencvs_blur_of_the_one_and_the_batch_encoder():
                 one[int(joints[j, 1] * 16 / 64), int(joints[j, 0] * 12 / 48)] = 1
             ref = cv2.GaussianBlur(one, (k, k), 0)
             ref = ref / ref.max() * 255 if ref.max() > 0 else ref  # tf-cpn joints_heatmap_gen
-            assert np.allclose(t[f"target_k{k}"][j], ref, atol=1e-3), (k, j)
+            assert np.allclose(t[f"target_k{k}"][j] * 255, ref, atol=1e-3), (k, j)
     batch = codec.encode_batch(torch.tensor(np.stack([joints, joints[::-1]])), torch.tensor(np.stack([vis, vis[::-1]])),
                                (64, 48))
-    assert np.allclose(batch["target_k9"][0].numpy(), t["target_k9"], atol=1e-4)
+    assert np.allclose(batch["target_k9"][0].numpy(), t["target_k9"], atol=1e-6)
     assert np.allclose(batch["target_k15"][1].numpy(), codec.encode(joints[::-1], vis[::-1], (64, 48))["target_k15"],
-                       atol=1e-4)
+                       atol=1e-6)
     assert torch.equal(batch["target_weight"][0], torch.from_numpy(t["target_weight"]))
 
 
@@ -221,25 +221,25 @@ def test_ohkm_and_the_loss_on_a_hand_made_loss_vector():
     assert ohkm(torch.arange(17.0)[None], 8).item() == pytest.approx(sum(range(9, 17)) / 8)  # 12.5
     codec = build_codec("cpn")
     b, k, h, w = 2, 17, 4, 3
-    target = torch.rand(b, k, h, w) * 255
+    target = torch.rand(b, k, h, w)
     weight = torch.ones(b, k, 1)
     weight[:, 16] = 0  # the largest error is masked
     target[:, 16] = 0  # as the encoder leaves a weight-0 joint
-    refine = target + torch.arange(k, dtype=torch.float32).reshape(1, k, 1, 1)  # per-keypoint MSE k^2
+    refine = target + torch.arange(k, dtype=torch.float32).reshape(1, k, 1, 1) / 255  # official scale: MSE k^2
     targets = [target] * 4 + [weight]
     refine_only = sum(j * j for j in range(8, 16)) / 8  # top 8 of 0..15 squared = 137.5
-    assert codec.loss(refine, *targets).item() == pytest.approx(refine_only)  # eval output: RefineNet term
-    globals_ = tuple(target + 1 for _ in range(4))  # MSE 1 on every level: (1+1+1+1)/4/2
-    assert codec.loss((refine, *globals_), *targets).item() == pytest.approx(refine_only + 0.5)
+    assert codec.loss(refine, *targets).item() == pytest.approx(refine_only, rel=1e-4)  # eval output: RefineNet term
+    globals_ = tuple(target + 1 / 255 for _ in range(4))  # official MSE 1 on every level: (1+1+1+1)/4/2
+    assert codec.loss((refine, *globals_), *targets).item() == pytest.approx(refine_only + 0.5, rel=1e-4)
     per = codec.loss((refine, *globals_), *targets, reduction="none")
-    assert per.shape == (2,) and torch.allclose(per, torch.full((2,), refine_only + 0.5))
+    assert per.shape == (2,) and torch.allclose(per, torch.full((2,), refine_only + 0.5), rtol=1e-4)
 
 
 def test_decoding_by_hand_and_flip_without_shift():
     codec = build_codec("cpn")
     hm = np.zeros((1, 2, 16, 12), np.float32)
-    hm[0, 0, 7, 5], hm[0, 0, 7, 6] = 255, 127.5  # peak at (5, 7), second-highest to its right
-    hm[0, 1, 3, 2] = 204
+    hm[0, 0, 7, 5], hm[0, 0, 7, 6] = 1.0, 0.5  # peak at (5, 7), second-highest to its right
+    hm[0, 1, 3, 2] = 0.8
     d = codec.decode(torch.from_numpy(hm))
     # 0.25 px towards the second maximum, + 0.5 (tf-cpn's 4x + 2 in input pixels)
     assert d.coords[0, 0].tolist() == pytest.approx([5.75, 7.5])

@@ -5,7 +5,10 @@
   (the joint clipped to the crop's last pixel), blurred with OpenCV's ``GaussianBlur(k x k, sigma 0)``
   (reflect-101 border; kernel 7 is OpenCV's fixed small-kernel table, 9 / 11 / 15 the Gaussian of
   sigma 0.3((k-1)/2 - 1) + 0.8, as the OpenCV 3 of 2018 tf-cpn ran; OpenCV >= 4 tabulates 9 taps too),
-  then scaled to a peak of **255**; one map set per kernel 15, 11, 9, 7.
+  then scaled to a peak of **255**; one map set per kernel 15, 11, 9, 7. hrbench's maps are those in units
+  of the peak (the official maps / 255, peak 1), so the network's output is the official one / 255 and
+  compares with every other head's (scores, flip test, the export's parity bar); the loss is the official
+  loss of 255 x output, i.e. x 255^2 here: its values and gradients are the official ones.
   The weight is 1 for a labelled joint inside the crop (the official ``valids``), else 0 and an all-zero map.
 * Loss (``make_network``): GlobalNet's four outputs (C2..C5) against the 15 / 11 / 9 / 7 targets in the
   released pairing (C2 with 15; the code keeps the "reversed" labels of the published model), each the
@@ -16,8 +19,8 @@
 * Decoding (``mptest.py``): per map a 21x21 Gaussian blur on the map zero-padded by 10, the argmax,
   then 0.25 px towards the second-highest pixel, clipped to the map; the official input position
   ``4x + 2`` is heatmap coordinate x + 0.5 in hrbench's frame. Scores: the map's value at the rounded
-  position / 255 (the official adds 0.5, which would pass every joint through the evaluators' 0.2
-  keypoint threshold; hrbench keeps the [0, 1] scale they assume).
+  position (the official value / 255; the official adds 0.5, which would pass every joint through the
+  evaluators' 0.2 keypoint threshold; hrbench keeps the [0, 1] scale they assume).
 * Flip test: mirror back, swap left/right, **no shift**, average.
 
 Deviation: tf-cpn masks GlobalNet's targets with visibility 2 and RefineNet's with visibility >= 1;
@@ -40,7 +43,9 @@ from hrbench.codecs.heatmap import HEATMAP_STRIDE, argmax_heatmaps, flip_back, h
 
 #: GlobalNet's target kernels, C2..C5 (tf-cpn config ``gk15``..``gk7``); RefineNet takes the last.
 KERNELS = (15, 11, 9, 7)
+#: The official targets' peak: hrbench's maps are in its units, the loss is scaled by its square.
 PEAK = 255.0
+LOSS_SCALE = PEAK ** 2
 
 #: OpenCV 3's fixed kernels for odd sizes <= 7 with sigma <= 0 (``getGaussianKernel``'s small table).
 _SMALL = {1: (1.0,), 3: (0.25, 0.5, 0.25), 5: (0.0625, 0.25, 0.375, 0.25, 0.0625),
@@ -87,7 +92,8 @@ def _peaks_and_weight(joints, vis, input_hw, stride, xp):
 
 def cpn_targets(joints: np.ndarray, vis: np.ndarray, input_hw: tuple[int, int], kernel: int,
                 stride: int = HEATMAP_STRIDE) -> tuple[np.ndarray, np.ndarray]:
-    """tf-cpn targets of one sample: heatmaps (K, H/4, W/4) float32 peaking at 255 and weights (K, 1)."""
+    """tf-cpn targets of one sample in units of their 255 peak: heatmaps (K, H/4, W/4) float32 peaking at 1
+    and weights (K, 1)."""
     h, w = heatmap_size(input_hw, stride)
     joints = np.asarray(joints, dtype=np.float64)
     px, py, weight = _peaks_and_weight(joints, np.asarray(vis).reshape(-1), input_hw, stride, np)
@@ -95,7 +101,7 @@ def cpn_targets(joints: np.ndarray, vis: np.ndarray, input_hw: tuple[int, int], 
     gx = bx[:, px.astype(int)].T  # (K, w): response along x to a one at px
     gy = by[:, py.astype(int)].T
     peak = gx.max(axis=1) * gy.max(axis=1)
-    target = gy[:, :, None] * gx[:, None, :] * (PEAK / peak * weight)[:, None, None]
+    target = gy[:, :, None] * gx[:, None, :] * (weight / peak)[:, None, None]
     return target.astype(np.float32), weight.astype(np.float32)[:, None]
 
 
@@ -112,7 +118,7 @@ def cpn_targets_batch(joints: torch.Tensor, vis: torch.Tensor, input_hw: tuple[i
     gx = bx.T[px.long()]  # (B, K, w)
     gy = by.T[py.long()]
     peak = gx.amax(-1) * gy.amax(-1)
-    target = gy[..., :, None] * gx[..., None, :] * (PEAK / peak * weight.to(torch.float64))[..., None, None]
+    target = gy[..., :, None] * gx[..., None, :] * (weight.to(torch.float64) / peak)[..., None, None]
     return target.to(torch.float32), weight.to(torch.float32)[..., None]
 
 
@@ -123,7 +129,7 @@ def ohkm(per_keypoint: torch.Tensor, top_k: int) -> torch.Tensor:
 
 def cpn_peaks(hm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """tf-cpn's decoding of (N, K, H, W) heatmaps: coordinates (N, K, 2) in heatmap pixels (+ 0.5: the
-    cell centre) and scores (N, K, 1) = value at the rounded position / 255. Scaling a map by its
+    cell centre) and scores (N, K, 1) = the value at the rounded position. Scaling a map by its
     maximum, as the official code does first, moves no peak and is left out."""
     n, k, h, w = hm.shape
     border = 10
@@ -144,14 +150,15 @@ def cpn_peaks(hm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
                 fx, fy = fx + 0.25 * dx / ln, fy + 0.25 * dy / ln
             fx, fy = min(max(fx, 0.0), w - 1.0), min(max(fy, 0.0), h - 1.0)
             coords[i, j] = (fx + 0.5, fy + 0.5)
-            scores[i, j, 0] = hm[i, j, int(round(fy) + 1e-10), int(round(fx) + 1e-10)] / PEAK
+            scores[i, j, 0] = hm[i, j, int(round(fy) + 1e-10), int(round(fx) + 1e-10)]
     return coords, scores
 
 
 @register_codec("cpn")
 @dataclasses.dataclass(frozen=True)
 class CPNHeatmap(Codec):
-    """tf-cpn's multi-kernel targets (peak 255), global L2 + refine OHKM loss, decoding and flip test."""
+    """tf-cpn's multi-kernel targets (in units of the 255 peak), global L2 + refine OHKM loss (x 255^2),
+    decoding and flip test."""
 
     stride: int = HEATMAP_STRIDE
     ohkm_top: int = 8
@@ -181,7 +188,7 @@ class CPNHeatmap(Codec):
             coords, scores = cpn_peaks(hm)
         else:
             coords, scores = argmax_heatmaps(hm)
-            coords, scores = np.where(coords >= 0, coords + 0.5, coords), scores / PEAK
+            coords = np.where(coords >= 0, coords + 0.5, coords)
         return Decoded(coords.astype(np.float32), scores.astype(np.float32), (hm.shape[3], hm.shape[2]))
 
     def flip_back(self, flipped_output: torch.Tensor, flip_pairs: Sequence[Sequence[int]]) -> torch.Tensor:
@@ -194,7 +201,8 @@ class CPNHeatmap(Codec):
         return ohkm(per_kp, self.ohkm_top)
 
     def loss(self, output: Any, *targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-        """Training output ``(refine, g2, g3, g4, g5)``: global + refine; an eval output (refine only): refine."""
+        """Training output ``(refine, g2, g3, g4, g5)``: global + refine; an eval output (refine only): refine;
+        x 255^2 (the official loss of the official-scale output)."""
         *global_targets, weight = targets
         refine = output if isinstance(output, torch.Tensor) else output[0]
         per_sample = self.refine_loss(refine, global_targets[-1], weight)
@@ -204,4 +212,5 @@ class CPNHeatmap(Codec):
             per_level = [(g.float() - t.float() * mask).pow(2).mean(dim=(1, 2, 3))
                          for g, t in zip(output[1:], global_targets, strict=True)]
             per_sample = per_sample + torch.stack(per_level).mean(0) / 2
+        per_sample = per_sample * LOSS_SCALE
         return per_sample if reduction == "none" else per_sample.mean()
