@@ -253,6 +253,31 @@ def test_decoding_by_hand_and_flip_without_shift():
         codec.decode(torch.from_numpy(hm), post_process="dark")
 
 
+def test_training_starts_at_the_official_loss_scale_and_falls():
+    """The untrained heatmaps are ~0 in official units (last BN at scale 1/255 = the official 1), so the first
+    loss is the loss of an all-zero output, computed here from the targets by the official formula; Adam lowers it."""
+    torch.manual_seed(0)
+    model = create_model("cpn_r50").train()
+    codec = model.codec
+    joints = torch.from_numpy(np.random.default_rng(0).uniform(8, 56, (2, 17, 2)))
+    t = codec.encode_batch(joints, torch.ones(2, 17), (64, 64))
+    official = {k: v * 255 for k, v in t.items() if k != "target_weight"}
+    refine = (official["target_k7"] ** 2).mean(dim=(2, 3)).topk(8, dim=1).values.mean(1)  # OHKM of zero output
+    glob = sum((official[f"target_k{k}"] ** 2).mean(dim=(1, 2, 3)) for k in KERNELS) / 4 / 2
+    zero_loss = (refine + glob).mean().item()
+    x = torch.randn(2, 3, 64, 64)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(4):
+        loss = codec.loss(model(x), *(t[k] for k in codec.target_keys))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[0] == pytest.approx(zero_loss, rel=0.02) and zero_loss > 1000
+    assert all(b < a for a, b in zip(losses, losses[1:])), losses
+
+
 # ------------------------------------------------------------------------------ recipe, training, flip test
 def test_recipe_is_tf_cpns_translated():
     r = get_entry("cpn_r50").recipe("coco", (256, 192))

@@ -11,6 +11,9 @@ official tf-cpn ``models/COCO.res50.256x192.CPN/network.py`` builds them on ResN
   with identity shortcut ("no projection"), is resized to 1/4, the four are concatenated (1024 ch), a
   final bottleneck 1024 -> 128 -> 256 (1x1 projection shortcut), ``refine_out`` 3x3 conv -> K + BN.
 
+Output unit: the official heatmaps / 255 (:mod:`hrbench.codecs.cpn`), so the last BN of each prediction
+starts at scale 1/255, the official initialisation (scale 1) in that unit.
+
 In training the head returns ``(refine, global_c2, global_c3, global_c4, global_c5)``, the outputs its
 codec (:class:`hrbench.codecs.cpn.CPNHeatmap`) supervises; in eval mode only the RefineNet heatmaps
 (the official test graph's ``refine_out``; GlobalNet's predictions are not computed), so evaluation,
@@ -27,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hrbench.codecs import Codec
+from hrbench.codecs.cpn import PEAK
 from hrbench.errors import ConfigError
 from hrbench.models.heads.base import Head, register_head
 from hrbench.models.resnet_blocks import Bottleneck, conv_bn_relu, init_weights, projection
@@ -130,6 +134,8 @@ class CPNHead(Head):
             for conv in (m.modules() if isinstance(m, nn.Sequential) else (m,)):
                 if isinstance(conv, nn.Conv2d):
                     nn.init.xavier_uniform_(conv.weight)
+        for out in (*self.global_net.predict, self.refine_net.refine_out):  # the heatmaps' last BN
+            nn.init.constant_(out[-1].weight, 1.0 / PEAK)  # the official BN (scale 1) in units of the 255 peak
 
     def forward(self, feats: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor | tuple[torch.Tensor, ...]:
         fms = self.global_net((feats,) if isinstance(feats, torch.Tensor) else feats)
