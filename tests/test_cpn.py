@@ -275,7 +275,7 @@ def test_training_starts_at_the_official_loss_scale_and_falls():
         opt.step()
         losses.append(loss.item())
     assert losses[0] == pytest.approx(zero_loss, rel=0.02) and zero_loss > 1000
-    assert all(b < a for a, b in zip(losses, losses[1:])), losses
+    assert all(b < a for a, b in zip(losses[:-1], losses[1:], strict=True)), losses
 
 
 # ------------------------------------------------------------------------------ recipe, training, flip test
