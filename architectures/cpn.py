@@ -17,7 +17,12 @@ def cpn_recipe(dataset: str, input_hw: tuple[int, int]) -> Recipe:
     ``lr_dec_epoch`` = 60 of its "epochs" of ``epoch_size`` = 60,000 samples, 400 of them (``max_itr``). Its
     trainer counts samples (the iteration counter advances by the batch), so training sees 24.0M samples with a
     halving every 3.6M. In hrbench epochs of COCO train2017's 149,813 person instances: 24.0M / 149,813 = 160
-    epochs, a halving every 3.6M / 149,813 = 24 epochs (at 24, 48, ..., 144)."""
+    epochs, a halving every 3.6M / 149,813 = 24 epochs (at 24, 48, ..., 144) -- the same number of samples and
+    steps at batch 32 (the PyTorch port's 40 epochs, halving every 6, count passes over the annotations, each of
+    which tf-cpn expands into 4 samples). Not carried over: the weight decay is tf-slim's L2 on the conv
+    weights only (hrbench's Adam decays every parameter); BN decay 0.99 / epsilon 1e-9 (hrbench: PyTorch's
+    momentum 0.1 / 1e-5); the ImageNet-pretrained ResNet-50 start; tf-cpn's own augmentation (each annotation
+    as 4 samples: plain, flipped, 2 rotations within 45 degrees; hrbench uses the pipeline's top-down one)."""
     return Recipe("cpn", "tf-cpn official (COCO.res50.256x192.CPN config.py)", 160, 32, 1, 5e-4,
                   lr_steps=(24, 48, 72, 96, 120, 144), gamma=0.5, warmup_iters=0, weight_decay=1e-5)
 
