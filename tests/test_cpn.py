@@ -141,9 +141,14 @@ def test_eval_gives_the_refinenet_heatmaps_training_all_five():
     model.train()
     outs = model(x)
     assert isinstance(outs, tuple) and len(outs) == 5 and all(tuple(o.shape) == (2, 17, 16, 24) for o in outs)
-    model.eval()
-    with torch.no_grad():  # the eval output is the training tuple's RefineNet entry (same weights, eval BN)
-        assert torch.equal(model(x), model(x))
+    for m in model.modules():  # training mode with eval BNs: the same computation as eval, plus GlobalNet's maps
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.eval()
+    with torch.no_grad():
+        outs = model(x)
+        model.eval()
+        assert torch.equal(model(x), outs[0])  # the eval output is the RefineNet entry
+        assert not any(torch.allclose(outs[0], o) for o in outs[1:])
     with pytest.raises(HrbenchError, match="multiples of 32"):
         model.check_input_size(64, 80)
     with pytest.raises(ConfigError, match="bottleneck"):
