@@ -71,6 +71,7 @@ FIGURES: dict[str, list[tuple[str, str, str | None, dict, tuple]]] = {
                     ("25,598,472", "params", None, {"stem": "bearpaw"}, COCO),
                     ("19.635", "gflops", None, {"stem": "bearpaw"}, COCO),
                     ("25,379,144", "params", None, {"bias": False}, COCO)],
+    "cpn_r50": [("27,009,770", "params", None, {}, COCO), ("6.336", "gflops", None, {}, COCO)],
     "dpn2_hrnet": [("29.464M / 7.784", "M/G", None, {}, COCO),
                    ("29.459M / 7.781", "M/G", None, {"conv2": "conv3x3", "variant": "literal"}, COCO)],
 }

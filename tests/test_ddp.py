@@ -30,7 +30,7 @@ from hrbench.engine.trainer import Trainer
 from hrbench.factory import create_model
 
 MATRIX = ("lite18", "naive18", "dite18", "litehrnet_18_acm_dsc", "small_hrnet_w16", "dpn4_32", "sbl_r50",
-          "mobilenetv2_1x", "shufflenetv2_1x", "hg8")
+          "mobilenetv2_1x", "shufflenetv2_1x", "hg8", "cpn_r50")
 HW, PER_RANK, LR = (64, 64), 2, 1e-3
 
 WORKER = f'''
@@ -91,7 +91,9 @@ def _ddp_reference(arch: str, coco) -> tuple[list[float], float, dict[str, torch
     torch.set_num_threads(1)  # as the 2 processes (threads=1): the same kernels' summation order
     S.seed_everything(cfg.seed)  # as the engine does before building the model
     model = create_model(arch, num_keypoints=17)
-    tr = Trainer(model, build_split("coco", coco, "train", HW, train=True), None, cfg, None, torch.device("cpu"))
+    train_set = build_split("coco", coco, "train", HW, train=True)
+    train_set.codec = model.codec  # targets as the model's head reads them (as the engine sets them)
+    tr = Trainer(model, train_set, None, cfg, None, torch.device("cpu"))
     tr.model.train()
     tr.sampler.set_epoch(0)
     tr.train_view.set_epoch(0)
@@ -99,18 +101,18 @@ def _ddp_reference(arch: str, coco) -> tuple[list[float], float, dict[str, torch
     for batch in tr.loader:
         for group in tr.optimizer.param_groups:
             group["lr"] = lr_at(tr.tcfg, 0, tr.iteration)
-        img, tgt, tw = tr._to(batch)
+        img, *targets = tr._to(batch)
         tr.optimizer.zero_grad(set_to_none=True)
         buffers = {k: v.clone() for k, v in tr.raw_model.named_buffers()}
         if whole is None:  # what one process with BatchNorm over all 4 samples would log: DDP must differ
             with torch.no_grad():
-                whole = tr.codec.loss(tr.model(img), tgt, tw).item()  # hg8: summed over its stacks
+                whole = tr.codec.loss(tr.model(img), *targets).item()  # hg8: summed over its stacks
         step = []
         for rank in (1, 0):  # rank 0 last: its buffer updates are the ones DDP keeps
             with torch.no_grad():
                 for k, v in tr.raw_model.named_buffers():
                     v.copy_(buffers[k])
-            loss = tr.codec.loss(tr.model(img[rank::2]), tgt[rank::2], tw[rank::2])
+            loss = tr.codec.loss(tr.model(img[rank::2]), *(t[rank::2] for t in targets))
             (loss / 2).backward()  # DDP averages the ranks' gradients
             step.append(loss.item())
         tr.optimizer.step()

@@ -61,6 +61,30 @@ def test_every_family_exports_with_ort_parity(arch, batch, tmp_path):
     assert np.abs(ort_run(path, x) - ref).max() <= 1e-4
 
 
+def test_cpn_exports_with_ort_parity(tmp_path):
+    """CPN (issue 21): the eval model's one output, RefineNet's heatmaps (GlobalNet's predictions are training
+    only); BN statistics as in :func:`realistic`, the last BN's affine scaled so that the heatmaps peak near 1."""
+    model = create_model("cpn_r50", num_keypoints=17).eval()
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                n = m.num_features
+                m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
+                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(n, generator=g) * 0.1)
+        last = model.head.refine_net.refine_out[1]
+        peak = model(torch.randn(2, 3, *HW, generator=g)).abs().max()
+        last.weight.div_(peak)
+        last.bias.div_(peak)
+    report = export_onnx(model, tmp_path / "cpn.onnx", HW, 1)
+    assert report.max_abs_diff <= 1e-4 and report.output_max > 0.5 and report.folded_bn > 0
+    x = torch.randn(1, 3, *HW, generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        assert np.abs(ort_run(tmp_path / "cpn.onnx", x) - model(x).numpy()).max() <= 1e-4
+
+
 def test_static_kernel_aggregation_is_the_per_sample_convolution():
     torch.manual_seed(0)
     agg = KernelAggregation(6, 6, 3, stride=2, padding=1, groups=3, bias=True, num_kernels=4)

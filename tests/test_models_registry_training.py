@@ -28,8 +28,8 @@ def one_step(name: str) -> dict[str, set[str]]:
     ``no_grad`` (trainable without gradient), ``frozen``, ``dead`` (documented) and ``frozen_with_grad``."""
     torch.manual_seed(0)
     model = create_model(name, num_keypoints=4).train()
-    out = model(torch.randn(2, 3, *HW))  # a tuple of every stack's heatmaps for the stacked hourglass
-    sum(t.square().mean() for t in (out if isinstance(out, tuple) else (out,))).backward()
+    out = model(torch.randn(2, 3, *HW))  # a tensor, or several (every stack of the hourglass, CPN's training outputs)
+    sum(t.square().mean() for t in torch.utils._pytree.tree_leaves(out)).backward()
     params = dict(model.named_parameters())
     return {
         "no_grad": {n for n, p in params.items() if p.requires_grad and p.grad is None},

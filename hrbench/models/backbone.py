@@ -5,7 +5,8 @@ registered family's backbone provides to the pose model, the engine and the coun
 * ``out_stride`` (int, class attribute, default 4): that map's stride; the head takes it to its
   codec's resolution (the papers' 1x1 head keeps 1/4, SimpleBaseline's deconvolution head
   upsamples the 1/32 features of ResNet / MobileNetV2 / ShuffleNetV2 x8);
-* ``forward(x)``: (N, 3, H, W) -> (N, out_channels, H/out_stride, W/out_stride), the highest-resolution features;
+* ``forward(x)``: (N, 3, H, W) -> (N, out_channels, H/out_stride, W/out_stride), the highest-resolution features
+  (a multi-scale head's backbone returns its levels as a tuple instead, finest first: CPN's C2..C5);
 * ``check_input_size(h, w)``: a one-line :class:`~hrbench.errors.HrbenchError` for an input the
   network cannot take (default: every size is accepted);
 * ``bind_keypoints(k)``: called by the pose model with K before the head is built, for a backbone
