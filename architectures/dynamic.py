@@ -37,7 +37,10 @@ backbone fixed by the ImageNet match, the published row leaves 16.1M - 9.87M = 6
 paper's head layout could not be read here (no released pose code). Also not exact: the same count at
 224x224 with the classifier gives 316.9M MAdds against the published 313M (310.3M without the
 attention pooling): the paper does not give its per-term sums. Recipe: mmpose's light recipe (the
-source's pose recipe not read).
+source's pose recipe not read). The same model under the other counters (binary G at 256x192): torchstat 1.242 (the
+per-sample F.conv2d of a dynamic convolution is functional, invisible to torchstat: only the attention
+FCs count), torchstat-dite 1.487 (the aggregated convolution counted as a Conv2d, no aggregation term),
+HRNet's summary 4.730; true MACs 1.574e9 (they include the aggregation's mixing matmul).
 """.split()),
 )
 def dy_mobilenetv2_1x() -> DyMobileNetV2Config:
@@ -60,11 +63,13 @@ coefficients alpha + lambda (2 sigmoid - 1) from average pool -> FC C/8 -> ReLU 
 (dy-madds: conv and FC products, hyper-function pooling, K multiply-adds per activated element):
 16,298,281 params (K=17) and 1.480 GFLOPs (binary; 1.590e9 MAdds) at 256x192. Not reproduced: the
 published 9.0M / 1.03 (Lite-HRNet T3, from the DY-ReLU paper), which use the paper's own light head:
-the backbone alone has 8,952,344 params, leaving the published row 0.05M for a head whose MAdds
+its backbone's 8,952,344 parameters leave the published row 0.05M for a head whose MAdds
 (1.03e9 - 0.318e9 = 0.71e9) match the 0.70e9 the DyConv row leaves for its head (the same head, not
 SimpleBaseline's 7.35M / 1.27e9). The hyper-function width (C/R) is not settled by what could be read
 here: R=4 (the reference re-implementations' default) gives 22,964,545 params (K=17). Recipe: mmpose's
-light recipe (the source's pose recipe not read).
+light recipe (the source's pose recipe not read). The same model under the other counters (binary G
+at 256x192): torchstat 1.485 (DY-ReLU's pieces and max are functional: 0; its FCs and pooling
+count), HRNet's summary 4.979; true MACs 1.572e9.
 """.split()),
 )
 def dyrelu_mobilenetv2_1x() -> DyMobileNetV2Config:

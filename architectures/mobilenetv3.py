@@ -34,7 +34,8 @@ Other layouts measured at 256x256, K=16: without the 960 conv (mmpose's MobileNe
 5,574,592 params (K=16) and 1.574 GFLOPs; without SE 7,494,632 params (K=16) and 1.776 GFLOPs; without
 both 4,062,312 params (K=16) and 1.571 GFLOPs; mmpose's own 'big' block order (research notes' hand
 count, not built here) 5.24M and 1.61 G. The same model under mmcv's counter prints 1.91 (decimal G,
-as torchstat's count / 1e9 = 1.909), under HRNet's summary 6.2. No layout or counter tried gives
+as torchstat's count / 1e9 = 1.909), under HRNet's summary 6.213 G, under dy-madds (MobileNet MAdds)
+1.761 G binary; true MACs 1.890e9. No layout or counter tried gives
 8.7M and 1.82 together: the params fall 0.3M below the Table 1 network with the 960 conv, yet the
 FLOPs are 0.04 G above its count, while dropping SE or the 960 conv lowers both.
 """.split()),

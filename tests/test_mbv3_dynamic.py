@@ -150,10 +150,14 @@ def test_dynamic_models_params_and_madds_by_hand(arch, mode, totals):
     assert f"{params / 1e6:.1f}" != {"conv": "16.1", "relu": "9.0"}[mode]
 
 
-def test_dyconv_backbone_matches_the_imagenet_dy_mobilenetv2():
-    """DyConv's DY-MobileNetV2 x1.0 has 11.1M params with its 1280 x 1000 classifier (+ bias)."""
-    backbone = create_model("dy_mobilenetv2_1x").backbone
-    assert f"{(sum(p.numel() for p in backbone.parameters()) + 1280 * 1000 + 1000) / 1e6:.1f}" == "11.1"
+def test_backbones_and_the_imagenet_dy_mobilenetv2():
+    """The backbone counts the cards quote (model minus SimpleBaseline's head, by hand); DyConv's DY-MobileNetV2
+    x1.0 has 11.1M params with its 1280 x 1000 classifier (+ bias)."""
+    for arch, mode, count in (("dy_mobilenetv2_1x", "conv", 9_868_736), ("dyrelu_mobilenetv2_1x", "relu", 8_952_344)):
+        backbone = create_model(arch).backbone
+        assert sum(p.numel() for p in backbone.parameters()) == count == dy_hand(mode, 17, (256, 192))[0] - \
+            head(1280, 17, 8, 6)[0]
+    assert f"{(9_868_736 + 1280 * 1000 + 1000) / 1e6:.1f}" == "11.1"
 
 
 # ------------------------------------------------------------------------------ the operators
