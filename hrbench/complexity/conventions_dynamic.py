@@ -57,8 +57,8 @@ def pool_input(m, i: Shape, o: Shape) -> int:
 
 
 KERNEL_AGGREGATION = Rule(kernel_aggregation, "kernel aggregation",
-                          "+ dynamic convolution: K multiply-adds per aggregated kernel element, per sample (the true MACs "
-                          "already hold it as the mixing matmul: the formula row below takes it back)",
+                          "+ dynamic convolution: K multiply-adds per aggregated kernel element, per sample "
+                          "(the true MACs already hold it as the mixing matmul: the formula row takes it back)",
                           products=True, extra=aggregation_cost)
 DYRELU = Rule(dyrelu_pieces, "dy-relu pieces", "+ DY-ReLU: K multiply-adds per element (a_k x + b_k; max 0)")
 ATTENTION_POOL = Rule(pool_input, "attention pooling",
