@@ -56,10 +56,9 @@ def pool_input(m, i: Shape, o: Shape) -> int:
     return _numel(i)
 
 
-KERNEL_AGGREGATION = Rule(kernel_aggregation, "kernel aggregation",
-                          "+ dynamic convolution: K multiply-adds per aggregated kernel element, per sample "
-                          "(the true MACs already hold it as the mixing matmul: the formula row takes it back)",
-                          products=True, extra=aggregation_cost)
+#: All products: the convolution of the aggregated kernel and the aggregation, which the true MACs hold as
+#: the kernel-mixing matmul, so ``--explain`` needs no row for it (it equals the module's ATen MACs).
+KERNEL_AGGREGATION = Rule(kernel_aggregation, products=True)
 DYRELU = Rule(dyrelu_pieces, "dy-relu pieces", "+ DY-ReLU: K multiply-adds per element (a_k x + b_k; max 0)")
 ATTENTION_POOL = Rule(pool_input, "attention pooling",
                       "+ global average pool of attentions / hyper-functions / SE: 1 per input element")
