@@ -209,3 +209,27 @@ def test_two_epochs_of_dy_mobilenetv2_then_flip_test_eval(synth, tmp_path):
     r = evaluate_checkpoint("dy_mobilenetv2_1x", tmp_path / "dy" / "checkpoints" / "best.pt", synth, device="cpu",
                             workers=0, batch_size=3, flip=True)
     assert 0 <= r["AP"] <= 1
+
+
+@pytest.mark.parametrize("arch, kept", [("mobilenetv3_1x", 3), ("dyrelu_mobilenetv2_1x", 3),
+                                        ("dy_mobilenetv2_1x", 53)])
+def test_batchnorm_folding_is_exact_and_keeps_the_bns_after_dynamic_kernels(arch, kept):
+    """Static conv + BN pairs fold (the head's 3 deconvolution BNs stay); a BN after a dynamic convolution
+    stays (its kernel differs per sample): DY-MobileNetV2 keeps 52 - 2 = 50 of its 52 backbone BNs (all but
+    the static stem's and conv2's) + the head's 3."""
+    from hrbench.speed.fuse import count_batchnorms, fold_batchnorm
+
+    model = create_model(arch, num_keypoints=4).eval()
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+                m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+    x = torch.randn(2, 3, 64, 64, generator=g)
+    folded = fold_batchnorm(model)
+    assert count_batchnorms(folded) == kept
+    with torch.no_grad():
+        ref, out = model(x), folded(x)
+    assert (out - ref).abs().max() <= 1e-5 * ref.abs().max() and ref.abs().max() > 0
