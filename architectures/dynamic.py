@@ -36,7 +36,8 @@ backbone fixed by the ImageNet match, the published row leaves 16.1M - 9.87M = 6
 1.01e9 - 0.309e9 = 0.70e9 MAdds to its head, against SimpleBaseline's 7.35M and 1.27e9. The DyConv
 paper's head layout could not be read here (no released pose code). Also not exact: the same count at
 224x224 with the classifier gives 316.9M MAdds against the paper's 313M (papers-with-code lists
-626M FLOPs = 2 x 313M; 310.3M without the attention pooling): the paper does not give its per-term sums. Recipe: mmpose's light recipe (the
+626M FLOPs = 2 x 313M; 310.3M without the attention pooling): the paper does not give its per-term sums.
+Recipe: mmpose's light recipe (the
 source's pose recipe not read). The same model under the other counters (binary G at 256x192): torchstat 1.242 (the
 per-sample F.conv2d of a dynamic convolution is functional, invisible to torchstat: only the attention
 FCs count), torchstat-dite 1.487 (the aggregated convolution counted as a Conv2d, no aggregation term),
