@@ -30,7 +30,7 @@ from hrbench.engine.trainer import Trainer
 from hrbench.factory import create_model
 
 MATRIX = ("lite18", "naive18", "dite18", "litehrnet_18_acm_dsc", "small_hrnet_w16", "dpn4_32", "sbl_r50",
-          "mobilenetv2_1x", "shufflenetv2_1x", "hg8", "cpn_r50")
+          "mobilenetv2_1x", "shufflenetv2_1x", "hg8", "cpn_r50", "mobilenetv3_1x", "dy_mobilenetv2_1x")
 HW, PER_RANK, LR = (64, 64), 2, 1e-3
 
 WORKER = f'''

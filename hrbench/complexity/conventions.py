@@ -26,7 +26,7 @@ Shape = tuple[int, ...]
 Count = Callable[[nn.Module, Shape, Shape], int]
 
 #: Modules that register further conventions, imported at the first lookup (plugin style).
-MODULES: tuple[str, ...] = ()
+MODULES: tuple[str, ...] = ("hrbench.complexity.conventions_dynamic",)
 
 
 def _numel(shape: Shape) -> int:
@@ -228,8 +228,8 @@ TORCHSTAT = register_convention(Convention(
     "k*k*Cin/g*Cout*H*W (+bias), BN 2/elem, ReLU 1/elem, Upsample N*H*W, Linear in*out; last call wins",
     rules=_TORCHSTAT_RULES,
     last_call_only=True,
-    skips="Sigmoid, Softmax, every functional op (add, mul, matmul, interpolate, shuffle, F.conv2d); "
-    "repeated calls of one module",
+    skips="Sigmoid, Softmax, Hardswish, Hardsigmoid, every functional op (add, mul, matmul, interpolate, shuffle, "
+    "F.conv2d); repeated calls of one module",
 ))
 
 TORCHSTAT_DITE = register_convention(Convention(

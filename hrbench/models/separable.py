@@ -20,7 +20,8 @@ def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
 
 
 def make_activation(act: str | None) -> nn.Module | None:
-    """``"relu"`` / ``"relu6"`` / ``"sigmoid"`` / ``None`` -> a fresh activation module (never shared)."""
+    """``"relu"`` / ``"relu6"`` / ``"sigmoid"`` / ``"hswish"`` / ``"hsigmoid"`` (MobileNetV3's hard-swish and
+    hard-sigmoid) / ``None`` -> a fresh activation module (never shared)."""
     if act is None:
         return None
     if act == "relu":
@@ -29,6 +30,10 @@ def make_activation(act: str | None) -> nn.Module | None:
         return nn.ReLU6(inplace=True)
     if act == "sigmoid":
         return nn.Sigmoid()
+    if act == "hswish":
+        return nn.Hardswish()
+    if act == "hsigmoid":
+        return nn.Hardsigmoid()
     raise ValueError(f"unknown activation {act!r}")
 
 

@@ -32,6 +32,7 @@ from torch import nn
 
 from hrbench.errors import HrbenchError
 from hrbench.models.dpn import DPN
+from hrbench.models.dymobilenetv2 import DyConvBNAct
 from hrbench.models.dynamic import ConvNorm, KernelAttention
 from hrbench.models.hrnet import HRNet
 from hrbench.models.resnet import ResNet
@@ -42,6 +43,7 @@ from hrbench.models.separable import ConvBNAct
 CONV_BN_ATTRIBUTES: dict[type[nn.Module], tuple[tuple[str, str], ...]] = {
     ConvBNAct: (("conv", "bn"),),  # forward: x = conv(x); x = bn(x) if bn is not None
     ConvNorm: (("conv", "bn"),),  # forward: bn(conv(x)); conv is a Conv2d only when num_kernels == 1
+    DyConvBNAct: (("conv", "bn"),),  # forward: bn(conv(x)); conv is a Conv2d when static (DY-ReLU, stems)
     KernelAttention: (("conv1", "bn"),),  # forward: relu(bn(conv1(avg_pool(x))))
     BasicBlock: (("conv1", "bn1"), ("conv2", "bn2")),
     Bottleneck: (("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3")),
