@@ -183,7 +183,8 @@ def get_grid(name: str) -> Grid:
 # ---------------------------------------------------------------------------------------------- recipes
 @dataclasses.dataclass(frozen=True)
 class Recipe:
-    """A family's official training recipe: optimiser, step schedule, warm-up and batch layout. Its facts
+    """A family's official training recipe: optimiser, schedule, warm-up, batch layout, and (mmengine-era
+    recipes) gradient clipping, EMA and the augmentation set. Its facts
     live in the family's spec module (``architectures/``); the resolution rules (epoch scaling, linear lr
     scaling, overrides) are :mod:`hrbench.engine.recipes`."""
 
@@ -197,8 +198,21 @@ class Recipe:
     gamma: float = 0.1
     warmup_iters: int = 500
     warmup_ratio: float = 0.001
-    optimizer: str = "adam"
+    optimizer: str = "adam"  # "adam" | "adamw" (decoupled weight decay)
     weight_decay: float = 0.0
+    # ---- the mmengine-era recipe options (RTMPose); the defaults leave every earlier recipe as it was
+    schedule: str = "step"  # "step" | "flat-cosine" (:mod:`hrbench.engine.recipes`)
+    cosine_begin: int | None = None  # flat-cosine: the epoch the cosine starts (None: epochs // 2)
+    eta_min_ratio: float = 0.05  # flat-cosine: the final lr as a fraction of lr
+    norm_decay_mult: float = 1.0  # weight decay factor of normalisation layers' weights and biases
+    bias_decay_mult: float = 1.0  # weight decay factor of the other biases
+    clip_grad_norm: float | None = None  # clip the gradients' global L2 norm to this (None: no clipping)
+    ema: str = "none"  # "none" | "exp-momentum" (:mod:`hrbench.engine.ema`)
+    ema_momentum: float = 0.0002
+    ema_gamma: float = 2000.0
+    ema_interval: int = 1
+    augment: str = "msra"  # the training augmentation set: "msra" (the papers') | "rtmpose" (two stages)
+    stage2_epochs: int = 0  # rtmpose: the last epochs trained with the stage-2 augmentation
 
     @property
     def total_batch(self) -> int:

@@ -114,6 +114,10 @@ def build_summary(trainer: Trainer, cfg: RunConfig, run: RunDir | None, status: 
         "total_batch": cfg.train.total_batch,
         "lr": cfg.train.lr,
         "recipe": cfg.recipe.source,
+        "optimizer": cfg.train.optimizer,
+        "schedule": cfg.train.schedule,
+        "augment": cfg.train.augment,
+        "weights": "trained" if cfg.train.ema == "none" else "ema",  # what checkpoints' state_dict holds
         "metric": cfg.metric,
         "initial": _stamp(trainer.initial, cfg),
         "final": _stamp(trainer.final, cfg),

@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from hrbench.data.augment import check_device_aug
 from hrbench.datasets import DEFAULT_DATASET, get_dataset
 from hrbench.engine.recipes import Training, get_recipe, resolve_training
 from hrbench.engine.runs import default_run_name
@@ -190,6 +191,8 @@ def resolve_config(options: TrainOptions, world_size: int | None = None) -> RunC
     recipe = get_recipe(entry.name, dataset, input_hw)
     training = resolve_training(recipe, epochs=o.epochs, batch=o.batch, world_size=world, lr=o.lr,
                                 train_overrides=o.train_overrides)
+    if o.gpu_aug:
+        check_device_aug(training.augment)  # refused, never silently dropped
     run_name = o.name or default_run_name(entry.name, dataset, input_hw)
     if "/" in run_name or run_name in (".", ".."):
         raise ConfigError(f"invalid run name {run_name!r}: must be a plain folder name")
