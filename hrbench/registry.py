@@ -219,5 +219,20 @@ class Recipe:
         return self.batch_per_gpu * self.gpus
 
 
+def shown_fields(obj: Any, since: str) -> dict[str, Any]:
+    """``dataclasses.asdict(obj)`` without the fields from ``since`` on that hold their defaults: the
+    ``config.json`` form of :class:`Recipe` (and the engine's resolved settings), so a configuration that does not
+    use the later options is written byte for byte as before them; reading fills the defaults back in."""
+    out = dataclasses.asdict(obj)
+    names = [f.name for f in dataclasses.fields(obj)]
+    for f in dataclasses.fields(obj)[names.index(since):]:
+        if f.default is not dataclasses.MISSING and out[f.name] == f.default:
+            del out[f.name]
+    return out
+
+
+#: The first :class:`Recipe` field of the mmengine-era options (``config.json`` shows them where they are used).
+RECIPE_LATER_FIELDS = "schedule"
+
 #: ``recipe(dataset, input_hw) -> Recipe``: what a family registers with its variants.
 RecipeFn = Callable[[str, tuple[int, int]], Recipe]

@@ -50,7 +50,7 @@ from typing import Any
 from hrbench.data.augment import augment_sets
 from hrbench.datasets import get_dataset
 from hrbench.errors import ConfigError
-from hrbench.registry import Recipe, get_entry
+from hrbench.registry import Recipe, get_entry, shown_fields
 
 
 def get_recipe(arch: str, dataset: str, input_hw: tuple[int, int]) -> Recipe:
@@ -135,8 +135,9 @@ class Training:
         _check(sb is None or (isinstance(sb, int) and sb >= 0), "stage2_begin", f"{sb!r} (an epoch >= 0, or none)")
 
     def to_dict(self) -> dict[str, Any]:
-        """The ``config.json`` form (key order and names of every earlier run folder)."""
-        out = {FILE_KEYS.get(k, k): v for k, v in dataclasses.asdict(self).items()}
+        """The ``config.json`` form (key order and names of every earlier run folder; the fields from
+        ``schedule`` on appear where they differ from their defaults, :func:`~hrbench.registry.shown_fields`)."""
+        out = {FILE_KEYS.get(k, k): v for k, v in shown_fields(self, "schedule").items()}
         out["lr_steps"] = list(self.lr_steps)
         return out
 

@@ -23,7 +23,7 @@ from hrbench.engine.recipes import Training, get_recipe, resolve_training
 from hrbench.engine.runs import default_run_name
 from hrbench.errors import ConfigError
 from hrbench.precision import normalize_amp
-from hrbench.registry import Recipe, create_config, get_entry
+from hrbench.registry import RECIPE_LATER_FIELDS, Recipe, create_config, get_entry, shown_fields
 
 CONFIG_FORMAT = "hrbench-config-v1"
 
@@ -136,7 +136,7 @@ class RunConfig:
             if f.name == "input_hw":
                 out["input"] = list(value)
             elif f.name == "recipe":
-                out["recipe"] = dataclasses.asdict(value)
+                out["recipe"] = shown_fields(value, RECIPE_LATER_FIELDS)
             elif f.name == "train":
                 out["train"] = value.to_dict()
             else:
