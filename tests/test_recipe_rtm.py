@@ -190,8 +190,9 @@ def test_cli_trains_lite18_with_every_rtmpose_option(tmp_path):
     assert last["ema"]["steps"] == summary["iterations"] and e >= 2  # one EMA update per iteration
     assert any(not torch.equal(last["state_dict"][k], last["train_state_dict"][k]) for k in last["state_dict"])
     lrs = [x["lr"] for x in read_metrics(tmp_path / "runs" / "r") if x["event"] == "train"]
-    # logged at each epoch's last iteration (e - 1, 2e - 1); lr = Lite-HRNet's 2e-3 x 4 / 512; a warm-up of 2 iterations has the
-    # factor 1 from iteration 1 on; the cosine runs over epoch 1 (T = e iterations), at iteration 2e - 1: t = e - 1
+    # logged at each epoch's last iteration (e - 1, 2e - 1); lr = Lite-HRNet's 2e-3 x 4 / 512; a warm-up of 2
+    # iterations has the factor 1 from iteration 1 on; the cosine runs over epoch 1 (T = e iterations), at
+    # iteration 2e - 1: t = e - 1
     lr = summary["lr"]
     last_lr = 0.05 * lr + 0.95 * lr * (1 + math.cos(math.pi * (e - 1) / e)) / 2
     assert lr == pytest.approx(2e-3 * 4 / 512) and lrs == pytest.approx([lr, last_lr], rel=1e-12)
