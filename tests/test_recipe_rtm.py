@@ -131,6 +131,8 @@ def test_resolution_scales_warmup_cosine_and_stage2_with_epochs():
     assert t42.lr == pytest.approx(4e-3 * 32 / 2048)
     t2 = resolve_training(r, epochs=2, batch=4)
     assert (t2.warmup_iters, t2.cosine_begin, t2.cosine_end, t2.stage2_begin) == (5, 1, 2, 2)  # round(4.76) = 5
+    t1 = resolve_training(r, epochs=1, batch=4)
+    assert (t1.warmup_iters, t1.cosine_begin, t1.cosine_end, t1.stage2_begin) == (2, 0, 1, 1)  # all cosine, stage 1
     t2b = resolve_training(r, epochs=2, batch=4, train_overrides={"stage2_begin": 1, "ema": None})
     assert (t2b.stage2_begin, t2b.ema) == (1, "none")  # --set train.ema=none
     with pytest.raises(ConfigError, match="invalid schedule"):

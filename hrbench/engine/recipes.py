@@ -36,7 +36,7 @@ Schedules (``schedule``; :func:`lr_at` is the one formula, a pure function of th
   multiply; mmengine's chained form differs there, the official recipe never has them overlap.
   ``eta_min`` follows the lr's linear scaling (a ratio; the official 2e-4 is 4e-3 x 0.05 at its batch).
 
-Rule 1 also scales ``cosine_begin`` and the first stage-2 epoch (``stage2_begin``, the epoch mmdet's
+Rule 1 also scales ``cosine_begin`` (at most the last epoch's index) and the first stage-2 epoch (``stage2_begin``, the epoch mmdet's
 ``PipelineSwitchHook`` switches at: ``max_epochs - stage2_num_epochs``) as milestones; ``cosine_end`` is
 the run's last epoch.
 """
@@ -217,7 +217,8 @@ def resolve_training(recipe: Recipe, *, epochs: int | None = None, batch: int | 
     }
     if recipe.schedule == "flat-cosine":
         begin = recipe.epochs // 2 if recipe.cosine_begin is None else recipe.cosine_begin
-        out["cosine_begin"] = scale_steps((begin,), epochs, recipe.epochs)[0]
+        # scaled as a milestone, but kept before the last epoch (a 1-epoch run is all cosine)
+        out["cosine_begin"] = min(epochs - 1, scale_steps((begin,), epochs, recipe.epochs)[0])
         out["cosine_end"] = epochs
     if recipe.stage2_epochs > 0:
         out["stage2_begin"] = scale_steps((recipe.epochs - recipe.stage2_epochs,), epochs, recipe.epochs)[0]
