@@ -36,9 +36,9 @@ Schedules (``schedule``; :func:`lr_at` is the one formula, a pure function of th
   multiply; mmengine's chained form differs there, the official recipe never has them overlap.
   ``eta_min`` follows the lr's linear scaling (a ratio; the official 2e-4 is 4e-3 x 0.05 at its batch).
 
-Rule 1 also scales ``cosine_begin`` (at most the last epoch's index) and the first stage-2 epoch (``stage2_begin``, the epoch mmdet's
-``PipelineSwitchHook`` switches at: ``max_epochs - stage2_num_epochs``) as milestones; ``cosine_end`` is
-the run's last epoch.
+Rule 1 also scales ``cosine_begin`` (at most the last epoch's index) and the first stage-2 epoch
+(``stage2_begin``, the epoch mmdet's ``PipelineSwitchHook`` switches at: ``max_epochs - stage2_num_epochs``)
+as milestones; ``cosine_end`` is the run's last epoch.
 """
 
 from __future__ import annotations
