@@ -183,7 +183,8 @@ def get_grid(name: str) -> Grid:
 # ---------------------------------------------------------------------------------------------- recipes
 @dataclasses.dataclass(frozen=True)
 class Recipe:
-    """A family's official training recipe: optimiser, step schedule, warm-up and batch layout. Its facts
+    """A family's official training recipe: optimiser, schedule, warm-up, batch layout, and (mmengine-era
+    recipes) gradient clipping, EMA and the augmentation set. Its facts
     live in the family's spec module (``architectures/``); the resolution rules (epoch scaling, linear lr
     scaling, overrides) are :mod:`hrbench.engine.recipes`."""
 
@@ -197,13 +198,41 @@ class Recipe:
     gamma: float = 0.1
     warmup_iters: int = 500
     warmup_ratio: float = 0.001
-    optimizer: str = "adam"
+    optimizer: str = "adam"  # "adam" | "adamw" (decoupled weight decay)
     weight_decay: float = 0.0
+    # ---- the mmengine-era recipe options (RTMPose); the defaults leave every earlier recipe as it was
+    schedule: str = "step"  # "step" | "flat-cosine" (:mod:`hrbench.engine.recipes`)
+    cosine_begin: int | None = None  # flat-cosine: the epoch the cosine starts (None: epochs // 2)
+    eta_min_ratio: float = 0.05  # flat-cosine: the final lr as a fraction of lr
+    norm_decay_mult: float = 1.0  # weight decay factor of normalisation layers' weights and biases
+    bias_decay_mult: float = 1.0  # weight decay factor of the other biases
+    clip_grad_norm: float | None = None  # clip the gradients' global L2 norm to this (None: no clipping)
+    ema: str = "none"  # "none" | "exp-momentum" (:mod:`hrbench.engine.ema`)
+    ema_momentum: float = 0.0002
+    ema_gamma: float = 2000.0
+    ema_interval: int = 1
+    augment: str = "msra"  # the training augmentation set: "msra" (the papers') | "rtmpose" (two stages)
+    stage2_epochs: int = 0  # rtmpose: the last epochs trained with the stage-2 augmentation
 
     @property
     def total_batch(self) -> int:
         return self.batch_per_gpu * self.gpus
 
+
+def shown_fields(obj: Any, since: str) -> dict[str, Any]:
+    """``dataclasses.asdict(obj)`` without the fields from ``since`` on that hold their defaults: the
+    ``config.json`` form of :class:`Recipe` (and the engine's resolved settings), so a configuration that does not
+    use the later options is written byte for byte as before them; reading fills the defaults back in."""
+    out = dataclasses.asdict(obj)
+    names = [f.name for f in dataclasses.fields(obj)]
+    for f in dataclasses.fields(obj)[names.index(since):]:
+        if f.default is not dataclasses.MISSING and out[f.name] == f.default:
+            del out[f.name]
+    return out
+
+
+#: The first :class:`Recipe` field of the mmengine-era options (``config.json`` shows them where they are used).
+RECIPE_LATER_FIELDS = "schedule"
 
 #: ``recipe(dataset, input_hw) -> Recipe``: what a family registers with its variants.
 RecipeFn = Callable[[str, tuple[int, int]], Recipe]

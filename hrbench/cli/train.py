@@ -57,7 +57,10 @@ def train_cmd(
                                       "is this x processes, and the recipe's lr is scaled to it"),
     input_size: str = options.input_option(f"the dataset's: {DATASET_INPUT_TEXT}"),
     sets: list[str] = typer.Option(None, "--set", help="KEY=VALUE model hyper-parameter, or train.KEY=VALUE "
-                                   "(lr, lr_steps, gamma, warmup_iters, warmup_ratio, weight_decay)"),
+                                   "(lr, lr_steps, gamma, warmup_iters, warmup_ratio, weight_decay, "
+                                   "optimizer adam|adamw, schedule step|flat-cosine, cosine_begin, eta_min_ratio, "
+                                   "norm_decay_mult, bias_decay_mult, clip_grad_norm, ema none|exp-momentum, "
+                                   "ema_momentum, ema_gamma, ema_interval, augment msra|rtmpose, stage2_begin)"),
     lr: float = typer.Option(None, "--lr", help="base learning rate as used (no linear scaling)"),
     amp: str = typer.Option(None, "--amp", help="precision: fp32 (default) | bf16 | fp16 (with loss scaling)"),
     channels_last: bool = typer.Option(None, "--channels-last/--no-channels-last",

@@ -260,7 +260,8 @@ class TopDownDataset(Dataset):
         crop = topdown_crop(image, joints[:, :2], joints[:, 2], r["center"], r["scale"], self.input_hw,
                             train=self.train, flip_pairs=self.spec.flip_pairs,
                             upper_ids=self.spec.upper_body_ids, aug=self.aug,
-                            rng=self._generator() if self.train else None, affine=self.codec.affine)
+                            rng=self._generator() if self.train else None, affine=self.codec.affine,
+                            box=r.get("bbox"))
         targets = self.codec.encode(crop.joints, crop.vis, self.input_hw)
         meta = sample_meta(r, crop, self.flip_pairs)
         return {"image": to_tensor(crop.image), **{k: torch.from_numpy(v) for k, v in targets.items()}, "meta": meta}

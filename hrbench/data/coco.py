@@ -243,7 +243,8 @@ class CocoPoseDataset(TopDownDataset):
             joints = np.concatenate([kp[:, :2], np.minimum(1, kp[:, 2:3])], axis=1)
             records.append({"image_file": self._file(im), "image_id": a["image_id"], "center": center,
                             "scale": scale, "joints": joints, "score": 1.0, "bbox_id": len(records),
-                            "ann_id": a["id"], "width": width, "height": height})
+                            "ann_id": a["id"], "width": width, "height": height,
+                            "bbox": [float(v) for v in a["bbox"][:4]]})  # as annotated (mmpose 1.x boxes)
         return records
 
     def _det_records(self, dets: list[dict], images: dict, aspect: float, k: int) -> list[dict]:

@@ -49,7 +49,7 @@ class RawTopDownDataset(Dataset):
         crop = crop_params(image.shape[1], joints[:, :2], joints[:, 2], r["center"], r["scale"], base.input_hw,
                            train=base.train, flip_pairs=base.spec.flip_pairs, upper_ids=base.spec.upper_body_ids,
                            aug=base.aug, rng=base._generator() if base.train else None,
-                           affine=base.codec.affine)
+                           affine=base.codec.affine, box=r.get("bbox"), image_height=image.shape[0])
         meta = sample_meta(r, crop, base.flip_pairs)
         return {"raw": image, "matrix": crop.matrix, "joints": crop.joints, "vis": crop.vis, "meta": meta}
 

@@ -231,14 +231,21 @@ class CropResult:
 def crop_params(image_width: int, joints: np.ndarray, vis: np.ndarray, center: np.ndarray,
                 scale: np.ndarray, input_hw: tuple[int, int], *, train: bool, flip_pairs,
                 upper_ids=(), aug: AugmentConfig | None = None,
-                rng: np.random.Generator | None = None, affine: str = "msra") -> CropResult:
+                rng: np.random.Generator | None = None, affine: str = "msra",
+                box=None, image_height: int | None = None) -> CropResult:
     """The reference top-down augmentation without the pixels: [flip, half body, scale/rotation] when
     training, then the crop matrix (the crop affine named ``affine``: the codec's, :data:`CROP_AFFINES`)
     and the joints in crop pixels (``image`` is None).
 
     A flip is folded into the crop matrix (mirror, then crop), so the image is resampled once.
     Returned ``center``/``scale`` are in the (possibly mirrored) image frame, as the reference has them.
+    An ``aug`` with its own ``crop_params`` (another augmentation set, :mod:`hrbench.data.augment`) draws the
+    training crop itself, from the annotation ``box`` (x, y, w, h) where the record has one.
     """
+    if train and aug is not None and hasattr(aug, "crop_params"):  # the hook of the other augmentation sets
+        return aug.crop_params(image_width, joints, vis, center, scale, input_hw, flip_pairs=flip_pairs,
+                               upper_ids=upper_ids, rng=rng if rng is not None else np.random.default_rng(),
+                               affine=affine, box=box, image_height=image_height)
     aug = aug or AugmentConfig()
     h_in, w_in = input_hw
     joints = np.asarray(joints, dtype=np.float32).copy()
@@ -271,10 +278,13 @@ def crop_params(image_width: int, joints: np.ndarray, vis: np.ndarray, center: n
 def topdown_crop(image: np.ndarray, joints: np.ndarray, vis: np.ndarray, center: np.ndarray,
                  scale: np.ndarray, input_hw: tuple[int, int], *, train: bool, flip_pairs,
                  upper_ids=(), aug: AugmentConfig | None = None,
-                 rng: np.random.Generator | None = None, affine: str = "msra") -> CropResult:
+                 rng: np.random.Generator | None = None, affine: str = "msra", box=None) -> CropResult:
     """The reference top-down pipeline on an (H, W, 3) uint8 image: :func:`crop_params`, then the
-    crop warped with :func:`warp_image` (``cv2.warpAffine``)."""
+    crop warped with :func:`warp_image` (``cv2.warpAffine``), then (training, an ``aug`` with a
+    ``photometric`` step) its pixel augmentation, from the same generator."""
     crop = crop_params(image.shape[1], joints, vis, center, scale, input_hw, train=train, flip_pairs=flip_pairs,
-                       upper_ids=upper_ids, aug=aug, rng=rng, affine=affine)
+                       upper_ids=upper_ids, aug=aug, rng=rng, affine=affine, box=box, image_height=image.shape[0])
     crop.image = warp_image(image, crop.matrix, (input_hw[1], input_hw[0]))
+    if train and rng is not None and hasattr(aug, "photometric"):
+        crop.image = aug.photometric(crop.image, rng)
     return crop

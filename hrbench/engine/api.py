@@ -114,6 +114,10 @@ def build_summary(trainer: Trainer, cfg: RunConfig, run: RunDir | None, status: 
         "total_batch": cfg.train.total_batch,
         "lr": cfg.train.lr,
         "recipe": cfg.recipe.source,
+        "optimizer": cfg.train.optimizer,
+        "schedule": cfg.train.schedule,
+        "augment": cfg.train.augment,
+        "weights": "trained" if cfg.train.ema == "none" else "ema",  # what checkpoints' state_dict holds
         "metric": cfg.metric,
         "initial": _stamp(trainer.initial, cfg),
         "final": _stamp(trainer.final, cfg),
@@ -133,7 +137,8 @@ def _open_resumed(o: TrainOptions, info: D.DistInfo) -> tuple[RunConfig, dict, R
     ckpt = read_checkpoint(run_path / "checkpoints" / "last.pt")
     if ckpt.get("format") != FORMAT or not isinstance(ckpt.get("config"), dict):
         raise CheckpointError(f"cannot resume {run_path}: last.pt is not an hrbench training checkpoint")
-    check_finite(ckpt.get("state_dict") or {}, str(run_path / "checkpoints" / "last.pt"))
+    for weights in ("state_dict", "train_state_dict"):  # the second: the trained weights of an EMA run
+        check_finite(ckpt.get(weights) or {}, str(run_path / "checkpoints" / "last.pt"))
     try:
         saved = RunConfig.from_dict(ckpt["config"])
     except ConfigError as exc:

@@ -17,12 +17,13 @@ import os
 from pathlib import Path
 from typing import Any
 
+from hrbench.data.augment import check_device_aug
 from hrbench.datasets import DEFAULT_DATASET, get_dataset
 from hrbench.engine.recipes import Training, get_recipe, resolve_training
 from hrbench.engine.runs import default_run_name
 from hrbench.errors import ConfigError
 from hrbench.precision import normalize_amp
-from hrbench.registry import Recipe, create_config, get_entry
+from hrbench.registry import RECIPE_LATER_FIELDS, Recipe, create_config, get_entry, shown_fields
 
 CONFIG_FORMAT = "hrbench-config-v1"
 
@@ -135,7 +136,7 @@ class RunConfig:
             if f.name == "input_hw":
                 out["input"] = list(value)
             elif f.name == "recipe":
-                out["recipe"] = dataclasses.asdict(value)
+                out["recipe"] = shown_fields(value, RECIPE_LATER_FIELDS)
             elif f.name == "train":
                 out["train"] = value.to_dict()
             else:
@@ -190,6 +191,8 @@ def resolve_config(options: TrainOptions, world_size: int | None = None) -> RunC
     recipe = get_recipe(entry.name, dataset, input_hw)
     training = resolve_training(recipe, epochs=o.epochs, batch=o.batch, world_size=world, lr=o.lr,
                                 train_overrides=o.train_overrides)
+    if o.gpu_aug:
+        check_device_aug(training.augment)  # refused, never silently dropped
     run_name = o.name or default_run_name(entry.name, dataset, input_hw)
     if "/" in run_name or run_name in (".", ".."):
         raise ConfigError(f"invalid run name {run_name!r}: must be a plain folder name")

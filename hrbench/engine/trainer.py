@@ -7,7 +7,13 @@
 * Divergence: the training loss is all-reduced at every log point and at the end of every epoch,
   and validation metrics are the same on every rank; a non-finite value stops every rank together
   with :class:`~hrbench.errors.DivergedError` before anything is checkpointed.
-* Optimiser: Adam with the step/warm-up schedule of :mod:`hrbench.engine.recipes`, set per iteration.
+* Optimiser: the recipe's (:mod:`hrbench.engine.optim`: Adam, or AdamW with weight-decay multipliers)
+  with the schedule of :mod:`hrbench.engine.recipes`, set per iteration; optionally the gradients'
+  global L2 norm clipped (``clip_grad_norm``, after fp16 unscaling, as mmengine's ``AmpOptimWrapper``).
+* EMA (``ema``): an averaged copy updated after every optimiser step (:mod:`hrbench.engine.ema`); it is
+  what validation, ``best.pt`` and the checkpoints' ``state_dict`` hold.
+* Augmentation set (``augment``): set on the training dataset before each epoch (its stage from
+  ``stage2_begin``); the loader's workers start per epoch, so they see it.
 * Data order: a ``DistributedSampler`` (also with one process) seeded by ``seed`` and ``set_epoch``;
   with ``W`` processes of ``b`` samples each, step ``k`` uses exactly the samples that one process
   with batch ``W x b`` uses, and the augmentation of a sample depends only on ``(seed, epoch, index)``
@@ -31,8 +37,11 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from hrbench.checkpoint import make_payload
 from hrbench.codecs.heatmap import joints_mse_loss
+from hrbench.data.augment import augmentation, check_device_aug
 from hrbench.data.raw import RawTopDownDataset
 from hrbench.engine import dist as D
+from hrbench.engine.ema import ModelEMA
+from hrbench.engine.optim import build_optimizer
 from hrbench.engine.recipes import lr_at
 from hrbench.engine.run_config import RunConfig
 from hrbench.engine.runlog import RunLog
@@ -44,7 +53,7 @@ from hrbench.engine.samples import (
     restore_rng,
 )
 from hrbench.engine.tblog import TensorBoardLog
-from hrbench.errors import ConfigError, DataError, DivergedError
+from hrbench.errors import CheckpointError, ConfigError, DataError, DivergedError
 from hrbench.models.pose import codec_of
 from hrbench.precision import autocast, normalize_amp
 from hrbench.speed import to_channels_last
@@ -90,11 +99,13 @@ class Trainer:
 
         self.raw_model, self.model = self._place(model)
         self.codec = codec_of(self.raw_model)  # the loss and the batch's target keys
-        self.optimizer = torch.optim.Adam(self.raw_model.parameters(), lr=self.tcfg.lr,
-                                          weight_decay=self.tcfg.weight_decay)
+        self.optimizer = build_optimizer(self.raw_model, self.tcfg)
+        t = self.tcfg
+        self.ema = None if t.ema == "none" else ModelEMA(self.raw_model, t.ema_momentum, t.ema_gamma, t.ema_interval)
         # fp16 needs loss scaling (on CPU too: the same GradScaler logic as CUDA, tested there); bf16 does not
         self.scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
         self.val_set = val_set
+        self.train_set = train_set
         self.collate = collate or getattr(train_set, "collate", None) or collate_samples
         self.loader = self._train_loader(train_set)
         self.steps_per_epoch = len(self.loader)
@@ -129,6 +140,7 @@ class Trainer:
         self.device_aug = None
         collate = self.collate
         if cfg.gpu_aug:
+            check_device_aug(self.tcfg.augment)
             raw = RawTopDownDataset(train_set)
             self.train_view = SeededSamples(raw, cfg.seed)
             self.device_aug = DeviceTopDown(raw.input_hw, self.device, raw.codec)
@@ -140,15 +152,30 @@ class Trainer:
                           pin_memory=self.device.type == "cuda")
 
     # ------------------------------------------------------------------ state
+    @property
+    def eval_model(self) -> nn.Module:
+        """What validation uses and ``state_dict`` holds: the EMA's average when the run has one."""
+        return self.raw_model if self.ema is None else self.ema.module
+
+    def lr(self, epoch: int, iteration: int) -> float:
+        return lr_at(self.tcfg, epoch, iteration, self.steps_per_epoch)
+
     def payload(self) -> dict[str, Any]:
         """The checkpoint (:func:`hrbench.checkpoint.make_payload`) of the current state, with what
-        resuming needs (optimizer, schedule position, RNG states, scaler, metrics, configuration)."""
+        resuming needs (optimizer, schedule position, RNG states, scaler, metrics, configuration).
+        With EMA, ``state_dict`` holds the averaged weights (what eval / predict / export load),
+        ``train_state_dict`` the trained ones and ``ema`` the average's counter."""
         cfg = self.cfg
+        extra: dict[str, Any] = {}
+        if self.ema is not None:
+            trained = {k: v.detach().cpu().contiguous() for k, v in self.raw_model.state_dict().items()}
+            extra = {"train_state_dict": trained, "ema": self.ema.state()}
         return make_payload(
-            cfg.arch, dict(cfg.overrides), cfg.keypoints, self.raw_model,
+            cfg.arch, dict(cfg.overrides), cfg.keypoints, self.eval_model,
+            **extra,
             optimizer=self.optimizer.state_dict(),
             scheduler={"epoch": self.epoch, "iteration": self.iteration,
-                       "lr": lr_at(self.tcfg, self.epoch, self.iteration), "train": self.tcfg.to_dict()},
+                       "lr": self.lr(self.epoch, self.iteration), "train": self.tcfg.to_dict()},
             epoch=self.epoch,
             iteration=self.iteration,
             best_metric=None if self.best is None else dict(self.best),
@@ -163,7 +190,14 @@ class Trainer:
 
     def load_state(self, ckpt: dict[str, Any]) -> None:
         """Restore everything :meth:`payload` saved (for ``--resume``)."""
-        self.raw_model.load_state_dict(ckpt["state_dict"], strict=True)
+        if self.ema is None:
+            self.raw_model.load_state_dict(ckpt["state_dict"], strict=True)
+        else:
+            if not isinstance(ckpt.get("ema"), dict) or not isinstance(ckpt.get("train_state_dict"), dict):
+                raise CheckpointError("cannot resume: the run averages its weights (ema) but its checkpoint holds "
+                                      "no EMA state")
+            self.raw_model.load_state_dict(ckpt["train_state_dict"], strict=True)
+            self.ema.load(ckpt["ema"], ckpt["state_dict"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if ckpt.get("scaler") and self.scaler.is_enabled():
             self.scaler.load_state_dict(ckpt["scaler"])
@@ -193,13 +227,16 @@ class Trainer:
         self.model.train()
         self.sampler.set_epoch(self.epoch)
         self.train_view.set_epoch(self.epoch)
+        aug = augmentation(self.tcfg.augment, self.epoch, self.tcfg.stage2_begin)
+        if aug is not None:  # the loader's workers start with the epoch's iterator: they see it
+            self.train_set.aug = aug
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         window = torch.zeros((), dtype=torch.float64, device=self.device)
         n_window, data_t, step_t = 0, 0.0, 0.0
         t0 = time.perf_counter()
         for step, batch in enumerate(self.loader):
             t1 = time.perf_counter()
-            lr = lr_at(self.tcfg, self.epoch, self.iteration)
+            lr = self.lr(self.epoch, self.iteration)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             img, *targets = self._to(batch)
@@ -208,8 +245,13 @@ class Trainer:
             loss = self.codec.loss(out, *targets)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
+            if self.tcfg.clip_grad_norm is not None:
+                self.scaler.unscale_(self.optimizer)  # no-op without fp16 loss scaling
+                nn.utils.clip_grad_norm_(self.raw_model.parameters(), self.tcfg.clip_grad_norm)
             self.scaler.step(self.optimizer)
             self.scaler.update()
+            if self.ema is not None:
+                self.ema.update(self.raw_model)
             self.iteration += 1
             detached = loss.detach().to(torch.float64)
             loss_sum += detached
@@ -243,7 +285,7 @@ class Trainer:
         mean = s / max(n, 1.0)
         if not math.isfinite(mean):
             raise DivergedError(f"training diverged: the loss became {mean} at epoch {self.epoch + 1}, iteration "
-                                f"{self.iteration} (lr {lr_at(self.tcfg, self.epoch, self.iteration - 1):.3g}); "
+                                f"{self.iteration} (lr {self.lr(self.epoch, self.iteration - 1):.3g}); "
                                 "checkpoints were left as they were -- lower --lr")
         return mean
 
@@ -252,6 +294,7 @@ class Trainer:
         """Mean loss (the codec's) over the whole validation set (sharded over ranks, no flip)."""
         assert self.val_set is not None
         self.model.eval()
+        net = self.eval_model.eval()
         idx = D.shard(len(self.val_set), self.info)
         loader = DataLoader(Subset(self.val_set, idx), batch_size=self.tcfg.batch, shuffle=False,
                             num_workers=self.cfg.workers, collate_fn=self.collate)
@@ -259,7 +302,7 @@ class Trainer:
         for batch in loader:
             img, *targets = self._to(batch)
             with self._autocast():
-                out = self.raw_model(img)
+                out = net(img)
             s += self.codec.loss(out, *targets, reduction="none").to(torch.float64).sum().item()
             n += img.shape[0]
         s, n = D.all_reduce_sum([s, float(n)], self.device)
@@ -268,9 +311,11 @@ class Trainer:
     def validate(self) -> dict[str, Any]:
         """Validation loss and the dataset metric; the same dict on every rank."""
         t = time.perf_counter()
+        if self.ema is not None:
+            self.ema.sync_buffers()  # every rank validates its shard with rank 0's averaged statistics
         metrics: dict[str, Any] = {"epoch": self.epoch, "val_loss": self.val_loss()}
         if self.evaluator is not None:
-            extra = self.evaluator(self.raw_model, self.val_set, self.info, self.device)
+            extra = self.evaluator(self.eval_model, self.val_set, self.info, self.device)
             metrics.update(D.broadcast_object(extra if self.info.is_main else None))
         metrics["val_time_s"] = time.perf_counter() - t
         bad = [k for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)]
@@ -284,7 +329,7 @@ class Trainer:
     def _tb_val(self, m: dict[str, Any]) -> None:
         """A validation in the TensorBoard log: its scalars and the val crop grid (rank 0)."""
         if self.tb is not None:
-            self.tb.validation(self.iteration, m, self.raw_model, self.val_set, self.device, self.amp)
+            self.tb.validation(self.iteration, m, self.eval_model, self.val_set, self.device, self.amp)
 
     def _is_better(self, m: dict[str, Any]) -> bool:
         if self.metric not in m:
@@ -332,7 +377,7 @@ class Trainer:
                 self.train_time += time.perf_counter() - t
                 self.epoch += 1
                 self.log.event({"event": "epoch", "epoch": self.epoch, "iter": self.iteration, "train_loss": train_loss,
-                             "lr": lr_at(self.tcfg, self.epoch - 1, self.iteration - 1),
+                             "lr": self.lr(self.epoch - 1, self.iteration - 1),
                              "epoch_time_s": time.perf_counter() - t})
                 self.log.say(f"epoch {self.epoch}/{epochs}: train loss {train_loss:.4e} "
                           f"({time.perf_counter() - t:.1f}s, {self.iteration} iterations)")
