@@ -37,8 +37,16 @@ channel attention, SiLU, SyncBN) to the 1/32 features ({c} ch), RTMCC head (7x7 
 8x6, ScaleNorm + linear -> 256, one GAU (s 128, e 512, SiLU), x / y classifiers to 384 / 512 bins),
 SimCC codec (sigma 4.9 / 5.66 bins, split ratio 2), KLDiscretLoss (beta 10, label softmax). Backbone
 pre-trained on AIC + COCO in the official runs (hrbench starts from scratch unless given a checkpoint).
-Published (RTMPose paper Table / projects/rtmpose README, COCO val, AIC+COCO training): AP {ap},
+Published (mmpose projects/rtmpose README, AIC+COCO table, COCO val2017 with detected boxes): AP {ap},
 {p}M params, {g} GFLOPs, {ms} ms ONNX Runtime on an i7-11700.
+"""
+_MEASURED = """
+Counted at 256x192 with mmcv's get_model_complexity_info rules (convention mmcv-flops: the counter of
+mmpose's get_flops.py up to v1.0.0, when these figures were published): {p} params (K=17), the
+published {pub_p}M; {g} decimal GFLOPs (raw {raw}), the published {pub_g}. mmcv counts no SiLU,
+no ScaleNorm and none of the GAU's two functional matrix products (q k^T and A v: 17^2 x (128 + 512)
+= 184,960 MACs), which the true MACs and the fvcore engine include; fvcore (the jit counter mmpose's
+get_flops.py uses since 2023-04) rounds to the same published figure.
 """
 
 _PUBLISHED = {"t": ("0.167", "0.375", 384, "68.5", "3.34", "0.36", "3.20"),
@@ -52,19 +60,22 @@ def _notes(v: str, measured: str) -> str:
 
 
 @register_model("rtmpose_t", aliases=("rtmpose-t",), paper="rtmpose", convention="mmcv-flops",
-                recipe=rtmpose_recipe, tags=("rtmpose", "small"), notes=_notes("t", ""))
+                recipe=rtmpose_recipe, tags=("rtmpose", "small"), notes=_notes("t", _MEASURED.format(
+                    p="3,337,007", g="0.359", raw="358,640,384", pub_p="3.34", pub_g="0.36")))
 def rtmpose_t() -> CSPNeXtConfig:
     return CSPNeXtConfig(deepen_factor=0.167, widen_factor=0.375)
 
 
 @register_model("rtmpose_s", aliases=("rtmpose-s",), paper="rtmpose", convention="mmcv-flops",
-                recipe=rtmpose_recipe, tags=("rtmpose", "small"), notes=_notes("s", ""))
+                recipe=rtmpose_recipe, tags=("rtmpose", "small"), notes=_notes("s", _MEASURED.format(
+                    p="5,473,251", g="0.682", raw="682,034,928", pub_p="5.47", pub_g="0.68")))
 def rtmpose_s() -> CSPNeXtConfig:
     return CSPNeXtConfig(deepen_factor=0.33, widen_factor=0.5)
 
 
 @register_model("rtmpose_m", aliases=("rtmpose-m",), paper="rtmpose", convention="mmcv-flops",
                 recipe=functools.partial(rtmpose_recipe, weight_decay=0.05), tags=("rtmpose",),
-                notes=_notes("m", ""))
+                notes=_notes("m", _MEASURED.format(
+                    p="13,587,611", g="1.929", raw="1,928,529,104", pub_p="13.59", pub_g="1.93")))
 def rtmpose_m() -> CSPNeXtConfig:
     return CSPNeXtConfig(deepen_factor=0.67, widen_factor=0.75)

@@ -214,7 +214,8 @@ class CSPNeXtConfig(ModelConfig):
         require(is_positive_int(self.final_kernel) and self.final_kernel % 2 == 1, "final_kernel",
                 f"must be an odd positive integer, got {self.final_kernel!r}")
         for name in ("hidden_dims", "attention_dims", "expansion_factor"):
-            require(is_positive_int(getattr(self, name)), name, f"must be a positive integer, got {getattr(self, name)!r}")
+            v = getattr(self, name)
+            require(is_positive_int(v), name, f"must be a positive integer, got {v!r}")
 
     def build_backbone(self) -> nn.Module:
         return CSPNeXt(self)

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hrbench.codecs import Codec
+from hrbench.errors import HrbenchError
 from hrbench.models.heads.base import Head, register_head
 from hrbench.models.shapes import Shape
 
@@ -138,6 +139,11 @@ class RTMCCHead(Head):
                 nn.init.normal_(m.weight, std=0.01)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if tuple(x.shape[-2:]) != self.featuremap_hw:
+            h, w = self.input_hw
+            raise HrbenchError(f"input {32 * x.shape[-2]}x{32 * x.shape[-1]} does not fit this model: its RTMCC "
+                               f"head is built for {h}x{w} (a {h // 32}x{w // 32} feature map); build it for this "
+                               f"input with --set input_size={32 * x.shape[-2]},{32 * x.shape[-1]}")
         feats = self.gau(self.mlp(torch.flatten(self.final_layer(x), 2)))
         return self.cls_x(feats), self.cls_y(feats)
 
