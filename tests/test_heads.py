@@ -17,6 +17,7 @@ from torch import nn
 from hrbench import codecs as codec_pkg
 from hrbench.codecs import Codec, Decoded, MSRAHeatmap, build_codec, register_codec
 from hrbench.codecs import base as codec_base
+from hrbench.codecs.simcc import SimCC
 from hrbench.complexity.conventions import get_convention
 from hrbench.complexity.measure import measure_model
 from hrbench.complexity.walker import Walker
@@ -27,6 +28,7 @@ from hrbench.factory import create_model
 from hrbench.models.backbone import Backbone
 from hrbench.models.heads import DeconvHead, Head, HeatmapHead, build_head, register_head
 from hrbench.models.heads import base as head_mod
+from hrbench.models.heads.rtmcc import RTMCCHead
 from hrbench.models.pose import PoseModel, codec_of
 from hrbench.registry import SPEC_PACKAGE, create_config, get_entry, list_models
 
@@ -177,6 +179,9 @@ def test_every_registered_family_satisfies_the_backbone_contract():
         bb.check_input_size(256, 192)  # the papers' input is accepted
         walker = Walker(model, get_convention("torchstat"))
         assert walker(bb, (1, 3, 256, 192)) == (1, bb.out_channels, 256 // bb.out_stride, 192 // bb.out_stride), name
+        if isinstance(model.head, RTMCCHead):  # SimCC: x and y bin vectors, 2 per pixel
+            assert walker(model, (1, 3, 256, 192)) == ((1, 17, 384), (1, 17, 512)) and model.codec == SimCC(), name
+            continue
         assert walker(model, (1, 3, 256, 192)) == (1, 17, 64, 48), name  # the head reaches the codec's 1/4
         assert isinstance(model.head, (HeatmapHead, DeconvHead)) and isinstance(model.codec, MSRAHeatmap), name
         assert model.codec == MSRAHeatmap(sigma=2.0, stride=4, flip_shift=True)

@@ -111,8 +111,9 @@ def test_rtmpose_t_learns_on_synthetic_coco(tmp_path):
                     overrides={"input_size": (128, 96)}, out=tmp_path / "runs", name="rtm", device="cpu", workers=0,
                     lr=LR, val_interval=EPOCHS, val_flip=True, validate_first=True, progress=False, threads=1)
     before, after = summary["initial"], summary["final"]
-    print(f"\nrtmpose_t synthetic COCO 128x96, {summary['iterations']} iterations: val loss {before['val_loss']:.3e} -> "
-          f"{after['val_loss']:.3e}, AP {before['AP']:.1f} -> {after['AP']:.1f}; {time.perf_counter() - t0:.0f}s")
+    print(f"\nrtmpose_t synthetic COCO 128x96, {summary['iterations']} iterations: val loss "
+          f"{before['val_loss']:.3e} -> {after['val_loss']:.3e}, AP {before['AP']:.1f} -> {after['AP']:.1f}; "
+          f"{time.perf_counter() - t0:.0f}s")
     assert summary["status"] == "finished"
     assert after["val_loss"] <= LOSS_RATIO * before["val_loss"]
     assert after["AP"] >= before["AP"] + 20.0  # percent, the Lite-HRNet-18 bar
