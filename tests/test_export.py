@@ -135,7 +135,13 @@ def test_bench_ort_mode_row():
 
 def test_two_output_model_exports_with_ort_parity(tmp_path):
     """RTMPose-t: two outputs (x and y SimCC vectors), both checked against PyTorch in the written file."""
-    model = realistic_bn(create_model("rtmpose_t", num_keypoints=17, input_size=HW), torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    model = realistic_bn(create_model("rtmpose_t", num_keypoints=17, input_size=HW), g)
+    with torch.no_grad():  # classifiers rescaled so that each axis' logits peak near 1, like a trained model's
+        for cls, out in zip((model.head.cls_x, model.head.cls_y), model(torch.randn(2, 3, *HW, generator=g)),
+                            strict=True):
+            cls.weight.div_(out.abs().max())
     report = export_onnx(model, tmp_path / "rtmpose_t.onnx", HW, 2)
     assert report.max_abs_diff <= 1e-4 and report.folded_bn > 0
     import onnxruntime as ort
@@ -147,4 +153,4 @@ def test_two_output_model_exports_with_ort_parity(tmp_path):
         ref = model(x)
     assert [o.shape for o in outs] == [(2, 17, 128), (2, 17, 128)]
     assert max(np.abs(o - r.numpy()).max() for o, r in zip(outs, ref, strict=True)) <= 1e-4
-    assert min(np.abs(r.numpy()).max() for r in ref) > 0.05  # the comparison is at a non-trivial scale
+    assert min(np.abs(r.numpy()).max() for r in ref) > 0.5  # the comparison is at a trained model's scale
