@@ -112,19 +112,22 @@ def attention_macs(m: GatedAttentionUnit, i: Shape, o: Shape) -> int:
 class RTMCCHead(Head):
     """k x k conv -> K tokens, ScaleNorm + linear, GAU, x / y bin classifiers (module docstring).
 
-    ``input_hw``: the network input (H, W) the head is built for; the backbone's 1/32 map must be
-    (H/32, W/32) (the flattened token length), and the classifiers have 2W and 2H bins.
+    ``input_hw``: the network input (H, W) the head is built for; the backbone's map (stride
+    ``feature_stride``, CSPNeXt's 32) must be (H/32, W/32) (the flattened token length), and the
+    classifiers have 2W and 2H bins.
     """
 
     codec_name = "simcc"
 
     def __init__(self, in_channels: int, num_keypoints: int, codec: Codec | str | None = None,
                  input_hw: tuple[int, int] = (256, 192), final_kernel: int = 7, hidden_dims: int = 256,
-                 attention_dims: int = 128, expansion_factor: int = 2, split_ratio: float = 2.0) -> None:
+                 attention_dims: int = 128, expansion_factor: int = 2, split_ratio: float = 2.0,
+                 feature_stride: int = 32) -> None:
         super().__init__(in_channels, num_keypoints, codec)
         h, w = input_hw
         self.input_hw = (h, w)
-        self.featuremap_hw = (h // 32, w // 32)
+        self.stride = feature_stride
+        self.featuremap_hw = (h // feature_stride, w // feature_stride)
         tokens = self.featuremap_hw[0] * self.featuremap_hw[1]
         self.final_layer = nn.Conv2d(in_channels, num_keypoints, final_kernel, padding=final_kernel // 2)
         self.mlp = nn.Sequential(ScaleNorm(tokens), nn.Linear(tokens, hidden_dims, bias=False))
@@ -140,10 +143,10 @@ class RTMCCHead(Head):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if tuple(x.shape[-2:]) != self.featuremap_hw:
-            h, w = self.input_hw
-            raise HrbenchError(f"input {32 * x.shape[-2]}x{32 * x.shape[-1]} does not fit this model: its RTMCC "
-                               f"head is built for {h}x{w} (a {h // 32}x{w // 32} feature map); build it for this "
-                               f"input with --set input_size={32 * x.shape[-2]},{32 * x.shape[-1]}")
+            (h, w), (fh, fw), s = self.input_hw, self.featuremap_hw, self.stride
+            raise HrbenchError(f"input {s * x.shape[-2]}x{s * x.shape[-1]} does not fit this model: its RTMCC "
+                               f"head is built for {h}x{w} (a {fh}x{fw} feature map); build it for this "
+                               f"input with --set input_size={s * x.shape[-2]},{s * x.shape[-1]}")
         feats = self.gau(self.mlp(torch.flatten(self.final_layer(x), 2)))
         return self.cls_x(feats), self.cls_y(feats)
 
