@@ -84,12 +84,16 @@ FIGURES: dict[str, list[tuple[str, str, str | None, dict, tuple]]] = {
                               ("22,964,545", "params", None, {"relu_reduction": 4}, COCO)],
     "dpn2_hrnet": [("29.464M / 7.784", "M/G", None, {}, COCO),
                    ("29.459M / 7.781", "M/G", None, {"conv2": "conv3x3", "variant": "literal"}, COCO)],
+    "rtmpose_t": [("3,337,007", "params", None, {}, COCO), ("0.359", "gdec", None, {}, COCO)],
+    "rtmpose_s": [("5,473,251", "params", None, {}, COCO), ("0.682", "gdec", None, {}, COCO)],
+    "rtmpose_m": [("13,587,611", "params", None, {}, COCO), ("1.929", "gdec", None, {}, COCO)],
 }
 
 #: What a measured figure looks like in a card: MFLOPs (2 decimals) at an input, a parameter count,
-#: DPN's "params M / GFLOPs", or binary GFLOPs (3 decimals) of the deconvolution-head families.
+#: DPN's "params M / GFLOPs", binary GFLOPs (3 decimals) of the deconvolution-head families, or decimal
+#: GFLOPs (3 decimals) of the mmcv-counted RTMPose cards.
 FIGURE_SHAPES = (r"\d+\.\d\d(?= \(\d+x\d+| at \d+x\d+| MFLOPs)", r"\d{1,3}(?:,\d{3})+(?= params| \(K=)",
-                 r"\d+\.\d{3}M / \d+\.\d{3}", r"\d+\.\d{3}(?= GFLOPs)")
+                 r"\d+\.\d{3}M / \d+\.\d{3}", r"\d+\.\d{3}(?= GFLOPs)", r"\d+\.\d{3}(?= decimal GFLOPs)")
 
 
 @functools.cache
@@ -105,6 +109,8 @@ def _as_printed(kind: str, params: int, mflops: float) -> str:
         return f"{params:,}"
     if kind == "gflops":
         return f"{mflops / 1024:.3f}"  # binary G of the card's convention
+    if kind == "gdec":
+        return f"{mflops * 2**20 / 1e9:.3f}"  # decimal G (mmcv prints count / 1e9)
     return f"{params / 1e6:.3f}M / {mflops / 1024:.3f}"  # hrnet-summary GFLOPs: binary G
 
 

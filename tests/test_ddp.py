@@ -30,8 +30,10 @@ from hrbench.engine.trainer import Trainer
 from hrbench.factory import create_model
 
 MATRIX = ("lite18", "naive18", "dite18", "litehrnet_18_acm_dsc", "small_hrnet_w16", "dpn4_32", "sbl_r50",
-          "mobilenetv2_1x", "shufflenetv2_1x", "hg8", "cpn_r50", "mobilenetv3_1x", "dy_mobilenetv2_1x")
+          "mobilenetv2_1x", "shufflenetv2_1x", "hg8", "cpn_r50", "mobilenetv3_1x", "dy_mobilenetv2_1x",
+          "rtmpose_t")
 HW, PER_RANK, LR = (64, 64), 2, 1e-3
+OVERRIDES = {"rtmpose_t": {"input_size": HW}}  # the RTMCC head is built for its input
 
 WORKER = f'''
 import sys
@@ -39,6 +41,7 @@ from hrbench.engine import evaluate_checkpoint, train
 data, out, *models = sys.argv[1:]
 for arch in models:
     train(arch, data, epochs=1, batch={PER_RANK}, input_hw={HW}, out=out, name=arch, device="cpu", workers=0,
+          overrides={OVERRIDES!r}.get(arch),
           lr={LR}, train_overrides={{"warmup_iters": 0}}, val_flip=False, progress=False, log_interval=1, threads=1)
 # sharded evaluation (flip test) of the first model, gathered on rank 0 into OUT/eval/
 evaluate_checkpoint(models[0], f"{{out}}/{{models[0]}}/checkpoints/last.pt", data, device="cpu", workers=0,
@@ -85,15 +88,15 @@ def _ddp_reference(arch: str, coco) -> tuple[list[float], float, dict[str, torch
     """One process computing what 2-rank DDP must compute (module docstring): per-step losses, the
     first step's loss with BatchNorm over the whole batch (what DDP must not give), the final state_dict."""
     cfg = resolve_config(TrainOptions(arch, coco, epochs=1, batch=2 * PER_RANK, input_hw=HW, out=None, workers=0, lr=LR,
-                                      train_overrides={"warmup_iters": 0}), world_size=1)
+                                      overrides=OVERRIDES.get(arch), train_overrides={"warmup_iters": 0}), world_size=1)
     import hrbench.engine.samples as S
 
     torch.set_num_threads(1)  # as the 2 processes (threads=1): the same kernels' summation order
     S.seed_everything(cfg.seed)  # as the engine does before building the model
-    model = create_model(arch, num_keypoints=17)
-    train_set = build_split("coco", coco, "train", HW, train=True)
-    train_set.codec = model.codec  # targets as the model's head reads them (as the engine sets them)
-    tr = Trainer(model, train_set, None, cfg, None, torch.device("cpu"))
+    model = create_model(arch, num_keypoints=17, **OVERRIDES.get(arch, {}))
+    split = build_split("coco", coco, "train", HW, train=True)
+    split.codec = model.codec  # targets as the model's head reads them (as the engine sets them)
+    tr = Trainer(model, split, None, cfg, None, torch.device("cpu"))
     tr.model.train()
     tr.sampler.set_epoch(0)
     tr.train_view.set_epoch(0)

@@ -17,10 +17,8 @@ from hrbench.speed.onnx import ExportError, StaticKernelAggregation, export_onnx
 HW = (64, 64)
 
 
-def realistic(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Random BN statistics/affines (folding is then not an identity) and a head rescaled so that the
-    heatmaps peak near 1, like a trained model's: the 1e-4 bar is then measured at the real scale."""
-    g = torch.Generator().manual_seed(seed)
+def realistic_bn(model: torch.nn.Module, g: torch.Generator) -> torch.nn.Module:
+    """Random BN statistics/affines (folding is then not an identity), drawn from ``g``."""
     model.eval()
     with torch.no_grad():
         for m in model.modules():
@@ -30,6 +28,15 @@ def realistic(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
                 m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
                 m.weight.copy_(torch.rand(n, generator=g) + 0.5)
                 m.bias.copy_(torch.randn(n, generator=g) * 0.1)
+    return model
+
+
+def realistic(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """:func:`realistic_bn` and a head rescaled so that the heatmaps peak near 1, like a trained model's:
+    the 1e-4 bar is then measured at the real scale."""
+    g = torch.Generator().manual_seed(seed)
+    model = realistic_bn(model, g)
+    with torch.no_grad():
         peak = model(torch.randn(2, 3, *HW, generator=g)).abs().max()
         model.head.final_layer.weight.div_(peak)
         model.head.final_layer.bias.div_(peak)
@@ -148,3 +155,26 @@ def test_bench_ort_mode_row():
     assert ort_row["mode"] == "ort" and ort_row["error"] is None, ort_row["error"]
     assert ort_row["ok"] and ort_row["median_ms"] > 0 and ort_row["threads"] == torch.get_num_threads()
     assert ort_row["compile_s"] > 0  # export + session creation
+
+
+def test_two_output_model_exports_with_ort_parity(tmp_path):
+    """RTMPose-t: two outputs (x and y SimCC vectors), both checked against PyTorch in the written file."""
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    model = realistic_bn(create_model("rtmpose_t", num_keypoints=17, input_size=HW), g)
+    with torch.no_grad():  # classifiers rescaled so that each axis' logits peak near 1, like a trained model's
+        for cls, out in zip((model.head.cls_x, model.head.cls_y), model(torch.randn(2, 3, *HW, generator=g)),
+                            strict=True):
+            cls.weight.div_(out.abs().max())
+    report = export_onnx(model, tmp_path / "rtmpose_t.onnx", HW, 2)
+    assert report.max_abs_diff <= 1e-4 and report.folded_bn > 0
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(tmp_path / "rtmpose_t.onnx"), providers=["CPUExecutionProvider"])
+    x = torch.randn(2, 3, *HW, generator=torch.Generator().manual_seed(7))
+    outs = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})
+    with torch.no_grad():
+        ref = model(x)
+    assert [o.shape for o in outs] == [(2, 17, 128), (2, 17, 128)]
+    assert max(np.abs(o - r.numpy()).max() for o, r in zip(outs, ref, strict=True)) <= 1e-4
+    assert min(np.abs(r.numpy()).max() for r in ref) > 0.5  # the comparison is at a trained model's scale

@@ -17,7 +17,7 @@ from torch import nn
 
 from hrbench.factory import create_model
 from hrbench.models.context import DenseContextModeling
-from hrbench.registry import list_models
+from hrbench.registry import create_config, list_models
 
 HW = (64, 64)  # a multiple of 32: every lower branch halves exactly in the 4-branch nets
 
@@ -27,7 +27,8 @@ def one_step(name: str) -> dict[str, set[str]]:
     """Parameter names of ``name`` after one training forward (batch 2, 64x64) and backward:
     ``no_grad`` (trainable without gradient), ``frozen``, ``dead`` (documented) and ``frozen_with_grad``."""
     torch.manual_seed(0)
-    model = create_model(name, num_keypoints=4).train()
+    sized = {"input_size": HW} if "input_size" in create_config(name).to_dict() else {}  # RTMPose's head
+    model = create_model(name, num_keypoints=4, **sized).train()
     out = model(torch.randn(2, 3, *HW))  # a tensor, or several (every stack of the hourglass, CPN's training outputs)
     sum(t.square().mean() for t in torch.utils._pytree.tree_leaves(out)).backward()
     params = dict(model.named_parameters())

@@ -189,14 +189,14 @@ def _prepare_ort(m: nn.Module, inp: torch.Tensor, device: torch.device,
     creation time as the compile time."""
     if device.type != "cpu":
         raise ValueError("the ort mode runs ONNX Runtime's CPU execution provider: use --device cpu")
-    from hrbench.speed.onnx import INPUT_NAME, OUTPUT_NAME, onnx_bytes, ort_session
+    from hrbench.speed.onnx import INPUT_NAME, onnx_bytes, ort_session
 
     t = time.perf_counter()
     with torch.inference_mode(False):
         data, _ = onnx_bytes(m, inp.clone(), forms=forms)
     session = ort_session(data, threads=torch.get_num_threads())
     feed = {INPUT_NAME: inp.numpy()}
-    return (lambda: torch.from_numpy(session.run([OUTPUT_NAME], feed)[0])), time.perf_counter() - t
+    return (lambda: torch.from_numpy(session.run(None, feed)[0])), time.perf_counter() - t
 
 
 def benchmark_model(

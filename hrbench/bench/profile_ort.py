@@ -32,7 +32,7 @@ from torch import nn
 
 from hrbench.bench.profile import census, check_clock, group_keys, median_times, summarize, timed
 from hrbench.errors import HrbenchError
-from hrbench.speed.onnx import INPUT_NAME, OUTPUT_NAME, onnx_bytes, require_onnx
+from hrbench.speed.onnx import INPUT_NAME, onnx_bytes, require_onnx
 
 #: Row name of the node time no module could be found for.
 UNMAPPED = "(unmapped)"
@@ -179,12 +179,12 @@ def profile_ort(model: nn.Module, input_hw: tuple[int, int], batch: int = 1, thr
         plain = _session(data, threads, optimized=optimized)
         prof = _session(data, threads, profile_prefix=str(Path(tmp) / "ort"))
         for _ in range(warmup):
-            plain.run([OUTPUT_NAME], feed)
-            prof.run([OUTPUT_NAME], feed)
+            plain.run(None, feed)
+            prof.run(None, feed)
         e2e, profiled = [], []
         for _ in range(iters):
             for sess, acc in ((plain, e2e), (prof, profiled)):
-                acc.append(timed(lambda s=sess: s.run([OUTPUT_NAME], feed), cpu))
+                acc.append(timed(lambda s=sess: s.run(None, feed), cpu))
         trace = prof.end_profiling()
         runs = parse_profile(trace)[warmup:]
         kinds = op_types(trace)

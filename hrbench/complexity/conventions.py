@@ -26,7 +26,7 @@ Shape = tuple[int, ...]
 Count = Callable[[nn.Module, Shape, Shape], int]
 
 #: Modules that register further conventions, imported at the first lookup (plugin style).
-MODULES: tuple[str, ...] = ("hrbench.complexity.conventions_dynamic",)
+MODULES: tuple[str, ...] = ("hrbench.complexity.conventions_dynamic", "hrbench.complexity.mmcv_counter")
 
 
 def _numel(shape: Shape) -> int:

@@ -20,14 +20,16 @@ def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
 
 
 def make_activation(act: str | None) -> nn.Module | None:
-    """``"relu"`` / ``"relu6"`` / ``"sigmoid"`` / ``"hswish"`` / ``"hsigmoid"`` (MobileNetV3's hard-swish and
-    hard-sigmoid) / ``None`` -> a fresh activation module (never shared)."""
+    """``"relu"`` / ``"relu6"`` / ``"silu"`` / ``"sigmoid"`` / ``"hswish"`` / ``"hsigmoid"`` (MobileNetV3's
+    hard-swish and hard-sigmoid) / ``None`` -> a fresh activation module (never shared)."""
     if act is None:
         return None
     if act == "relu":
         return nn.ReLU(inplace=True)
     if act == "relu6":
         return nn.ReLU6(inplace=True)
+    if act == "silu":
+        return nn.SiLU(inplace=True)
     if act == "sigmoid":
         return nn.Sigmoid()
     if act == "hswish":

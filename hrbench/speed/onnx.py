@@ -119,10 +119,11 @@ class ExportReport:
 def _export_bytes(model: nn.Module, example: torch.Tensor, exporter: str, dynamic: bool) -> bytes:
     if exporter not in EXPORTERS:
         raise ExportError(f"unknown exporter {exporter!r}: choose from {', '.join(EXPORTERS)}")
-    kwargs: dict[str, Any] = {"input_names": [INPUT_NAME], "output_names": [OUTPUT_NAME], "opset_version": OPSET}
+    names = output_names(model, example)
+    kwargs: dict[str, Any] = {"input_names": [INPUT_NAME], "output_names": names, "opset_version": OPSET}
     if exporter == "torchscript":
         if dynamic:
-            kwargs["dynamic_axes"] = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}
+            kwargs["dynamic_axes"] = {INPUT_NAME: {0: "batch"}, **{n: {0: "batch"} for n in names}}
         buf = io.BytesIO()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # TracerWarnings and the exporter's deprecation notice
@@ -149,14 +150,28 @@ def ort_session(model: bytes | str | Path, threads: int = 1):
     return ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
 
 
-def parity(session, model: nn.Module, x: torch.Tensor) -> tuple[float, float]:
-    """(max |ORT(x) - model(x)|, max |model(x)|), fp32."""
+def output_names(model: nn.Module, example: torch.Tensor) -> list[str]:
+    """The graph's output names: ``OUTPUT_NAME`` for a model returning one tensor; ``OUTPUT_NAME``,
+    ``OUTPUT_NAME_1``, ... for a tuple (RTMPose's x and y vectors)."""
     with torch.inference_mode():
-        ref = model(x).float().numpy()
-    out = session.run([OUTPUT_NAME], {INPUT_NAME: x.numpy()})[0]
-    if out.shape != ref.shape:
-        raise ExportError(f"ONNX output shape {tuple(out.shape)} differs from PyTorch's {tuple(ref.shape)}")
-    return float(np.abs(out - ref).max()), float(np.abs(ref).max())
+        out = model(example)
+    n = len(out) if isinstance(out, (tuple, list)) else 1
+    return [OUTPUT_NAME] + [f"{OUTPUT_NAME}_{i}" for i in range(1, n)]
+
+
+def parity(session, model: nn.Module, x: torch.Tensor) -> tuple[float, float]:
+    """(max |ORT(x) - model(x)|, max |model(x)|), fp32, over every output."""
+    with torch.inference_mode():
+        ref = model(x)
+    refs = [r.float().numpy() for r in (ref if isinstance(ref, (tuple, list)) else (ref,))]
+    outs = session.run(None, {INPUT_NAME: x.numpy()})
+    if len(outs) != len(refs):
+        raise ExportError(f"ONNX graph has {len(outs)} outputs, PyTorch's model {len(refs)}")
+    for out, r in zip(outs, refs, strict=True):
+        if out.shape != r.shape:
+            raise ExportError(f"ONNX output shape {tuple(out.shape)} differs from PyTorch's {tuple(r.shape)}")
+    return (max(float(np.abs(o - r).max()) for o, r in zip(outs, refs, strict=True)),
+            max(float(np.abs(r).max()) for r in refs))
 
 
 def prepare_export_model(model: nn.Module, batch: int, fold_bn: bool = True) -> tuple[nn.Module, dict[str, int]]:
