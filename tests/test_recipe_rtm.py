@@ -11,7 +11,7 @@ import sys
 
 import pytest
 import torch
-from hrbench.architectures.rtmpose_recipe import rtmpose_m_recipe, rtmpose_recipe, rtmpose_s_recipe, rtmpose_t_recipe
+from hrbench.architectures.rtmpose import rtmpose_m_recipe, rtmpose_recipe, rtmpose_s_recipe, rtmpose_t_recipe
 
 from hrbench.engine import TrainOptions, resolve_config
 from hrbench.engine.optim import build_optimizer, param_groups
@@ -31,7 +31,7 @@ def test_official_numbers_per_variant():
         assert (r.epochs, r.batch_per_gpu, r.gpus, r.lr, r.optimizer, r.schedule) == \
             (420, 256, 8, 4e-3, "adamw", "flat-cosine")
         assert (r.warmup_iters, r.warmup_ratio, r.cosine_begin, r.eta_min_ratio, r.clip_grad_norm) == \
-            (1000, 1e-5, 210, 0.05, 35.0)
+            (1000, 1e-5, 210, 0.05, 35.0 / 256)
         assert (r.norm_decay_mult, r.bias_decay_mult, r.augment, r.stage2_epochs) == (0.0, 0.0, "rtmpose", 30)
     assert (t.weight_decay, s.weight_decay, m.weight_decay) == (0.0, 0.0, 0.05)
     assert (t.ema, s.ema, m.ema) == ("none", "exp-momentum", "exp-momentum")  # -t: "Turn off EMA" (config l. 222)
