@@ -31,6 +31,7 @@ from torch import nn
 from hrbench.errors import HrbenchError
 from hrbench.fsutil import write_bytes_atomic
 from hrbench.models.dynamic import ConvNorm, DynamicKernelAggregation, KernelAggregation
+from hrbench.speed.onnx_modules import substitute_doubled_fusion, substitute_pooled_linear
 
 EXPORTERS = ("torchscript", "dynamo")
 FORMATS = ("onnx",)
@@ -215,8 +216,11 @@ def prepare_export_model(model: nn.Module, batch: int, fold_bn: bool = True,
     if fold_bn:
         m = fold_batchnorm(m, inplace=True)
     static, dka_bn = substitute_dynamic_kernels(m, batch, forms=forms and fold_bn)
+    pooled = substitute_pooled_linear(m) if forms and fold_bn else 0
+    doubled = substitute_doubled_fusion(m) if forms and fold_bn else 0
     kept = count_batchnorms(m)
-    return m, {"folded_bn": before - kept, "kept_bn": kept, "static_dka": static, "dka_bn": dka_bn}
+    return m, {"folded_bn": before - kept, "kept_bn": kept, "static_dka": static, "dka_bn": dka_bn,
+               "pooled_linear": pooled, "doubled_fusion": doubled}
 
 
 def onnx_bytes(model: nn.Module, example: torch.Tensor, *, exporter: str = "torchscript", dynamic: bool = False,
@@ -230,9 +234,11 @@ def onnx_bytes(model: nn.Module, example: torch.Tensor, *, exporter: str = "torc
         with torch.no_grad():
             data = _export_bytes(export_model, example, exporter, dynamic)
         data, changed = apply_forms(data) if forms else (data, {})
-        if forms and counts["static_dka"]:
-            changed = {"dka_batchnorm": counts["dka_bn"],
-                       "dka_plain_batch1": counts["static_dka"] if example.shape[0] == 1 else 0, **changed}
+        if forms and fold_bn:
+            modules = {"pooled_linear": counts["pooled_linear"], "doubled_fusion": counts["doubled_fusion"],
+                       "dka_batchnorm": counts["dka_bn"],
+                       "dka_plain_batch1": counts["static_dka"] if example.shape[0] == 1 else 0}
+            changed = {**{k: v for k, v in modules.items() if v}, **changed}
         return data, {**counts, "forms": changed}
     except HrbenchError:
         raise
