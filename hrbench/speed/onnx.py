@@ -7,8 +7,11 @@ kernel aggregation (DKA) is swapped for :class:`StaticKernelAggregation`: the sa
 grouped convolution and the same parameters, but with every shape a Python constant for the fixed
 export batch, so the exporter sees a ``Conv`` whose computed weight has a known shape (the stock
 module's ``reshape(-1, ...)`` leaves it unknown: "convolution for kernel of unknown shape").
-After export, the exact graph rewrites of :mod:`hrbench.speed.onnx_forms` are applied (``forms``;
-concat + channel shuffle as one interleaving concat). The file is written only when ONNX Runtime's
+With ``forms`` (the default; issue 23) the export copy also gets the exact module-level forms (each DKA's
+BatchNorm folded into its kernels and the plain convolution at batch 1, here; the pooled FC stacks as
+``Gemm`` and the fusion's doubled path folded, :mod:`hrbench.speed.onnx_modules`), and after export the
+exact graph rewrites of :mod:`hrbench.speed.onnx_forms` (concat + channel shuffle as one interleaving
+concat, shape-only nodes folded); ``forms=False`` is the exporter's own graph (``ort_stock``). The file is written only when ONNX Runtime's
 output on a seeded input matches the unmodified PyTorch model's within :data:`PARITY_TOL` (max
 absolute difference, fp32).
 """

@@ -7,6 +7,9 @@ less memory traffic in ONNX Runtime (issue 23; found with ``hrbench profile --mo
   concatenation: ``Unsqueeze(axis=2)`` of each part → ``Concat(axis=2)`` → the same final ``Reshape``.
   Element ``[k, j]`` of the shuffled tensor is channel ``k`` of part ``j`` either way, so the output is
   bit-identical (pure data movement), but one copy pass (the transpose) is gone.
+* :func:`fold_reshapes` — for a fixed-shape export (shapes read off one ONNX Runtime run): chains of
+  reshapes as one ``Reshape``, transposes that only move size-1 axes (GCM's context permute) as reshapes,
+  reshapes and nearest ``Resize`` to their input's own shape (the lowest branch of CRW / DCM) dropped.
 
 The eager model is untouched; every rewrite is checked by the export's parity test.
 """
