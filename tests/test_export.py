@@ -58,9 +58,9 @@ def test_every_family_exports_with_ort_parity(arch, batch, tmp_path):
     report = export_onnx(model, path, HW, batch)
     assert report.max_abs_diff <= 1e-4 and report.output_max > 0.5
     assert report.folded_bn > 0
-    if arch in ("dite18", "dy_mobilenetv2_1x"):  # every DKA / DyConv made static; BNs after them are kept
+    if arch in ("dite18", "dy_mobilenetv2_1x"):  # every DKA / DyConv made static (the BN after it folded in)
         assert report.static_dka == sum(isinstance(m, KernelAggregation) for m in model.modules()) > 0
-        assert report.kept_bn > 0
+        assert report.kept_bn > 0 or arch != "dite18"  # Dite: GCM's BNs after the context product are kept
     # an independent check of the written file on a fresh input
     x = torch.randn(batch, 3, *HW, generator=torch.Generator().manual_seed(7))
     with torch.no_grad():

@@ -299,3 +299,161 @@ def test_latency_bench_speed_modes():
     if not torch.cuda.is_available():
         assert "needs --device cuda" in rows["cudagraph"].error
     assert isinstance(net[1], nn.BatchNorm2d)  # the benchmark folded copies, not the model
+
+
+# ------------------------------------------------------------- ONNX export forms (issue 23, hrbench.speed.onnx*)
+def _count(model, cls) -> int:
+    return sum(isinstance(m, cls) for m in model.modules())
+
+
+@pytest.mark.parametrize("name", ("lite18", "dite18"))
+@pytest.mark.parametrize("batch", (1, 2))
+def test_export_forms_equal_the_module(name, batch):
+    from hrbench.models.context import GlobalContextModeling
+    from hrbench.models.dynamic import KernelAttention
+    from hrbench.models.hr_modules import MultiResolutionFusion
+    from hrbench.models.litehrnet import SpatialWeighting
+    from hrbench.speed.onnx import prepare_export_model
+
+    m = model(name)
+    x = sample_input(batch)
+    formed, counts = prepare_export_model(m, batch)
+    with torch.no_grad():
+        ref, out = m(x), formed(x)
+    assert ref.abs().max().item() > 0.5 and (out - ref).abs().max().item() <= 1e-5
+    fusions = sum(type(f) is MultiResolutionFusion and len(f) > 1 for f in m.modules())
+    assert counts["doubled_fusion"] == fusions == 8  # 2 + 4 + 2 modules, every one with >= 2 outputs
+    if name == "lite18":
+        assert counts["pooled_linear"] == _count(m, SpatialWeighting) == 48 and counts["dka_bn"] == 0
+    else:
+        dka = _count(m, KernelAggregation)
+        assert counts["dka_bn"] == counts["static_dka"] == dka == 62
+        assert counts["pooled_linear"] == dka + _count(m, GlobalContextModeling) == _count(m, KernelAttention) + 50
+        assert counts["kept_bn"] == _count(m, GlobalContextModeling)  # GCM's BN after the context product stays
+
+
+@pytest.mark.parametrize("bias", (False, True))
+def test_dka_batchnorm_folded_into_the_kernels(bias):
+    from hrbench.speed.onnx import StaticKernelAggregation
+
+    g = torch.Generator().manual_seed(3)
+    agg = KernelAggregation(8, 8, 3, padding=1, groups=8, bias=bias, num_kernels=4)
+    bn = nn.BatchNorm2d(8).eval()
+    with torch.no_grad():
+        for t, lo, hi in ((bn.running_mean, -1, 1), (bn.running_var, 0.2, 2), (bn.weight, -1.5, 1.5), (bn.bias, -1, 1)):
+            t.copy_(torch.rand(8, generator=g) * (hi - lo) + lo)
+        if bias:
+            agg.bias.copy_(torch.randn(4, 8, generator=g))
+    for batch in (1, 2):
+        x, att = torch.randn(batch, 8, 9, 7, generator=g), torch.rand(batch, 4, generator=g)
+        with torch.no_grad():
+            ref = bn(agg(x, att))
+            for plain in (True, False):  # batch 1: the plain convolution, or the batch-folded one
+                out = StaticKernelAggregation(agg, batch, bn, plain_at_batch1=plain)(x, att)
+                assert (out - ref).abs().max().item() <= 1e-5 * ref.abs().max().item()
+
+
+def test_doubled_path_fusion_is_bit_identical():
+    from hrbench.models.hr_modules import MultiResolutionFusion
+    from hrbench.speed.onnx_modules import DoubledPathFusion
+
+    m = fold_batchnorm(model("lite18"))
+    fusion = m.backbone.stage2[0].fuse_layers
+    assert type(fusion) is MultiResolutionFusion and len(fusion) == 4
+    relu = nn.ReLU()
+    g = torch.Generator().manual_seed(2)
+    xs = [torch.randn(2, c, 16 // 2 ** i, 16 // 2 ** i, generator=g) for i, c in enumerate((40, 80, 160, 320))]
+    with torch.no_grad():
+        ref = fusion(xs, relu)
+        import copy
+
+        out = DoubledPathFusion.from_fusion(copy.deepcopy(fusion))(xs, relu)
+    assert all(torch.equal(a, b) for a, b in zip(ref, out, strict=True))  # a factor 2 is exact
+
+
+#: Node counts by op type of the exports at 64x64, batch 1: stock (the exporter's graph) -> with the forms.
+#: Derived: each SpatialWeighting (48 in Lite-18) / KernelAttention (62) / GCM shift (50) turns 2 Conv into 2 Gemm;
+#: each DKA's BN (62) is folded; each of the 8 fusions' 2-4 outputs loses one Add (16); each CRW / DCM (16)
+#: loses the Resize of its lowest branch to its own size; the 49 channel shuffles lose their Transpose.
+NODE_COUNTS = {
+    "lite18": ({"Conv": 301, "Gemm": 0, "BatchNormalization": 0, "Add": 128, "Resize": 77, "Transpose": 49},
+               {"Conv": 205, "Gemm": 96, "BatchNormalization": 0, "Add": 112, "Resize": 61, "Transpose": 0}),
+    "dite18": ({"Conv": 536, "Gemm": 0, "BatchNormalization": 112, "Add": 128, "Resize": 77, "Transpose": 147},
+               {"Conv": 312, "Gemm": 224, "BatchNormalization": 50, "Add": 112, "Resize": 61, "Transpose": 48}),
+}
+
+
+@pytest.mark.parametrize("name", ("lite18", "dite18"))
+def test_export_forms_node_counts_and_onnx_runtime_outputs(name):
+    import collections
+
+    import onnx
+
+    from hrbench.speed.onnx import onnx_bytes, ort_session
+    from hrbench.speed.onnx_forms import apply_forms
+
+    m = model(name)
+    x = sample_input(1)
+    stock, c0 = onnx_bytes(m, x, forms=False)
+    formed, c1 = onnx_bytes(m, x)
+    for data, expected in zip((stock, formed), NODE_COUNTS[name], strict=True):
+        ops = collections.Counter(n.op_type for n in onnx.load_from_string(data).graph.node)
+        assert {op: ops[op] for op in expected} == expected
+    assert c0["forms"] == {} and c1["forms"]["interleave_shuffle"] == 49 and c1["forms"]["fold_reshapes"] > 0
+    feed = {"input": x.numpy()}
+    with torch.no_grad():
+        ref = m(x).numpy()
+    a = ort_session(stock).run(["heatmaps"], feed)[0]
+    b = ort_session(formed).run(["heatmaps"], feed)[0]
+    assert np.abs(a - ref).max() <= 1e-5 and np.abs(b - ref).max() <= 1e-5
+    folded, changed = apply_forms(stock, ("fold_reshapes",))  # shape-only nodes: bit for bit
+    assert changed["fold_reshapes"] > 0 and np.array_equal(ort_session(folded).run(["heatmaps"], feed)[0], a)
+
+
+def test_fold_reshapes_on_a_small_graph():
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from hrbench.speed.onnx_forms import fold_reshapes
+
+    def const(name, values):
+        return numpy_helper.from_array(np.array(values, dtype=np.int64), name)
+
+    nodes = [
+        helper.make_node("Reshape", ["x", "s1"], ["a"], name="r1"),  # (1,6,4,1) -> (1,24): kept (feeds a chain)
+        helper.make_node("Reshape", ["a", "s2"], ["b"], name="r2"),  # -> (1,6,4): one Reshape of x
+        helper.make_node("Unsqueeze", ["b", "ax"], ["c"], name="u"),  # -> (1,6,4,1) = x's shape: dropped
+        helper.make_node("Relu", ["c"], ["d"], name="relu"),
+        helper.make_node("Transpose", ["d"], ["e"], name="t", perm=[0, 1, 3, 2]),  # moves a size-1 axis only
+        helper.make_node("Transpose", ["d"], ["f"], name="t2", perm=[0, 2, 1, 3]),  # moves data: kept
+        helper.make_node("Resize", ["d", "", "sc"], ["g"], name="rs", mode="nearest"),  # scale 1: dropped
+        helper.make_node("Add", ["g", "d"], ["h"], name="add"),
+    ]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 6, 4, 1])],
+        [helper.make_tensor_value_info(o, TensorProto.FLOAT, shape)
+         for o, shape in (("e", [1, 6, 1, 4]), ("f", [1, 4, 6, 1]), ("h", [1, 6, 4, 1]))],
+        [const("s1", [1, 24]), const("s2", [1, 6, 4]), const("ax", [3]),
+         numpy_helper.from_array(np.ones(4, dtype=np.float32), "sc")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    x = np.random.default_rng(0).standard_normal((1, 6, 4, 1)).astype(np.float32)
+    import onnxruntime as ort
+
+    def run(mp):
+        return ort.InferenceSession(mp.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+
+    ref = run(model)
+    assert fold_reshapes(model) == 4  # r1, r2 (dead after the chain fold), u, rs gone; t became a Reshape
+    onnx.checker.check_model(model)
+    assert [(n.name, n.op_type) for n in model.graph.node] == [("relu", "Relu"), ("t", "Reshape"),
+                                                                ("t2", "Transpose"), ("add", "Add")]
+    assert model.graph.node[0].input[0] == "x" and list(model.graph.node[3].input) == ["d", "d"]
+    assert all(np.array_equal(a, b) for a, b in zip(ref, run(model), strict=True))
+
+
+def test_fold_reshapes_leaves_a_dynamic_batch_export():
+    from hrbench.speed.onnx import onnx_bytes
+
+    m = hrbench.create_model("small_hrnet_w16").eval()
+    _, counts = onnx_bytes(m, torch.randn(2, 3, 64, 64), dynamic=True)
+    assert counts["forms"]["fold_reshapes"] == 0  # shapes are not static: nothing is assumed

@@ -11,10 +11,11 @@ Modes (each on its own copy of the model, eval mode, ``torch.inference_mode``):
 * ``traced``         — ``fused``, then ``torch.jit.trace`` + ``torch.jit.freeze`` (no Python overhead per layer);
 * ``cudagraph``      — ``fused``, then the whole forward replayed as one CUDA graph (CUDA only);
 * ``ort``            — the ONNX export of :func:`hrbench.speed.onnx.export_onnx` (BNs folded, static
-  dynamic kernels, the exact rewrites of :mod:`hrbench.speed.onnx_forms`) run by ONNX Runtime's CPU
+  dynamic kernels, the exact export forms of :mod:`hrbench.speed.onnx_modules` and
+  :mod:`hrbench.speed.onnx_forms`) run by ONNX Runtime's CPU
   execution provider with as many intra-op threads as torch uses (``threads`` in the row; export
   time in ``compile_s``; CPU only);
-* ``ort_stock``      — the same without the rewrites (the exporter's own graph), for before / after.
+* ``ort_stock``      — the same without the forms (the exporter's own graph), for before / after.
 
 Timing: ``warmup`` untimed calls, then ``iters`` timed calls. On CUDA each call is bracketed by
 CUDA events and the device is synchronized before reading them (and before/after the loop); on

@@ -17,7 +17,8 @@ Not folded, on purpose:
 * a BatchNorm after Dite-HRNet's dynamic kernel aggregation (DKA): BN's scale could move into the N
   candidate kernels, but its shift would have to be added after the per-sample aggregation whatever
   the attention, and :class:`~hrbench.models.dynamic.KernelAggregation` has no such constant bias,
-  so the fold would not be exact; the BatchNorm stays;
+  so the fold would not be exact; the BatchNorm stays (the ONNX export form
+  :class:`hrbench.speed.onnx.StaticKernelAggregation` has that bias and folds it);
 * a BatchNorm that follows anything else (e.g. GCM's BN after the context product).
 """
 

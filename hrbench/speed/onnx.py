@@ -7,8 +7,11 @@ kernel aggregation (DKA) is swapped for :class:`StaticKernelAggregation`: the sa
 grouped convolution and the same parameters, but with every shape a Python constant for the fixed
 export batch, so the exporter sees a ``Conv`` whose computed weight has a known shape (the stock
 module's ``reshape(-1, ...)`` leaves it unknown: "convolution for kernel of unknown shape").
-After export, the exact graph rewrites of :mod:`hrbench.speed.onnx_forms` are applied (``forms``;
-concat + channel shuffle as one interleaving concat). The file is written only when ONNX Runtime's
+With ``forms`` (the default; issue 23) the export copy also gets the exact module-level forms (each DKA's
+BatchNorm folded into its kernels and the plain convolution at batch 1, here; the pooled FC stacks as
+``Gemm`` and the fusion's doubled path folded, :mod:`hrbench.speed.onnx_modules`), and after export the
+exact graph rewrites of :mod:`hrbench.speed.onnx_forms` (concat + channel shuffle as one interleaving
+concat, shape-only nodes folded); ``forms=False`` is the exporter's own graph (``ort_stock``). The file is written only when ONNX Runtime's
 output on a seeded input matches the unmodified PyTorch model's within :data:`PARITY_TOL` (max
 absolute difference, fp32).
 """
@@ -30,7 +33,8 @@ from torch import nn
 
 from hrbench.errors import HrbenchError
 from hrbench.fsutil import write_bytes_atomic
-from hrbench.models.dynamic import DynamicKernelAggregation, KernelAggregation
+from hrbench.models.dynamic import ConvNorm, DynamicKernelAggregation, KernelAggregation
+from hrbench.speed.onnx_modules import substitute_doubled_fusion, substitute_pooled_linear
 
 EXPORTERS = ("torchscript", "dynamo")
 FORMATS = ("onnx",)
@@ -54,37 +58,82 @@ def require_onnx() -> None:
 
 class StaticKernelAggregation(nn.Module):
     """Export form of :class:`KernelAggregation` for a fixed batch ``batch``: one grouped convolution
-    over the batch-folded channels (``batch * groups`` groups), weight shape known in advance.
-    Shares the original module's parameters; computes exactly what it computes."""
+    over the batch-folded channels (``batch * groups`` groups), weight shape known in advance; at batch 1
+    the plain grouped convolution (``plain_at_batch1``: the batch fold is the identity there, so its two
+reshapes are left out).
 
-    def __init__(self, agg: KernelAggregation, batch: int) -> None:
+    ``bn``: the eval-mode BatchNorm that follows the aggregation, folded in exactly: the aggregation is
+    linear in the kernels, so ``BN(conv(x, sum_i a_i w_i) + sum_i a_i b_i) = conv(x, sum_i a_i (s w_i)) +
+    sum_i a_i (s b_i) + (beta - s mu)`` with ``s = gamma / sqrt(var + eps)`` per output channel: the scale
+    goes into the N candidate kernels (and biases), the shift is a constant bias added after the
+    aggregation (computed in float64). Without ``bn`` the original parameters are shared."""
+
+    def __init__(self, agg: KernelAggregation, batch: int, bn: nn.BatchNorm2d | None = None,
+                 plain_at_batch1: bool = True) -> None:
         super().__init__()
-        self.weight = agg.weight
-        self.bias = agg.bias
         self.batch = int(batch)
+        self.plain = plain_at_batch1 and self.batch == 1
         self.cin, self.cout, self.groups = agg.in_channels, agg.out_channels, agg.groups
         self.k, self.n = agg.kernel_size, agg.num_kernels
         self.stride, self.padding, self.dilation = agg.stride, agg.padding, agg.dilation
+        self.weight, self.bias = agg.weight, agg.bias
+        self.register_buffer("shift", None)
+        if bn is not None:
+            scale, shift = bn_scale_shift(bn)
+            with torch.no_grad():
+                self.weight = nn.Parameter((agg.weight.double() * scale.reshape(1, -1, 1, 1, 1)).float(),
+                                           requires_grad=False)
+                if agg.bias is not None:
+                    self.bias = nn.Parameter((agg.bias.double() * scale).float(), requires_grad=False)
+            self.register_buffer("shift", shift.float())
 
     def forward(self, x: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
         b = self.batch
-        mixed = torch.matmul(attention.reshape(b, self.n), self.weight.reshape(self.n, -1))
+        att = attention.reshape(b, self.n)
+        mixed = torch.matmul(att, self.weight.reshape(self.n, -1))
         weight = mixed.reshape(b * self.cout, self.cin // self.groups, self.k, self.k)
-        bias = torch.matmul(attention.reshape(b, self.n), self.bias).reshape(b * self.cout) \
-            if self.bias is not None else None
+        bias = torch.matmul(att, self.bias) if self.bias is not None else None
+        if self.shift is not None:
+            bias = self.shift.expand(b, self.cout) if bias is None else bias + self.shift
+        if bias is not None:
+            bias = bias.reshape(b * self.cout)
+        if self.plain:
+            return F.conv2d(x, weight, bias, stride=self.stride, padding=self.padding, dilation=self.dilation,
+                            groups=self.groups)
         y = F.conv2d(x.reshape(1, b * self.cin, x.shape[2], x.shape[3]), weight, bias, stride=self.stride,
                      padding=self.padding, dilation=self.dilation, groups=self.groups * b)
         return y.reshape(b, self.cout, y.shape[2], y.shape[3])
 
 
-def substitute_dynamic_kernels(model: nn.Module, batch: int) -> int:
-    """Swap every DKA's aggregation for :class:`StaticKernelAggregation` (in place); returns the count."""
-    count = 0
-    for m in model.modules():
-        if isinstance(m, DynamicKernelAggregation) and isinstance(m.aggregation, KernelAggregation):
-            m.aggregation = StaticKernelAggregation(m.aggregation, batch)
-            count += 1
-    return count
+def bn_scale_shift(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eval-mode BatchNorm as ``y = s x + t`` per channel: ``(s, t)`` in float64."""
+    if bn.running_mean is None or bn.running_var is None:
+        raise ExportError("cannot fold a BatchNorm2d without running statistics (track_running_stats=False)")
+    var, mean = bn.running_var.double(), bn.running_mean.double()
+    gamma = bn.weight.double() if bn.weight is not None else torch.ones_like(var)
+    beta = bn.bias.double() if bn.bias is not None else torch.zeros_like(var)
+    scale = gamma / torch.sqrt(var + bn.eps)
+    return scale, beta - mean * scale
+
+
+def substitute_dynamic_kernels(model: nn.Module, batch: int, forms: bool = False) -> tuple[int, int]:
+    """Swap every DKA's aggregation for :class:`StaticKernelAggregation` (in place); with ``forms`` (the
+    export forms of issue 23) the BatchNorm of each ``ConvNorm`` whose convolution is a DKA is folded into
+    it (replaced by ``nn.Identity``) and a batch-1 export is the plain convolution. Returns (DKAs swapped,
+    BatchNorms folded)."""
+    count = folded = 0
+    owners = {id(p.conv): p for p in model.modules() if isinstance(p, ConvNorm)}
+    for m in list(model.modules()):
+        if not (isinstance(m, DynamicKernelAggregation) and isinstance(m.aggregation, KernelAggregation)):
+            continue
+        owner = owners.get(id(m))
+        bn = owner.bn if forms and owner is not None and isinstance(owner.bn, nn.BatchNorm2d) else None
+        m.aggregation = StaticKernelAggregation(m.aggregation, batch, bn, plain_at_batch1=forms)
+        if bn is not None:
+            owner.bn = nn.Identity()
+            folded += 1
+        count += 1
+    return count, folded
 
 
 @dataclasses.dataclass
@@ -174,17 +223,22 @@ def parity(session, model: nn.Module, x: torch.Tensor) -> tuple[float, float]:
             max(float(np.abs(r).max()) for r in refs))
 
 
-def prepare_export_model(model: nn.Module, batch: int, fold_bn: bool = True) -> tuple[nn.Module, dict[str, int]]:
-    """A deep copy of ``model`` in eval mode, BNs folded (``fold_bn``), DKAs made static for ``batch``."""
+def prepare_export_model(model: nn.Module, batch: int, fold_bn: bool = True,
+                         forms: bool = True) -> tuple[nn.Module, dict[str, int]]:
+    """A deep copy of ``model`` in eval mode, BNs folded (``fold_bn``), DKAs made static for ``batch``
+    (with ``forms`` and ``fold_bn``: their BatchNorms folded in, the plain convolution at batch 1)."""
     from hrbench.speed.fuse import count_batchnorms, fold_batchnorm
 
     m = copy.deepcopy(model).eval()
     before = count_batchnorms(m)
     if fold_bn:
         m = fold_batchnorm(m, inplace=True)
+    static, dka_bn = substitute_dynamic_kernels(m, batch, forms=forms and fold_bn)
+    pooled = substitute_pooled_linear(m) if forms and fold_bn else 0
+    doubled = substitute_doubled_fusion(m) if forms and fold_bn else 0
     kept = count_batchnorms(m)
-    static = substitute_dynamic_kernels(m, batch)
-    return m, {"folded_bn": before - kept, "kept_bn": kept, "static_dka": static}
+    return m, {"folded_bn": before - kept, "kept_bn": kept, "static_dka": static, "dka_bn": dka_bn,
+               "pooled_linear": pooled, "doubled_fusion": doubled}
 
 
 def onnx_bytes(model: nn.Module, example: torch.Tensor, *, exporter: str = "torchscript", dynamic: bool = False,
@@ -193,11 +247,16 @@ def onnx_bytes(model: nn.Module, example: torch.Tensor, *, exporter: str = "torc
     rewrites of :mod:`hrbench.speed.onnx_forms` (``forms``), and its counts (``forms``: per rewrite)."""
     from hrbench.speed.onnx_forms import apply_forms
 
-    export_model, counts = prepare_export_model(model, example.shape[0], fold_bn)
+    export_model, counts = prepare_export_model(model, example.shape[0], fold_bn, forms)
     try:
         with torch.no_grad():
             data = _export_bytes(export_model, example, exporter, dynamic)
         data, changed = apply_forms(data) if forms else (data, {})
+        if forms and fold_bn:
+            modules = {"pooled_linear": counts["pooled_linear"], "doubled_fusion": counts["doubled_fusion"],
+                       "dka_batchnorm": counts["dka_bn"],
+                       "dka_plain_batch1": counts["static_dka"] if example.shape[0] == 1 else 0}
+            changed = {**{k: v for k, v in modules.items() if v}, **changed}
         return data, {**counts, "forms": changed}
     except HrbenchError:
         raise

@@ -7,6 +7,9 @@ less memory traffic in ONNX Runtime (issue 23; found with ``hrbench profile --mo
   concatenation: ``Unsqueeze(axis=2)`` of each part → ``Concat(axis=2)`` → the same final ``Reshape``.
   Element ``[k, j]`` of the shuffled tensor is channel ``k`` of part ``j`` either way, so the output is
   bit-identical (pure data movement), but one copy pass (the transpose) is gone.
+* :func:`fold_reshapes` — for a fixed-shape export (shapes read off one ONNX Runtime run): chains of
+  reshapes as one ``Reshape``, transposes that only move size-1 axes (GCM's context permute) as reshapes,
+  reshapes and nearest ``Resize`` to their input's own shape (the lowest branch of CRW / DCM) dropped.
 
 The eager model is untouched; every rewrite is checked by the export's parity test.
 """
@@ -93,6 +96,122 @@ def _without_unused_constants(nodes: list, outputs: set[str]) -> list:
 
 
 FORMS["interleave_shuffle"] = interleave_shuffle
+
+#: Ops that only reinterpret the shape of a contiguous tensor (no data moves).
+RESHAPES = ("Reshape", "Squeeze", "Unsqueeze", "Flatten")
+
+
+def static_shapes(model) -> dict[str, tuple[int, ...]] | None:
+    """Every value's shape in ``model`` (a fixed-shape export), read off one ONNX Runtime run on zeros with
+    every node output made a graph output; None when an input has a symbolic dimension (dynamic batch)."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import helper
+
+    dims = {i.name: [d.dim_value if d.HasField("dim_value") else 0 for d in i.type.tensor_type.shape.dim]
+            for i in model.graph.input}
+    if any(0 in d for d in dims.values()):
+        return None
+    typed = onnx.shape_inference.infer_shapes(model)
+    elem = {v.name: v.type.tensor_type.elem_type for v in [*typed.graph.value_info, *typed.graph.output]}
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    known = {o.name for o in probe.graph.output}
+    for n in probe.graph.node:
+        for o in n.output:
+            if o and o not in known and elem.get(o):
+                probe.graph.output.append(helper.make_tensor_value_info(o, elem[o], None))
+                known.add(o)
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    so.intra_op_num_threads, so.log_severity_level = 1, 3
+    sess = ort.InferenceSession(probe.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    feed = {i.name: np.zeros(dims[i.name], dtype=helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type))
+            for i in model.graph.input}
+    names = [o.name for o in sess.get_outputs()]
+    shapes = {name: tuple(np.shape(v)) for name, v in zip(names, sess.run(names, feed), strict=True)}
+    shapes.update({name: tuple(d) for name, d in dims.items()})
+    return shapes
+
+
+def _keeps_order(shape: tuple[int, ...], perm: list[int]) -> bool:
+    """Whether transposing ``shape`` by ``perm`` only moves size-1 axes (the data order is unchanged)."""
+    moved = [a for a in perm if shape[a] != 1]
+    return moved == sorted(moved)
+
+
+def _nearest_resize(n) -> bool:
+    """A nearest-neighbour ``Resize`` (to its input's own size it is a copy: any coordinate mode maps
+    output pixel i to input pixel i)."""
+    attrs = {a.name: a.s for a in n.attribute}
+    return n.op_type == "Resize" and attrs.get("mode", b"nearest") == b"nearest" \
+        and attrs.get("coordinate_transformation_mode") != b"tf_crop_and_resize"
+
+
+def fold_reshapes(model) -> int:
+    """Shape-only nodes of a fixed-shape export made as few as possible (in place; returns the nodes removed):
+    a ``Transpose`` that only moves size-1 axes is a reshape; a reshape of a reshape is one ``Reshape`` of
+    the first one's input to the final (static) shape; a reshape, or a nearest ``Resize``, to its input's
+    own shape is dropped (its readers read the input); nodes left unread go. No value changes: a
+    contiguous tensor's data order is the same."""
+    from onnx import helper, numpy_helper
+
+    shapes = static_shapes(model)
+    if shapes is None:
+        return 0
+    graph = model.graph
+    before = len(graph.node)
+    producer = {o: n for n in graph.node for o in n.output}
+    outputs = {o.name for o in graph.output}
+
+    def shape_only(n) -> bool:
+        if n.op_type in RESHAPES:
+            return True
+        perm = [list(a.ints) for a in n.attribute if a.name == "perm"]
+        return n.op_type == "Transpose" and bool(perm) and _keeps_order(shapes[n.input[0]], perm[0])
+
+    alias: dict[str, str] = {}
+    nodes = []
+    for k, n in enumerate(graph.node):
+        n.input[:] = [alias.get(i, i) for i in n.input]
+        if _nearest_resize(n) and shapes[n.input[0]] == shapes[n.output[0]] and n.output[0] not in outputs:
+            alias[n.output[0]] = n.input[0]
+            continue
+        if not shape_only(n):
+            nodes.append(n)
+            continue
+        src = n.input[0]
+        while src in producer and shape_only(producer[src]) and src not in outputs:
+            src = producer[src].input[0]
+        out = n.output[0]
+        if shapes[src] == shapes[out] and out not in outputs:
+            alias[out] = src
+            continue
+        if src == n.input[0] and n.op_type != "Transpose":
+            nodes.append(n)
+            continue
+        const = f"{n.name or out}/static_shape_{k}"
+        graph.initializer.append(numpy_helper.from_array(np.array(shapes[out], dtype=np.int64), const))
+        nodes.append(helper.make_node("Reshape", [src, const], [out], name=n.name))
+    for o in graph.output:
+        if o.name in alias:
+            raise AssertionError(f"graph output {o.name} aliased")  # excluded above
+    del graph.node[:]
+    graph.node.extend(_live(nodes, outputs))
+    return before - len(graph.node)
+
+
+def _live(nodes: list, outputs: set[str]) -> list:
+    """``nodes`` less those whose outputs nothing reads (repeated until none is left)."""
+    while True:
+        read = {i for n in nodes for i in n.input} | outputs
+        kept = [n for n in nodes if any(o in read for o in n.output)]
+        if len(kept) == len(nodes):
+            return kept
+        nodes = kept
+
+
+FORMS["fold_reshapes"] = fold_reshapes
 
 
 def apply_forms(data: bytes, names: tuple[str, ...] | None = None) -> tuple[bytes, dict[str, int]]:

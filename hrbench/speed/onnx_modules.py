@@ -1,0 +1,160 @@
+"""Module-level export forms (issue 23): the same values, computed by ops ONNX Runtime runs with fewer nodes
+and no layout reorders. Applied to the export copy only (:func:`hrbench.speed.onnx.prepare_export_model`).
+
+* :class:`PooledLinear` — the small fully connected stacks that act on globally pooled ``(B, C, 1, 1)``
+  tensors, written as 1x1 convolutions in the papers' code: Lite-HRNet's spatial weighting (Sec. 3.2,
+  Eq. 6), Dite-HRNet's kernel attention (Eq. 3) and GCM's shift (Eq. 4, 6). As ``Conv`` nodes ONNX
+  Runtime moves each of these 1x1 tensors into and out of its blocked NCHWc layout (a ReorderInput /
+  ReorderOutput node per convolution whose channels are no multiple of the block); as ``Gemm`` on the
+  flattened ``(B, C)`` vector they stay plain. ``W x + b`` either way (a 1x1 convolution of a 1x1 map
+  is a matrix product), so only the order of float additions may differ.
+* :class:`DoubledPathFusion` — the fusion's doubled path ``y_i = f_i0(S0') + f_i0(S0') + ...``
+  (:class:`~hrbench.models.hr_modules.MultiResolutionFusion`, the official in-place loop) with the factor 2
+  moved into the last convolution of ``f_i0`` (weights and bias doubled; only ReLUs, which commute with a
+  positive factor, may follow it): one ``Add`` less per output, bit-identical (a factor 2 is exact).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hrbench.models.context import GlobalContextModeling
+from hrbench.models.dynamic import KernelAttention
+from hrbench.models.hr_modules import MultiResolutionFusion
+from hrbench.models.litehrnet import SpatialWeighting
+
+ELEMENTWISE = (nn.ReLU, nn.ReLU6, nn.Sigmoid, nn.Identity)
+
+
+class PooledLinear(nn.Module):
+    """``layers`` (1x1 convolutions, groups 1, and element-wise activations) applied to a ``(B, C, 1, 1)``
+    tensor as matrix products on ``(B, C)``; ``flat_out``: return ``(B, C')`` instead of ``(B, C', 1, 1)``."""
+
+    def __init__(self, layers: list[nn.Module], flat_out: bool = False) -> None:
+        super().__init__()
+        for m in layers:
+            if isinstance(m, nn.Conv2d):
+                if (m.kernel_size, m.stride, m.padding, m.dilation, m.groups) != ((1, 1), (1, 1), (0, 0), (1, 1), 1):
+                    raise ValueError(f"PooledLinear: {m} is not a plain 1x1 convolution")
+            elif not isinstance(m, ELEMENTWISE):
+                raise ValueError(f"PooledLinear: {type(m).__name__} is neither a 1x1 convolution nor element-wise")
+        self.layers = nn.ModuleList(layers)
+        self.flat_out = flat_out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x.reshape(x.shape[0], x.shape[1])
+        for m in self.layers:
+            y = F.linear(y, m.weight.reshape(m.out_channels, m.in_channels), m.bias) if isinstance(m, nn.Conv2d) \
+                else m(y)
+        return y if self.flat_out else y.reshape(y.shape[0], y.shape[1], 1, 1)
+
+
+def _unit(m: nn.Module) -> list[nn.Module]:
+    """A ``ConvBNAct`` of the spatial weighting as its layers (its BatchNorm is absent there)."""
+    if getattr(m, "bn", None) is not None and not isinstance(m.bn, nn.Identity):
+        raise ValueError("PooledLinear: a BatchNorm is left in the unit (fold the BatchNorms first)")
+    return [m.conv] + ([m.activate] if m.activate is not None else [])
+
+
+class LinearSpatialWeighting(nn.Module):
+    """:class:`~hrbench.models.litehrnet.SpatialWeighting` with its two FCs as :class:`PooledLinear`."""
+
+    def __init__(self, sw: SpatialWeighting) -> None:
+        super().__init__()
+        self.global_avgpool = sw.global_avgpool
+        self.fc = PooledLinear([*_unit(sw.conv1), *_unit(sw.conv2)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.fc(self.global_avgpool(x))
+
+
+class LinearKernelAttention(nn.Module):
+    """:class:`~hrbench.models.dynamic.KernelAttention` (BatchNorm folded) with its FCs as :class:`PooledLinear`."""
+
+    def __init__(self, att: KernelAttention) -> None:
+        super().__init__()
+        if not isinstance(att.bn, nn.Identity):
+            raise ValueError("LinearKernelAttention: fold the BatchNorms first")
+        self.avg_pool = att.avg_pool
+        self.fc = PooledLinear([att.conv1, att.relu, att.conv2, att.sigmoid], flat_out=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.avg_pool(x))
+
+
+def _gcm_shift(gcm: GlobalContextModeling) -> PooledLinear:
+    layers = [m for m in gcm.channel_attention if not isinstance(m, nn.Identity)]
+    return PooledLinear(layers)
+
+
+class DoubledPathFusion(MultiResolutionFusion):
+    """:class:`MultiResolutionFusion` whose paths ``f_i0`` (i >= 1) compute ``2 f_i0`` (see the module
+    docstring); eval only (no BatchNorm is left to update)."""
+
+    @classmethod
+    def from_fusion(cls, fusion: MultiResolutionFusion) -> DoubledPathFusion:
+        form = cls.__new__(cls)
+        nn.ModuleList.__init__(form, list(fusion))
+        form.relu_inplace = fusion.relu_inplace
+        with torch.no_grad():
+            for row in list(form)[1:]:
+                conv = _last_conv(row[0])
+                conv.weight.mul_(2.0)
+                if conv.bias is not None:
+                    conv.bias.mul_(2.0)
+        return form
+
+    def forward(self, xs: list[torch.Tensor], relu: nn.Module) -> list[torch.Tensor]:
+        n = len(xs)
+        s0 = xs[0] + xs[0]
+        for j in range(1, n):
+            s0 = s0 + self[0][j](xs[j])
+        a0 = relu(s0)
+        out = [a0]
+        high = a0 if self.relu_inplace else s0
+        for i in range(1, len(self)):
+            y = self[i][0](high)  # = 2 f_i0(high): the doubling is in the weights
+            for j in range(1, n):
+                y = y + (xs[j] if j == i else self[i][j](xs[j]))
+            out.append(relu(y))
+        return out
+
+
+def _last_conv(path: nn.Module) -> nn.Conv2d:
+    """The last convolution of a fusion path, checked to be followed by nothing but ReLUs / identities."""
+    layers = [m for m in path.modules() if not list(m.children())]
+    k = max(i for i, m in enumerate(layers) if isinstance(m, nn.Conv2d))
+    if not all(isinstance(m, (nn.ReLU, nn.Identity)) for m in layers[k + 1:]):
+        raise ValueError("DoubledPathFusion: the path's last convolution is followed by more than ReLUs "
+                         "(fold the BatchNorms first)")
+    return layers[k]
+
+
+def substitute_doubled_fusion(model: nn.Module) -> int:
+    """Put :class:`DoubledPathFusion` in place of every fusion with a doubled path (in place); returns the count."""
+    count = 0
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if type(child) is MultiResolutionFusion and len(child) > 1:
+                setattr(parent, name, DoubledPathFusion.from_fusion(child))
+                count += 1
+    return count
+
+
+def substitute_pooled_linear(model: nn.Module) -> int:
+    """Put the :class:`PooledLinear` forms in place (in place, BatchNorms already folded); returns the count."""
+    count = 0
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, SpatialWeighting):
+                setattr(parent, name, LinearSpatialWeighting(child))
+            elif isinstance(child, KernelAttention):
+                setattr(parent, name, LinearKernelAttention(child))
+            elif isinstance(child, GlobalContextModeling):
+                child.channel_attention = _gcm_shift(child)
+            else:
+                continue
+            count += 1
+    return count
