@@ -22,6 +22,7 @@ import time
 import pytest
 import torch
 
+from hrbench.data.augment import augmentation
 from hrbench.data.synth import generate
 from hrbench.engine import TrainOptions, evaluate_checkpoint, read_metrics, resolve_config
 from hrbench.engine.api import build_split
@@ -100,10 +101,13 @@ def _ddp_reference(arch: str, coco) -> tuple[list[float], float, dict[str, torch
     tr.model.train()
     tr.sampler.set_epoch(0)
     tr.train_view.set_epoch(0)
+    aug = augmentation(tr.tcfg.augment, 0, tr.tcfg.stage2_begin)  # RTMPose's recipe: its own augmentation set
+    if aug is not None:
+        tr.train_set.aug = aug
     losses, whole = [], None
     for batch in tr.loader:
         for group in tr.optimizer.param_groups:
-            group["lr"] = lr_at(tr.tcfg, 0, tr.iteration)
+            group["lr"] = lr_at(tr.tcfg, 0, tr.iteration, steps_per_epoch=len(tr.loader))
         img, *targets = tr._to(batch)
         tr.optimizer.zero_grad(set_to_none=True)
         buffers = {k: v.clone() for k, v in tr.raw_model.named_buffers()}
@@ -118,6 +122,8 @@ def _ddp_reference(arch: str, coco) -> tuple[list[float], float, dict[str, torch
             loss = tr.codec.loss(tr.model(img[rank::2]), *(t[rank::2] for t in targets))
             (loss / 2).backward()  # DDP averages the ranks' gradients
             step.append(loss.item())
+        if tr.tcfg.clip_grad_norm is not None:  # RTMPose's recipe: the averaged gradient's global norm
+            torch.nn.utils.clip_grad_norm_(tr.raw_model.parameters(), tr.tcfg.clip_grad_norm)
         tr.optimizer.step()
         tr.iteration += 1
         losses.append(sum(step) / 2)
