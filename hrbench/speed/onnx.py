@@ -11,7 +11,8 @@ With ``forms`` (the default; issue 23) the export copy also gets the exact modul
 BatchNorm folded into its kernels and the plain convolution at batch 1, here; the pooled FC stacks as
 ``Gemm`` and the fusion's doubled path folded, :mod:`hrbench.speed.onnx_modules`), and after export the
 exact graph rewrites of :mod:`hrbench.speed.onnx_forms` (concat + channel shuffle as one interleaving
-concat, shape-only nodes folded); ``forms=False`` is the exporter's own graph (``ort_stock``). The file is written only when ONNX Runtime's
+concat, shape-only nodes folded); ``forms=False`` is the exporter's own graph (``ort_stock``).
+The file is written only when ONNX Runtime's
 output on a seeded input matches the unmodified PyTorch model's within :data:`PARITY_TOL` (max
 absolute difference, fp32).
 """
