@@ -54,7 +54,7 @@ def test_rows_map_to_registry_and_grids():
     mbv2 = next(r for r in rows_of("lite", "T3") if r["model"].startswith("MobileNetV2"))
     assert target_for(mbv2).model == "mobilenetv2_1x"
     mbv3 = next(r for r in rows_of("lite", "T5") if r["model"].startswith("MobileNetV3"))
-    assert target_for(mbv3) is None
+    assert target_for(mbv3).model == "mobilenetv3_1x"
     grid = get_grid("dite-table5")
     row = next(r for r in rows_of("dite", "T5") if "G=4211 N=1244" in r["model"])
     cell = match_cell(row["model"], grid.cells)
@@ -189,14 +189,14 @@ def test_render_twice_gives_identical_bytes(tmp_path):
 def test_index_counts_and_disagreeing_cell_is_flagged(tmp_path):
     good = generate_reports(tmp_path / "good", runs_dir=None, measurer=_published_measurer("lite-T5"),
                             table_ids=("lite-T5",))
-    # Lite-HRNet-18, -30, Small HRNet-W16, MobileNetV2 and ShuffleNetV2 are held: 5 rows x (params, GFLOPs)
-    assert good.counts["cells"] == 10 and good.counts["agree"] == 10 and good.counts["disagree"] == 0
+    # Lite-HRNet-18, -30, Small HRNet-W16, MobileNetV2, ShuffleNetV2 and MobileNetV3 are held: 6 rows x (params, GFLOPs)
+    assert good.counts["cells"] == 12 and good.counts["agree"] == 12 and good.counts["disagree"] == 0
     index = (tmp_path / "good" / "README.md").read_text()
-    assert "**10 of 10**" in index and "Every measurable cell agrees." in index
+    assert "**12 of 12**" in index and "Every measurable cell agrees." in index
 
     bad = generate_reports(tmp_path / "bad", runs_dir=None, table_ids=("lite-T5",),
                            measurer=_published_measurer("lite-T5", {("litehrnet_30", "256x256"): 500.0}))
-    assert bad.counts["cells"] == 10 and bad.counts["agree"] == 9 and bad.counts["disagree"] == 1
+    assert bad.counts["cells"] == 12 and bad.counts["agree"] == 11 and bad.counts["disagree"] == 1
     [d] = bad.disagreeing
     assert (d.table, d.printed, d.quantity) == ("lite-T5", "0.42", "GFLOPs")
     md = (tmp_path / "bad" / "tables" / "lite-T5.md").read_text()
@@ -207,11 +207,11 @@ def test_index_counts_and_disagreeing_cell_is_flagged(tmp_path):
     assert by_model["Lite-HRNet-30"]["params_agree"] == "yes"
     assert by_model["Lite-HRNet-18"]["agree"] == "yes"
     assert by_model["MobileNetV2 1x"]["hrbench_model"] == "mobilenetv2_1x"
-    assert by_model["MobileNetV3 1x"]["hrbench_model"] == "not in hrbench"
-    assert by_model["MobileNetV3 1x"]["agree"] == ""
+    assert by_model["MobileNetV3 1x"]["hrbench_model"] == "mobilenetv3_1x"
+    assert by_model["MobileNetV3 1x"]["agree"] == "yes"
     index = (tmp_path / "bad" / "README.md").read_text()
-    assert "**9 of 10**" in index and "| Lite-HRNet-30 [mpii 256x256] | GFLOPs | 0.42 | 0.4883 |" in index
-    assert "not in hrbench" in md
+    assert "**11 of 12**" in index and "| Lite-HRNet-30 [mpii 256x256] | GFLOPs | 0.42 | 0.4883 |" in index
+    assert "not in hrbench" not in md  # every row of the table is held (issue 21)
 
 
 # ------------------------------------------------------------------------------------ local runs

@@ -172,7 +172,8 @@ def test_divergence_later_keeps_the_last_good_checkpoint(tiny_arch, synth, tmp_p
     before = {p: p.read_bytes() for p in (run / "checkpoints" / "last.pt", run / "checkpoints" / "best.pt",
                                           run / "summary.json")}
     real = trainer_mod.lr_at
-    monkeypatch.setattr(trainer_mod, "lr_at", lambda cfg, epoch, it: 1e12 if epoch >= 1 else real(cfg, epoch, it))
+    monkeypatch.setattr(trainer_mod, "lr_at",
+                 lambda cfg, epoch, it, *rest: 1e12 if epoch >= 1 else real(cfg, epoch, it, *rest))
     with pytest.raises(DivergedError):
         _train(synth, tmp_path, "g", resume=True)
     assert all(p.read_bytes() == data for p, data in before.items())  # untouched: no NaN epoch saved

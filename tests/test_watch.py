@@ -72,7 +72,8 @@ def runs(tmp_path_factory):
     train(ARCH, data, out=reg, name="d", **{**COMMON, "epochs": 3}, stop_after=1)
     real = trainer_mod.lr_at
     with pytest.MonkeyPatch.context() as mp, pytest.raises(DivergedError):
-        mp.setattr(trainer_mod, "lr_at", lambda cfg, epoch, it: 1e12 if epoch >= 1 else real(cfg, epoch, it))
+        mp.setattr(trainer_mod, "lr_at",
+                     lambda cfg, epoch, it, *rest: 1e12 if epoch >= 1 else real(cfg, epoch, it, *rest))
         train(ARCH, data, out=reg, name="d", resume=True, **{**COMMON, "epochs": None})
     deadline = time.time() + 240
     while not (reg / "c" / "summary.json").exists():  # the first epoch is checkpointed
