@@ -107,6 +107,7 @@ def _notes(v: str, measured: str) -> str:
 
 
 @register_model("rtmpose_t", aliases=("rtmpose-t",), paper="rtmpose", convention="mmcv-flops",
+                reported=(("rtmpose-readme", "RTMPose-t"),),
                 recipe=rtmpose_t_recipe, tags=("rtmpose", "small"), notes=_notes("t", _MEASURED.format(
                     p="3,337,007", g="0.359", raw="358,640,384", pub_p="3.34", pub_g="0.36")))
 def rtmpose_t() -> CSPNeXtConfig:
@@ -114,6 +115,7 @@ def rtmpose_t() -> CSPNeXtConfig:
 
 
 @register_model("rtmpose_s", aliases=("rtmpose-s",), paper="rtmpose", convention="mmcv-flops",
+                reported=(("rtmpose-readme", "RTMPose-s"),),
                 recipe=rtmpose_s_recipe, tags=("rtmpose", "small"), notes=_notes("s", _MEASURED.format(
                     p="5,473,251", g="0.682", raw="682,034,928", pub_p="5.47", pub_g="0.68")))
 def rtmpose_s() -> CSPNeXtConfig:
@@ -121,6 +123,7 @@ def rtmpose_s() -> CSPNeXtConfig:
 
 
 @register_model("rtmpose_m", aliases=("rtmpose-m",), paper="rtmpose", convention="mmcv-flops",
+                reported=(("rtmpose-readme", "RTMPose-m"),),
                 recipe=rtmpose_m_recipe, tags=("rtmpose",),
                 notes=_notes("m", _MEASURED.format(
                     p="13,587,611", g="1.929", raw="1,928,529,104", pub_p="13.59", pub_g="1.93")))

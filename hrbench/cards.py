@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hrbench.reference import reported_rows
+from hrbench.reference import giga_of, reported_rows
 from hrbench.registry import ModelEntry, get_entry
 
 
@@ -32,8 +32,9 @@ def published_complexity(name: str | ModelEntry, input_hw: tuple[int, int],
                          dataset: str | None = None) -> dict[str, Any]:
     """Published params (M) and paper-convention MFLOPs for ``name`` at ``input_hw``.
 
-    GFLOPs-only sources are converted to the same binary-M unit (x1024) so they compare with
-    ``paper_mflops``. Returns {} when nothing is published for that input.
+    GFLOPs-only sources are converted to the same binary-M unit (x the source table's
+    :func:`~hrbench.reference.giga_of`, 1024 for most) so they compare with ``paper_mflops``.
+    Returns {} when nothing is published for that input.
     """
     want = f"{input_hw[0]}x{input_hw[1]}"
     rows = [r for r in reported_for(name)
@@ -42,8 +43,9 @@ def published_complexity(name: str | ModelEntry, input_hw: tuple[int, int],
     # The most precise figure wins: MFLOPs over rounded GFLOPs, then rows that also give params.
     rows.sort(key=lambda r: (r["mflops"] is None, r["params_M"] is None))
     for r in rows[:1]:
-        mflops = r["mflops"] if r["mflops"] is not None else r["gflops"] * 1024
-        return {"params_M": r["params_M"], "mflops": mflops, "gflops": r["gflops"],
+        giga = None if r["mflops"] is not None else giga_of(r["source"], r["table"])
+        mflops = r["mflops"] if giga is None else r["gflops"] * giga
+        return {"params_M": r["params_M"], "mflops": mflops, "gflops": r["gflops"], "giga": giga,
                 "source": r["source"], "table": r["table"]}
     return {}
 

@@ -7,7 +7,8 @@ by pixels and batch — activation sizes of these fully convolutional nets are p
 
 - training: the bytes autograd saves for the backward pass (``saved_tensors_hooks``, each storage
   once, parameters excluded) + weights, gradients and two Adam moments (4 x the parameter bytes) +
-  the input and target batches the loader holds (two prefetched batches per worker);
+  with EMA (``ema``) the averaged copy (parameters and buffers) + the input and target batches the
+  loader holds (two prefetched batches per worker);
 - evaluation: the largest input + output of any one module call (both exist at once) + the weights.
 
 What it leaves out (the allocator's slack, the backward pass's transient gradients, cuDNN workspaces,
@@ -113,7 +114,7 @@ def _largest_call_bytes(model: nn.Module, x: torch.Tensor) -> int:
 
 
 def estimate_step(model: nn.Module, input_hw: tuple[int, int], batch: int, *, train: bool,
-                  keypoints: int = 17, workers: int = 0) -> StepMemory:
+                  keypoints: int = 17, workers: int = 0, ema: bool = False) -> StepMemory:
     """:class:`StepMemory` of one step of ``model`` at ``input_hw`` x ``batch`` (module docstring). The
     probe runs on a copy on the CPU, so the model (its BN statistics, its device) is left as it was."""
     probe = probe_size(input_hw, _probe_multiple(model))
@@ -124,7 +125,8 @@ def estimate_step(model: nn.Module, input_hw: tuple[int, int], batch: int, *, tr
     param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     sample_bytes = 4 * (3 * input_hw[0] * input_hw[1] + keypoints * (input_hw[0] // 4) * (input_hw[1] // 4))
     data = sample_bytes * batch * (2 * max(1, workers) + 1 if train else 1)
-    return StepMemory(int(per_sample * pixels * batch), param_bytes * (4 if train else 1), data, probe)
+    ema_bytes = param_bytes + sum(b.numel() * b.element_size() for b in model.buffers()) if train and ema else 0
+    return StepMemory(int(per_sample * pixels * batch), param_bytes * (4 if train else 1) + ema_bytes, data, probe)
 
 
 def _cgroup_dirs() -> list[Path]:
@@ -173,11 +175,11 @@ def available_bytes(device: torch.device) -> tuple[int, str] | None:
 
 
 def check_step_memory(model: nn.Module, input_hw: tuple[int, int], batch: int, device: torch.device, *,
-                      train: bool, keypoints: int = 17, workers: int = 0) -> StepMemory:
+                      train: bool, keypoints: int = 17, workers: int = 0, ema: bool = False) -> StepMemory:
     """Refuse (one-line :class:`ConfigError` with both figures) a step whose lower-bound memory
     (:func:`estimate_step`) exceeds what ``device`` has; on the CPU the ranks of this node
     (``LOCAL_WORLD_SIZE``) share it. Returns the estimate."""
-    est = estimate_step(model, input_hw, batch, train=train, keypoints=keypoints, workers=workers)
+    est = estimate_step(model, input_hw, batch, train=train, keypoints=keypoints, workers=workers, ema=ema)
     have = available_bytes(device)
     local = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1) if device.type == "cpu" else 1
     need = est.total * max(1, local)

@@ -35,6 +35,30 @@ def test_grid_size_and_file(root, tmp_path, capsys):
     assert cv2.imread(str(out2)).shape[2] == 3
 
 
+def test_rtmpose_augmentation_is_what_the_grid_shows(root, tmp_path, capsys):
+    """``--augment-set rtmpose`` draws the crops the trainer feeds RTMPose (stage 1: coarse dropout on every
+    crop, HSV shift; stage 2: dropout on half of them), not the dataset's own augmentation."""
+    grids = {}
+    for name, extra in (("msra", []), ("rtm1", ["--augment-set", "rtmpose"]),
+                        ("rtm2", ["--augment-set", "rtmpose", "--stage", "2"])):
+        out = tmp_path / f"{name}.png"
+        assert main(["data", "show", str(root / "coco"), "--augment", "--n", "4", "--input", "128x96",
+                     "--out", str(out), *extra]) == 0
+        grids[name] = cv2.imread(str(out))
+    said = capsys.readouterr().out
+    assert "with the rtmpose augmentation (stage 1)" in said and "(stage 2)" in said
+    assert "with the msra augmentation," in said
+    assert grids["msra"].shape == grids["rtm1"].shape and not np.array_equal(grids["msra"], grids["rtm1"])
+    assert not np.array_equal(grids["rtm1"], grids["rtm2"])
+    for extra, words in ((["--augment-set", "yolo"], "unknown --augment-set"), (["--stage", "3"], "invalid --stage"),
+                         (["--augment", "--stage", "2"], "has one stage"),
+                         (["--augment-set", "rtmpose"], "add --augment")):
+        assert main(["data", "show", str(root / "coco"), "--out", str(tmp_path / "bad.png"), *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert words in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "bad.png").exists()
+
+
 def test_drawn_joints_sit_on_the_target_peaks(root):
     ds = build_dataset("coco", root / "coco", "train", (128, 96), train=True)
     seen_flip = checked = 0

@@ -13,14 +13,11 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 
 import pytest
 import torch
+from conftest import torchrun
 
 from hrbench.data.augment import augmentation
 from hrbench.data.synth import generate
@@ -61,21 +58,6 @@ def poisoned(pred, target, weight, reduction="mean"):
 T.joints_mse_loss = poisoned  # rank 1 only: its loss is NaN from the first step
 sys.exit(main(sys.argv[1:]))
 '''
-
-
-def _torchrun(args: list[str], timeout: float = 420) -> subprocess.CompletedProcess:
-    """``torchrun --standalone --nproc_per_node 2 ARGS`` in its own session (killed whole on timeout)."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *args]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        pytest.fail(f"torchrun {' '.join(args[:3])} ... hung for {timeout}s: {err[-3000:]}")
-    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +117,7 @@ def test_ddp_matrix_of_real_models_matches_its_definition(coco, tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
     t0 = time.perf_counter()
-    run = _torchrun([str(script), str(coco), str(tmp_path / "runs"), *MATRIX])
+    run = torchrun([str(script), str(coco), str(tmp_path / "runs"), *MATRIX])
     t_ddp = time.perf_counter() - t0
     assert run.returncode == 0, run.stderr[-4000:]
     report = []
@@ -180,7 +162,7 @@ def test_ddp_matrix_of_real_models_matches_its_definition(coco, tmp_path):
 
 @pytest.mark.slow
 def test_torchrun_trains_dite18_for_an_epoch(coco, tmp_path):
-    run = _torchrun(["-m", "hrbench", "train", "dite18", "--data", str(coco), "--input", "64x64", "--batch",
+    run = torchrun(["-m", "hrbench", "train", "dite18", "--data", str(coco), "--input", "64x64", "--batch",
                      "2", "--epochs", "1", "--out", str(tmp_path), "--name", "d", "--workers", "0", "--device", "cpu",
                      "--no-progress", "--json"])
     assert run.returncode == 0, run.stderr[-4000:]
@@ -197,7 +179,7 @@ def test_nan_on_one_rank_stops_every_rank_with_one_line(coco, tmp_path):
     script.write_text(DIVERGE)
     logs = tmp_path / "logs"
     t0 = time.perf_counter()
-    run = _torchrun(["--log-dir", str(logs), "--redirects", "3", str(script), "train", "lite18", "--data", str(coco),
+    run = torchrun(["--log-dir", str(logs), "--redirects", "3", str(script), "train", "lite18", "--data", str(coco),
                      "--input", "64x64", "--batch", "2", "--epochs", "2", "--out", str(tmp_path / "runs"), "--name",
                      "n", "--workers", "0", "--device", "cpu", "--no-progress"], timeout=300)
     elapsed = time.perf_counter() - t0

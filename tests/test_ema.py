@@ -4,13 +4,10 @@ checkpoints, a resumed run bit for bit equal to a straight one with EMA on (Lite
 from __future__ import annotations
 
 import math
-import os
-import signal
-import subprocess
-import sys
 
 import pytest
 import torch
+from conftest import torchrun
 from torch import nn
 
 from hrbench.checkpoint import read_checkpoint
@@ -169,27 +166,13 @@ def _ddp_reference_with_ema(coco) -> dict[str, torch.Tensor]:
     return avg
 
 
-def _torchrun(args: list[str], timeout: float = 420) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *args]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        pytest.fail(f"torchrun hung for {timeout}s: {err[-3000:]}")
-    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
-
-
 @pytest.mark.slow
 def test_ddp_two_ranks_hold_one_ema_matching_its_definition(tmp_path):
     coco = tmp_path / "coco"
     generate("coco", coco, 10, 3, seed=5)
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
-    run = _torchrun([str(script), str(coco), str(tmp_path)])
+    run = torchrun([str(script), str(coco), str(tmp_path)])
     assert run.returncode == 0, run.stderr[-4000:]
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     # the ranks' BatchNorm statistics differ (each its own samples), their averages agree after the sync

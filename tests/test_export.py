@@ -71,16 +71,9 @@ def test_every_family_exports_with_ort_parity(arch, batch, tmp_path):
 def test_cpn_exports_with_ort_parity(tmp_path):
     """CPN (issue 21): the eval model's one output, RefineNet's heatmaps (GlobalNet's predictions are training
     only); BN statistics as in :func:`realistic`, the last BN's affine scaled so that the heatmaps peak near 1."""
-    model = create_model("cpn_r50", num_keypoints=17).eval()
     g = torch.Generator().manual_seed(0)
+    model = realistic_bn(create_model("cpn_r50", num_keypoints=17), g)
     with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                n = m.num_features
-                m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
-                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
-                m.bias.copy_(torch.randn(n, generator=g) * 0.1)
         last = model.head.refine_net.refine_out[1]
         peak = model(torch.randn(2, 3, *HW, generator=g)).abs().max()
         last.weight.div_(peak)

@@ -158,6 +158,13 @@ def test_memory_estimate_is_a_lower_bound_close_to_the_measured_peak():
     r = subprocess.run([sys.executable, "-c", _PEAK], capture_output=True, text=True, cwd=ROOT, check=True)
     estimate, peak = (int(v) for v in r.stdout.split())
     assert 0.6 * peak < estimate <= peak, (estimate, peak)  # measured: 319 MiB vs 398 MiB
+    # an EMA run also holds the averaged copy: every parameter (fp32) and buffer (fp32 BN statistics,
+    # int64 batch counters) once more
+    with_ema = estimate_step(model, (256, 192), 2, train=True, ema=True)
+    copy_bytes = 4 * (sum(p.numel() for p in model.parameters()) + sum(b.numel() for b in model.buffers()
+                                                                      if b.is_floating_point()))
+    copy_bytes += 8 * sum(b.numel() for b in model.buffers() if not b.is_floating_point())  # int64 counters
+    assert with_ema.weights - est.weights == copy_bytes and with_ema.activations == est.activations
 
 
 # ------------------------------------------------------------------------------ 2. annotations that lie

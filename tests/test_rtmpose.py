@@ -4,6 +4,7 @@ the input-size refusal, and training + evaluation end to end on synthetic COCO."
 
 from __future__ import annotations
 
+import json
 import time
 
 import numpy as np
@@ -73,6 +74,16 @@ def test_mmcv_flops_give_the_published_gflops(v):
     rows = {row["term"]: row["raw"] for row in r.explain["paper"]["rows"]}
     assert rows["outside"] == -K * K * (128 + 512)
     assert r.counts["macs"] - r.counts["paper"] == -rows["norm"] - rows["pooling"] - rows["bias"] + K * K * 640
+
+
+def test_flops_prints_the_readme_figures_beside_the_count(capsys):
+    """``hrbench flops rtmpose_t`` shows the README's 3.34M / 0.36 GFLOPs (reported.csv source
+    rtmpose-readme), converted from decimal G to the paper column's binary M: 0.36e9 / 2^20 = 343.32."""
+    assert main(["flops", "rtmpose_t", "--input", "256x192", "--json"]) == 0
+    pub = json.loads(capsys.readouterr().out)["published"]
+    assert (pub["source"], pub["params_M"], pub["gflops"]) == ("rtmpose-readme", 3.34, 0.36)
+    assert pub["mflops"] == pytest.approx(0.36e9 / 2**20) and pub["delta_params_M"] == pytest.approx(round(3.337007 - 3.34, 4))
+    assert pub["delta_mflops"] == pytest.approx(358_640_384 / 2**20 - 0.36e9 / 2**20, abs=1e-4)
 
 
 def test_every_engine_counts_rtmpose_t():

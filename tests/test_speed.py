@@ -8,6 +8,7 @@ import functools
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import hrbench
@@ -323,6 +324,7 @@ def test_export_forms_equal_the_module(name, batch):
     assert ref.abs().max().item() > 0.5 and (out - ref).abs().max().item() <= 1e-5
     fusions = sum(type(f) is MultiResolutionFusion and len(f) > 1 for f in m.modules())
     assert counts["doubled_fusion"] == fusions == 8  # 2 + 4 + 2 modules, every one with >= 2 outputs
+    assert counts["chained_upsample"] == 6  # stages 3 and 4 (4 + 2 modules): an output fed by >= 2 upsamplings
     if name == "lite18":
         assert counts["pooled_linear"] == _count(m, SpatialWeighting) == 48 and counts["dka_bn"] == 0
     else:
@@ -330,6 +332,37 @@ def test_export_forms_equal_the_module(name, batch):
         assert counts["dka_bn"] == counts["static_dka"] == dka == 62
         assert counts["pooled_linear"] == dka + _count(m, GlobalContextModeling) == _count(m, KernelAttention) + 50
         assert counts["kept_bn"] == _count(m, GlobalContextModeling)  # GCM's BN after the context product stays
+
+
+def test_chained_upsampling_is_the_sum_of_the_direct_paths():
+    """Four branches (8 / 16 / 32 / 64 ch at 32x24 ... 4x3): output i's upsampled paths summed low resolution
+    first equal ``Σ_j up_{2^(j-i)}(conv_ij x_j)`` computed directly, in float64 to 1e-12 (only the order of
+    the additions differs); the doubled path and the downsampling paths are untouched."""
+    from hrbench.models.hr_modules import MultiResolutionFusion
+    from hrbench.speed.fuse import fold_batchnorm
+    from hrbench.speed.onnx_modules import ChainedUpsampleFusion, DoubledPathFusion
+
+    g = torch.Generator().manual_seed(0)
+    fusion = MultiResolutionFusion([8, 16, 32, 64]).double().eval()
+    with torch.no_grad():
+        for m in fusion.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.normal_(generator=g)
+                m.running_var.uniform_(0.5, 1.5, generator=g)
+    holder = fold_batchnorm(nn.Sequential(fusion).eval(), inplace=True)
+    xs = [torch.randn(1, c, 32 // 2 ** k, 24 // 2 ** k, generator=g, dtype=torch.float64)
+          for k, c in enumerate((8, 16, 32, 64))]
+    relu = nn.ReLU()
+    with torch.no_grad():
+        ref = MultiResolutionFusion.forward(holder[0], xs, relu)
+        doubled = DoubledPathFusion.from_fusion(holder[0])
+        chained = ChainedUpsampleFusion.from_fusion(doubled)
+        out = chained(xs, relu)
+        direct = [sum(F.interpolate(chained[i][j][0](xs[j]), scale_factor=2.0 ** (j - i)) for j in range(i + 1, 4))
+                  for i in range(3)]
+        assert all(torch.allclose(chained._upsampled_sum(i, xs), direct[i], atol=1e-12) for i in range(3))
+    assert chained._upsampled_sum(3, xs) is None
+    assert all(torch.allclose(a, b, atol=1e-12) for a, b in zip(out, ref, strict=True))
 
 
 @pytest.mark.parametrize("bias", (False, True))

@@ -18,9 +18,10 @@ from hrbench.threads import busy_cpus
 PROFILE_MODES = ("eager", "ort")
 #: The predictors of the latency fit, in the order of its coefficients.
 PREDICTORS = ("launches", "bytes", "macs")
-#: ``--compare`` without names: the issue's three models and the registry's other families / sizes.
-COMPARE_DEFAULT = ("litehrnet_18", "ditehrnet_18", "hrnet_w32", "litehrnet_30", "ditehrnet_30", "small_hrnet_w16",
-                   "dpn4_32", "dpn4_64")
+#: ``--compare`` without names: the issue's five models (Lite-/Dite-HRNet-18, HRNet-W32, MobileNetV2,
+#: ShuffleNetV2), then the registry's other families and sizes.
+COMPARE_DEFAULT = ("litehrnet_18", "ditehrnet_18", "hrnet_w32", "mobilenetv2_1x", "shufflenetv2_1x", "litehrnet_30",
+                   "ditehrnet_30", "small_hrnet_w16", "dpn4_32", "dpn4_64", "mobilenetv3_1x", "rtmpose_t", "rtmpose_s")
 
 
 def profile_model(model: torch.nn.Module, arch: str, mode: str = "eager", input_hw: tuple[int, int] = (256, 192),

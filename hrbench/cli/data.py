@@ -100,6 +100,9 @@ def show_cmd(
     n: int = typer.Option(16, "--n", help="number of samples"),
     augment: bool = typer.Option(False, "--augment", help="the training augmentation (flip, half body, "
                                  "scale, rotation)"),
+    augment_set: str = typer.Option("msra", "--augment-set", help="with --augment: which set (a recipe's "
+                                    "train.augment: msra = the dataset's own, rtmpose = RTMPose's two stages)"),
+    stage: int = typer.Option(1, "--stage", help="with --augment-set rtmpose: its stage 1 or 2"),
     input_size: str = options.input_option(f"the dataset's: {DATASET_INPUT_TEXT}"),
     seed: int = options.seed_option(0, "which samples, and their augmentation"),
     out: Path = options.out_option(Path("data_show.png"), "file: the PNG grid"),
@@ -116,9 +119,22 @@ def show_cmd(
         raise HrbenchError(f"invalid --n {n}: must be a positive integer")
     if out.suffix.lower() != ".png":
         raise HrbenchError(f"--out {out}: the grid is written as PNG (give a .png file name)")
+    from hrbench.data.augment import AUGMENT_SETS, augment_sets
+
+    if augment_set not in augment_sets():
+        raise HrbenchError(f"unknown --augment-set {augment_set!r}: choose from {', '.join(augment_sets())}")
+    if stage not in (1, 2):
+        raise HrbenchError(f"invalid --stage {stage}: RTMPose's augmentation has stages 1 and 2")
+    if stage != 1 and AUGMENT_SETS[augment_set][1] is AUGMENT_SETS[augment_set][2]:
+        raise HrbenchError(f"--stage {stage}: the {augment_set} augmentation has one stage")
+    if not augment and (augment_set != "msra" or stage != 1):
+        raise HrbenchError("--augment-set / --stage choose the training augmentation: add --augment")
     check_output_file(out)  # before the work: not a FIFO / device / folder, and its folder writable
     hw = resolve_input(input_size, dataset)
     ds = build_dataset(dataset, root, split, hw, train=augment)
+    chosen = AUGMENT_SETS[augment_set][stage]
+    if augment and chosen is not None:  # as the trainer sets it per epoch
+        ds.aug = chosen
     ds.reseed(seed)
     rng = np.random.default_rng(seed)
     picks = sorted(rng.choice(len(ds), size=min(n, len(ds)), replace=False).tolist())
@@ -132,4 +148,5 @@ def show_cmd(
     cols = int(np.ceil(np.sqrt(len(tiles) * hw[0] / hw[1])))
     write_png(out, grid(tiles, cols))
     print(f"wrote {out}: {len(tiles)} {dataset} {split} crops at {hw[0]}x{hw[1]}"
-          f"{' with augmentation' if augment else ''}, target heatmaps overlaid")
+          f"{f' with the {augment_set} augmentation' + (f' (stage {stage})' if chosen else '') if augment else ''}"
+          ", target heatmaps overlaid")

@@ -101,7 +101,9 @@ def print_one(console: Console, c: Complexity, show_modules: bool) -> None:
             console.print(f"{e.name} == {e.must_equal}: " + ("[green]yes, exactly[/green]" if matches
                                                             else "[red]NO[/red]"))
     if pub:
-        console.print(f"published ({pub['source']} {pub['table']}): {pub['mflops']} MFLOPs"
+        printed = (f"{pub['mflops']} MFLOPs" if pub.get("giga") is None else
+                   f"{pub['gflops']} GFLOPs (= {pub['mflops']:.2f} MFLOPs /2^20, printed G = M / {pub['giga']:.6g})")
+        console.print(f"published ({pub['source']} {pub['table']}): {printed}"
                       + (f", delta {pub['delta']:+.2f}" if "delta" in pub else "")
                       + (f"  [{pub['note']}]" if pub.get("note") else ""))
     else:

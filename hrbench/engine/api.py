@@ -218,7 +218,7 @@ def train(options: TrainOptions | str, data: str | Path | None = None, *, consol
         model = create_model(cfg.arch, num_keypoints=cfg.keypoints, **cfg.overrides)
         _check_input(model, cfg)
         check_step_memory(model, cfg.input_hw, cfg.train.batch, dev, train=True, keypoints=cfg.keypoints,
-                          workers=cfg.workers)
+                          workers=cfg.workers, ema=cfg.train.ema != "none")
         train_set, val_set = _build_data(cfg)
         train_set.codec = val_set.codec = model.codec  # targets encoded as the model's head reads them
         evaluator = make_evaluator(None, flip=cfg.val_flip, batch_size=cfg.train.batch, workers=cfg.workers,

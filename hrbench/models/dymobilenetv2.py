@@ -19,11 +19,10 @@ import torch
 from torch import nn
 
 from hrbench.config import is_positive_int, require
-from hrbench.models.backbone import Backbone
 from hrbench.models.dyops import DynamicConv2d, DyReLU
 from hrbench.models.heads.deconv import DeconvHeadConfig
-from hrbench.models.mobilenetv2 import STAGES
-from hrbench.models.shapes import Shape, require_multiple
+from hrbench.models.mobilenetv2 import STAGES, InvertedResidualTrunk
+from hrbench.models.shapes import Shape
 
 DYNAMIC = ("conv", "relu")
 
@@ -76,10 +75,8 @@ class DyInvertedResidual(nn.Module):
         return w(self.conv, x)
 
 
-class DyMobileNetV2(Backbone):
+class DyMobileNetV2(InvertedResidualTrunk):
     """MobileNetV2 1.0 trunk with dynamic convolutions or dynamic ReLUs; returns the 1/32 features."""
-
-    out_stride = 32
 
     def __init__(self, cfg: DyMobileNetV2Config) -> None:
         super().__init__()
@@ -98,25 +95,6 @@ class DyMobileNetV2(Backbone):
                     nn.init.kaiming_normal_(m.conv.weight, mode="fan_out", nonlinearity="relu")
                 nn.init.ones_(m.bn.weight)
                 nn.init.zeros_(m.bn.bias)
-
-    @property
-    def stages(self) -> list[nn.Module]:
-        return [getattr(self, f"layer{i + 1}") for i in range(len(STAGES))]
-
-    def check_input_size(self, h: int, w: int) -> None:
-        require_multiple(h, w, 32, "five stride-2 layers, then three x2 deconvolutions back to 1/4")
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv1(x)
-        for stage in self.stages:
-            x = stage(x)
-        return self.conv2(x)
-
-    def walk(self, w, x: Shape) -> Shape:
-        x = w(self.conv1, x)
-        for stage in self.stages:
-            x = w(stage, x)
-        return w(self.conv2, x)
 
 
 @dataclasses.dataclass(frozen=True)

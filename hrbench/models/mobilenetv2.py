@@ -52,29 +52,11 @@ class InvertedResidual(nn.Module):
         return w(self.conv, x)  # the shortcut is a functional add
 
 
-class MobileNetV2(Backbone):
-    """MobileNetV2 trunk (``conv1``, ``layer1``..``layer7``, ``conv2``); returns the 1/32 features."""
+class InvertedResidualTrunk(Backbone):
+    """What every MobileNetV2-shaped trunk shares (paper Table 2): ``conv1``, ``layer1``..``layer7``,
+    ``conv2`` run in order to the 1/32 features; subclasses build the layers."""
 
     out_stride = 32
-
-    def __init__(self, cfg: MobileNetV2Config) -> None:
-        super().__init__()
-        self.cfg = cfg
-        channels = make_divisible(32 * cfg.widen_factor)
-        self.conv1 = ConvBNAct(3, channels, 3, 2, 1, act="relu6")
-        for i, (t, c, n, s) in enumerate(STAGES):
-            out = make_divisible(c * cfg.widen_factor)
-            blocks = [InvertedResidual(channels if j == 0 else out, out, s if j == 0 else 1, t) for j in range(n)]
-            self.add_module(f"layer{i + 1}", nn.Sequential(*blocks))
-            channels = out
-        self.out_channels = int(1280 * cfg.widen_factor) if cfg.widen_factor > 1.0 else 1280
-        self.conv2 = ConvBNAct(channels, self.out_channels, 1, act="relu6")
-        for m in self.modules():  # mmpose's MobileNetV2.init_weights without a checkpoint
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
 
     @property
     def stages(self) -> list[nn.Module]:
@@ -94,6 +76,29 @@ class MobileNetV2(Backbone):
         for stage in self.stages:
             x = w(stage, x)
         return w(self.conv2, x)
+
+
+class MobileNetV2(InvertedResidualTrunk):
+    """MobileNetV2 trunk (``conv1``, ``layer1``..``layer7``, ``conv2``); returns the 1/32 features."""
+
+    def __init__(self, cfg: MobileNetV2Config) -> None:
+        super().__init__()
+        self.cfg = cfg
+        channels = make_divisible(32 * cfg.widen_factor)
+        self.conv1 = ConvBNAct(3, channels, 3, 2, 1, act="relu6")
+        for i, (t, c, n, s) in enumerate(STAGES):
+            out = make_divisible(c * cfg.widen_factor)
+            blocks = [InvertedResidual(channels if j == 0 else out, out, s if j == 0 else 1, t) for j in range(n)]
+            self.add_module(f"layer{i + 1}", nn.Sequential(*blocks))
+            channels = out
+        self.out_channels = int(1280 * cfg.widen_factor) if cfg.widen_factor > 1.0 else 1280
+        self.conv2 = ConvBNAct(channels, self.out_channels, 1, act="relu6")
+        for m in self.modules():  # mmpose's MobileNetV2.init_weights without a checkpoint
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -35,7 +35,8 @@ class TableSpec:
 
 
 PAPERS = {"lite": "Lite-HRNet (Yu et al., CVPR 2021)", "dite": "Dite-HRNet (Li et al., IJCAI 2022)",
-          "dpn": "DPN, Dilation Pyramid Net (Liu & Guan, slides)"}
+          "dpn": "DPN, Dilation Pyramid Net (Liu & Guan, slides)",
+          "rtmpose": "RTMPose (Jiang et al., 2023; mmpose projects/rtmpose README)"}
 
 TABLES: tuple[TableSpec, ...] = (
     TableSpec("lite-T1", "lite", "Lite-HRNet Table 1: structure of Lite-HRNet-18/30", "architecture",
@@ -84,6 +85,10 @@ TABLES: tuple[TableSpec, ...] = (
     TableSpec("dite-readme", "dite", "Dite-HRNet official README: COCO val2017 and MPII val",
               parts=(("dite-readme", "R1"), ("dite-readme", "R2")), truncates=True,
               note="The README truncates (Dite-HRNet-18: 1,186,933 parameters print as 1.1)."),
+    TableSpec("rtmpose-readme", "rtmpose", "RTMPose README: COCO val2017 (AIC+COCO training, 256x192)",
+              parts=(("rtmpose-readme", "R1"),),
+              note="GFLOPs are mmcv's decimal figures (count / 1e9: paper-convention MFLOPs / 953.67), the counter "
+                   "mmpose's get_flops.py used until v1.0.0 (convention mmcv-flops)."),
     TableSpec("dpn-arch", "dpn", "DPN slide table: architecture of DPN4_32 / DPN4_64", "architecture",
               models=(("dpn", "DPN4_32"), ("dpn", "DPN4_64")), arch_input="256x192", arch_dataset="coco",
               arch_published=(("DPN4_32", "0.7", ""), ("DPN4_64", "3.3", "")),

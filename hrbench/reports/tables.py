@@ -70,7 +70,7 @@ class BuiltRow:
     target: Target | None
     measurement: Measurement | None
     flops_unit: str  # 'G' or 'M' (as printed)
-    giga: int = 1024  # MFLOPs per printed GFLOP
+    giga: float = 1024  # MFLOPs per printed GFLOP
     params_status: str = ""
     flops_status: str = ""
     local: LocalRun | None = None
@@ -122,7 +122,7 @@ def _check(out: BuiltTable, label: str, quantity: str, printed: str, measured: f
     return status
 
 
-def _joined(row: dict[str, str], target: Target | None, ctx: Context, unit: str, giga: int = 1024) -> BuiltRow:
+def _joined(row: dict[str, str], target: Target | None, ctx: Context, unit: str, giga: float = 1024) -> BuiltRow:
     """A printed row with the measurement and the local run of its target at the row's input (none when
     hrbench does not hold the model or the row prints no input)."""
     built = BuiltRow(row, target, None, unit, giga, scope="" if target is not None else outside_scope(row))

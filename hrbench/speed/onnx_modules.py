@@ -8,6 +8,8 @@ and no layout reorders. Applied to the export copy only (:func:`hrbench.speed.on
   ReorderOutput node per convolution whose channels are no multiple of the block); as ``Gemm`` on the
   flattened ``(B, C)`` vector they stay plain. ``W x + b`` either way (a 1x1 convolution of a 1x1 map
   is a matrix product), so only the order of float additions may differ.
+* :class:`ChainedUpsampleFusion` — the upsampling paths into each fusion output summed from the lowest
+  resolution up, one x2 upsampling per level (see the class).
 * :class:`DoubledPathFusion` — the fusion's doubled path ``y_i = f_i0(S0') + f_i0(S0') + ...``
   (:class:`~hrbench.models.hr_modules.MultiResolutionFusion`, the official in-place loop) with the factor 2
   moved into the last convolution of ``f_i0`` (weights and bias doubled; only ReLUs, which commute with a
@@ -122,6 +124,57 @@ class DoubledPathFusion(MultiResolutionFusion):
         return out
 
 
+class ChainedUpsampleFusion(DoubledPathFusion):
+    """:class:`DoubledPathFusion` whose upsampling paths into each output are summed low resolution first:
+    ``Σ_{j>i} up_{2^(j-i)}(c_ij(x_j)) = up2(c_i,i+1(x_i+1) + up2(c_i,i+2(x_i+2) + ...))`` with ``c_ij`` a path's
+    1x1 convolution (BatchNorm folded) and ``up`` nearest upsampling, which is linear and composes exactly
+    (``up4 = up2 o up2``). Each output then upsamples once per level from the level below instead of
+    once per branch to its own resolution (Lite-HRNet-18's stage-4 output 0: 1 + 1/4 + 1/16 of a full-size
+    write instead of 3), and each ``Add`` joins two tensors ONNX Runtime keeps in its blocked layout. Only
+    the order of float additions changes (parity as the export's)."""
+
+    @classmethod
+    def from_fusion(cls, fusion: MultiResolutionFusion) -> ChainedUpsampleFusion:
+        form = DoubledPathFusion.from_fusion(fusion) if not isinstance(fusion, DoubledPathFusion) else fusion
+        form.__class__ = cls
+        for i, row in enumerate(form):
+            for j in range(i + 1, len(row)):
+                conv, bn, up = row[j]
+                if not (isinstance(conv, nn.Conv2d) and isinstance(bn, nn.Identity) and isinstance(up, nn.Upsample)
+                        and up.mode == "nearest" and up.scale_factor == 2 ** (j - i)):
+                    raise ValueError("ChainedUpsampleFusion: an upsampling path is not 1x1 conv + folded BN + "
+                                     "nearest upsample (fold the BatchNorms first)")
+        return form
+
+    def _upsampled_sum(self, i: int, xs: list[torch.Tensor]) -> torch.Tensor | None:
+        """``Σ_{j>i} f_ij(x_j)`` of output ``i`` as the chain of the class docstring (None when i is the last)."""
+        t = None
+        for j in range(len(xs) - 1, i, -1):
+            c = self[i][j][0](xs[j])
+            t = c if t is None else c + _up2(t)
+        return None if t is None else _up2(t)
+
+    def forward(self, xs: list[torch.Tensor], relu: nn.Module) -> list[torch.Tensor]:
+        s0 = xs[0] + xs[0]
+        up = self._upsampled_sum(0, xs)
+        if up is not None:
+            s0 = s0 + up
+        a0 = relu(s0)
+        out = [a0]
+        high = a0 if self.relu_inplace else s0
+        for i in range(1, len(self)):
+            y = self[i][0](high)
+            for j in range(1, i + 1):
+                y = y + (xs[j] if j == i else self[i][j](xs[j]))
+            up = self._upsampled_sum(i, xs)
+            out.append(relu(y if up is None else y + up))
+        return out
+
+
+def _up2(x: torch.Tensor) -> torch.Tensor:
+    return F.interpolate(x, scale_factor=2.0, mode="nearest")
+
+
 def _last_conv(path: nn.Module) -> nn.Conv2d:
     """The last convolution of a fusion path, checked to be followed by nothing but ReLUs / identities."""
     layers = [m for m in path.modules() if not list(m.children())]
@@ -139,6 +192,19 @@ def substitute_doubled_fusion(model: nn.Module) -> int:
         for name, child in list(parent.named_children()):
             if type(child) is MultiResolutionFusion and len(child) > 1:
                 setattr(parent, name, DoubledPathFusion.from_fusion(child))
+                count += 1
+    return count
+
+
+def substitute_chained_upsample(model: nn.Module) -> int:
+    """Put :class:`ChainedUpsampleFusion` in place of every fusion with an output fed by two or more upsampling
+    paths (in place, BatchNorms folded); returns the count."""
+    count = 0
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, MultiResolutionFusion) and not isinstance(child, ChainedUpsampleFusion) \
+                    and len(child[0]) > 2:
+                setattr(parent, name, ChainedUpsampleFusion.from_fusion(child))
                 count += 1
     return count
 
