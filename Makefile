@@ -5,6 +5,8 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 HRBENCH = $(VENV)/bin/hrbench
 DEMO    = runs/demo
+# pytest-xdist processes for `make test`; each test file runs whole in one of them (its module fixtures once)
+TEST_WORKERS ?= 2
 
 .PHONY: setup demo test tables bench lint clean
 
@@ -27,7 +29,7 @@ demo: setup
 	$(HRBENCH) eval lite18 --checkpoint $(DEMO)/lite18/checkpoints/best.pt --data $(DEMO)/data --input 128x96
 
 test: setup
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 tables: setup
 	$(HRBENCH) tables --out reports

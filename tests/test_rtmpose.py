@@ -7,13 +7,11 @@ from __future__ import annotations
 import json
 import time
 
-import numpy as np
 import pytest
 import torch
 
 from hrbench.cli import main
 from hrbench.complexity.measure import measure
-from hrbench.data import build_dataset, collate
 from hrbench.data.synth import generate
 from hrbench.engine import evaluate_checkpoint, train
 from hrbench.factory import create_model
@@ -23,7 +21,8 @@ K = 17
 #: (deepen, widen) of the configs; P5 stage table (c_in, c_out, blocks, SPP) of CSPNeXt
 VARIANTS = {"t": (0.167, 0.375), "s": (0.33, 0.5), "m": (0.67, 0.75)}
 P5 = ((64, 128, 3, False), (128, 256, 6, False), (256, 512, 6, False), (512, 1024, 3, True))
-EPOCHS, LR, LOSS_RATIO = 8, 1e-4, 0.85
+#: The end-to-end run (test_rtmpose_t_learns_on_synthetic_coco's docstring).
+LEARN = {"train_images": 2000, "val_images": 32, "epochs": 8, "lr": 1e-3, "warmup_iters": 50}
 PUBLISHED = {"t": (3.34, 0.36), "s": (5.47, 0.68), "m": (13.59, 1.93)}
 
 
@@ -82,7 +81,8 @@ def test_flops_prints_the_readme_figures_beside_the_count(capsys):
     assert main(["flops", "rtmpose_t", "--input", "256x192", "--json"]) == 0
     pub = json.loads(capsys.readouterr().out)["published"]
     assert (pub["source"], pub["params_M"], pub["gflops"]) == ("rtmpose-readme", 3.34, 0.36)
-    assert pub["mflops"] == pytest.approx(0.36e9 / 2**20) and pub["delta_params_M"] == pytest.approx(round(3.337007 - 3.34, 4))
+    assert pub["mflops"] == pytest.approx(0.36e9 / 2**20)
+    assert pub["delta_params_M"] == pytest.approx(round(3.337007 - 3.34, 4))
     assert pub["delta_mflops"] == pytest.approx(358_640_384 / 2**20 - 0.36e9 / 2**20, abs=1e-4)
 
 
@@ -116,57 +116,34 @@ def test_an_input_the_head_was_not_built_for_is_one_error_line(capsys):
 
 
 @pytest.mark.slow
-def test_rtmpose_t_memorises_64_crops(tmp_path):
-    """Model, SimCC targets, KL loss and decoding learn together: 200 Adam steps (lr 1e-4, batch 16) on 64
-    un-augmented synthetic crops at 128x96 bring the decoded joints to within 2 crop px of their targets
-    (measured: 0.61 px mean; at lr 2e-3 the same run stays at 14.6 px, which is why the e2e run below
-    uses 1e-4)."""
-    generate("coco", tmp_path / "coco", 40, 2, seed=0)
-    torch.manual_seed(0)
-    model = create_model("rtmpose_t", K, input_size=(128, 96)).train()
-    ds = build_dataset("coco", tmp_path / "coco", "train", (128, 96), train=False)
-    ds.codec = model.codec
-    n = min(64, len(ds))
-    samples = [ds[i] for i in range(n)]
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    g = torch.Generator().manual_seed(0)
-    keys = model.codec.target_keys
-    for _ in range(200):
-        b = collate([samples[i] for i in torch.randint(0, n, (16,), generator=g).tolist()])
-        loss = model.codec.loss(model(b["image"]), *(b[k] for k in keys))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    model.eval()
-    b = collate(samples)
-    with torch.no_grad():
-        pred = model.codec.decode(model(b["image"]))
-    truth = model.codec.decode((b["target_x"], b["target_y"]))  # the targets' own peaks
-    seen = b["target_weight"].numpy() > 0
-    err = np.sqrt(((pred.coords - truth.coords) ** 2).sum(-1))[seen]
-    print(f"\nrtmpose_t memorising {n} crops: mean error {err.mean():.2f} px, last loss {loss.item():.2e}")
-    assert seen.sum() > 100 and err.mean() < 2.0
+def test_rtmpose_t_learns_on_synthetic_coco(tmp_path):
+    """``train`` then ``evaluate_checkpoint`` of RTMPose-t at 128x96 (a 4x3 feature map, 192 / 256 bins) on
+    synthetic COCO, to Lite-HRNet-18's bar of tests/test_train_e2e.py: +20 AP.
 
-
-@pytest.mark.slow
-def test_rtmpose_t_trains_and_evaluates_on_synthetic_coco(tmp_path):
-    """hrbench's train then eval, 128x96 (a 4x3 feature map, 192 / 256 bins), 8 epochs x 32 iterations of
-    batch 16 at lr 1e-4. Lite-HRNet-18's bar (+20 AP in the same budget) is NOT reached: measured AP
-    0 -> 0.2-0.35 (val loss x 0.77-0.80) with lr 1e-4, 2e-3 or 5e-3 over 256-384 iterations; the global
-    x / y classifiers need far more than a CPU test's iterations under hrbench's augmentation (the official
-    runs: 420 epochs from a pre-trained backbone). Checked here: the run finishes, the validation loss
-    falls, the checkpoint evaluates to the logged metric."""
+    In Lite-HRNet-18's budget of iterations (256 of batch 16 on 300 images) RTMPose-t stays below 1 AP
+    (measured: 0.3-1.2 at lr 1e-4 ... 4e-3, with either augmentation): its global x / y classifiers memorise
+    so few crops (after 256 un-augmented steps: 8.9 px mean error on training crops, 14.8 px on validation
+    ones, ~16 px for a constant guess). With more people and iterations it learns: 2,000 images (3,925
+    people), 8 epochs = 1,720 iterations of batch 16 at lr 1e-3, measured AP 0 -> 33.5 (AP50 78.5; 6 epochs /
+    1,290 iterations: 24.75; 1,500 images / 1,280 iterations: 21.65; 3,000 / 1,304 at lr 1.5e-3: 4.3). One
+    RTMPose-t step at 128x96 costs about 0.35 of a Lite-HRNet-18 step, so the run takes about 1.3x the time
+    of Lite-HRNet-18's 256 steps. The recipe is RTMPose-t's (AdamW, flat-cosine, clip) but
+    for the papers' augmentation (``msra``: the two-stage RTMPose set is for 420 epochs) and a 50-iteration
+    warm-up (the config's 1,000 would outlast the run)."""
     t0 = time.perf_counter()
-    generate("coco", tmp_path / "coco", 300, 32, seed=0)
-    summary = train("rtmpose_t", tmp_path / "coco", epochs=EPOCHS, batch=16, input_hw=(128, 96),
+    generate("coco", tmp_path / "coco", LEARN["train_images"], LEARN["val_images"], seed=0)
+    t_data = time.perf_counter() - t0
+    summary = train("rtmpose_t", tmp_path / "coco", epochs=LEARN["epochs"], batch=16, input_hw=(128, 96),
                     overrides={"input_size": (128, 96)}, out=tmp_path / "runs", name="rtm", device="cpu", workers=0,
-                    lr=LR, val_interval=EPOCHS, val_flip=True, validate_first=True, progress=False, threads=1)
+                    lr=LEARN["lr"], train_overrides={"augment": "msra", "warmup_iters": LEARN["warmup_iters"]},
+                    val_interval=LEARN["epochs"], val_flip=True, validate_first=True, progress=False, threads=1)
     before, after = summary["initial"], summary["final"]
     print(f"\nrtmpose_t synthetic COCO 128x96, {summary['iterations']} iterations: val loss "
-          f"{before['val_loss']:.3e} -> {after['val_loss']:.3e}, AP {before['AP']:.1f} -> {after['AP']:.1f}; "
-          f"{time.perf_counter() - t0:.0f}s")
-    assert summary["status"] == "finished"
-    assert after["val_loss"] <= LOSS_RATIO * before["val_loss"]
+          f"{before['val_loss']:.3e} -> {after['val_loss']:.3e}, AP {before['AP']:.1f} -> {after['AP']:.1f} "
+          f"(AP50 {before['AP50']:.1f} -> {after['AP50']:.1f}); data {t_data:.0f}s, "
+          f"total {time.perf_counter() - t0:.0f}s")
+    assert summary["status"] == "finished" and summary["optimizer"] == "adamw" and summary["schedule"] == "flat-cosine"
+    assert after["AP"] >= before["AP"] + 20.0 and after["val_loss"] <= 0.7 * before["val_loss"]
     run = summary["run_dir"]
     m = evaluate_checkpoint("rtmpose_t", f"{run}/checkpoints/best.pt", tmp_path / "coco", device="cpu", workers=0)
     assert m["AP"] == pytest.approx(summary["best"]["AP"], abs=1e-6)

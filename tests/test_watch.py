@@ -181,7 +181,8 @@ def test_a_resumed_run_continues_its_curves_without_duplicates(runs, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------- hrbench runs
-def test_runs_lists_each_run_with_its_state(runs, capsys):
+def test_runs_lists_each_run_with_its_state(runs, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # the table's every column whole, whatever terminal pytest runs in
     assert runs["c_live_state"] == "running"  # while its process held the folder
     assert main(["runs", "--runs", str(runs["reg"]), "--json"]) == 0
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
