@@ -94,6 +94,7 @@ def run_deploy(out_dir: str | Path = "reports/bench", models: list[str] | None =
             console.print(f"deployment comparison: {len(names)} models x {', '.join(DEPLOY_MODES)}, "
                           f"{rounds} alternating rounds, 1 thread")
         res = time_pairs(names, DEPLOY_MODES, rounds, input_hw)
+        stack = software_stack(torch.device("cpu"))  # as timed: one thread
     finally:
         torch.set_num_threads(threads)
     base = res["models"][names[0]]
@@ -110,7 +111,6 @@ def run_deploy(out_dir: str | Path = "reports/bench", models: list[str] | None =
              fmt(r["ort"], 2), fmt(r["ort"] / r["eager"], 3), fmt(r["eager_vs_base"], 3), fmt(r["ort_vs_base"], 3),
              f"{r['ort_diff']:.1e}"] for r in rows]
     load = res["load"]
-    stack = software_stack(torch.device("cpu"))
     md = "\n".join([
         f"# Deployment comparison on this machine (CPU, 1 thread, batch 1, {inp})", "",
         "Machine-dependent (`make bench`); not part of `make tables`. Every model and mode was prepared first "
