@@ -129,3 +129,22 @@ def torchrun(args: list[str], timeout: float = 420) -> subprocess.CompletedProce
         out, err = proc.communicate()
         pytest.fail(f"torchrun {' '.join(args[:3])} ... hung for {timeout}s: {err[-3000:]}")
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+#: The files with the longest tests (RTMPose-t's and Lite-HRNet-18's end-to-end runs, the DDP matrix): run
+#: first, so that under ``make test``'s two xdist workers (``--dist loadfile``) they overlap the rest.
+LONGEST_FIRST = ("test_rtmpose.py", "test_train_e2e.py", "test_ddp.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Order the files: :data:`LONGEST_FIRST`, then those holding a slow test, then the rest (each file's
+    tests in their own order; the same order in every xdist worker)."""
+    slow = {item.path.name for item in items if item.get_closest_marker("slow")}
+
+    def rank(item) -> tuple[int, int]:
+        name = item.path.name
+        if name in LONGEST_FIRST:
+            return 0, LONGEST_FIRST.index(name)
+        return (1 if name in slow else 2), 0
+
+    items.sort(key=rank)
