@@ -130,7 +130,7 @@ class ChainedUpsampleFusion(DoubledPathFusion):
     1x1 convolution (BatchNorm folded) and ``up`` nearest upsampling, which is linear and composes exactly
     (``up4 = up2 o up2``). Each output then upsamples once per level from the level below instead of
     once per branch to its own resolution (Lite-HRNet-18's stage-4 output 0: 1 + 1/4 + 1/16 of a full-size
-    write instead of 3), and each ``Add`` joins two tensors ONNX Runtime keeps in its blocked layout. Only
+    write instead of 3), and every ``Add`` but the last joins two tensors ONNX Runtime keeps in its blocked layout. Only
     the order of float additions changes (parity as the export's)."""
 
     @classmethod
