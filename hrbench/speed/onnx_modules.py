@@ -108,19 +108,22 @@ class DoubledPathFusion(MultiResolutionFusion):
                     conv.bias.mul_(2.0)
         return form
 
+    def add_upsampled(self, i: int, y: torch.Tensor, xs: list[torch.Tensor]) -> torch.Tensor:
+        """``y`` plus output ``i``'s upsampling paths ``f_ij(x_j)``, j > i, added one by one in the official order."""
+        for j in range(i + 1, len(xs)):
+            y = y + self[i][j](xs[j])
+        return y
+
     def forward(self, xs: list[torch.Tensor], relu: nn.Module) -> list[torch.Tensor]:
-        n = len(xs)
-        s0 = xs[0] + xs[0]
-        for j in range(1, n):
-            s0 = s0 + self[0][j](xs[j])
+        s0 = self.add_upsampled(0, xs[0] + xs[0], xs)
         a0 = relu(s0)
         out = [a0]
         high = a0 if self.relu_inplace else s0
         for i in range(1, len(self)):
             y = self[i][0](high)  # = 2 f_i0(high): the doubling is in the weights
-            for j in range(1, n):
+            for j in range(1, i + 1):
                 y = y + (xs[j] if j == i else self[i][j](xs[j]))
-            out.append(relu(y))
+            out.append(relu(self.add_upsampled(i, y, xs)))
         return out
 
 
@@ -154,21 +157,9 @@ class ChainedUpsampleFusion(DoubledPathFusion):
             t = c if t is None else c + _up2(t)
         return None if t is None else _up2(t)
 
-    def forward(self, xs: list[torch.Tensor], relu: nn.Module) -> list[torch.Tensor]:
-        s0 = xs[0] + xs[0]
-        up = self._upsampled_sum(0, xs)
-        if up is not None:
-            s0 = s0 + up
-        a0 = relu(s0)
-        out = [a0]
-        high = a0 if self.relu_inplace else s0
-        for i in range(1, len(self)):
-            y = self[i][0](high)
-            for j in range(1, i + 1):
-                y = y + (xs[j] if j == i else self[i][j](xs[j]))
-            up = self._upsampled_sum(i, xs)
-            out.append(relu(y if up is None else y + up))
-        return out
+    def add_upsampled(self, i: int, y: torch.Tensor, xs: list[torch.Tensor]) -> torch.Tensor:
+        up = self._upsampled_sum(i, xs)
+        return y if up is None else y + up
 
 
 def _up2(x: torch.Tensor) -> torch.Tensor:
@@ -185,28 +176,29 @@ def _last_conv(path: nn.Module) -> nn.Conv2d:
     return layers[k]
 
 
-def substitute_doubled_fusion(model: nn.Module) -> int:
-    """Put :class:`DoubledPathFusion` in place of every fusion with a doubled path (in place); returns the count."""
+def _substitute(model: nn.Module, wanted, form) -> int:
+    """Replace (in place) every child module ``c`` of ``model`` with ``wanted(c)`` by ``form(c)``; the count."""
     count = 0
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
-            if type(child) is MultiResolutionFusion and len(child) > 1:
-                setattr(parent, name, DoubledPathFusion.from_fusion(child))
+            if wanted(child):
+                setattr(parent, name, form(child))
                 count += 1
     return count
+
+
+def substitute_doubled_fusion(model: nn.Module) -> int:
+    """Put :class:`DoubledPathFusion` in place of every fusion with a doubled path (in place); returns the count."""
+    return _substitute(model, lambda c: type(c) is MultiResolutionFusion and len(c) > 1, DoubledPathFusion.from_fusion)
 
 
 def substitute_chained_upsample(model: nn.Module) -> int:
     """Put :class:`ChainedUpsampleFusion` in place of every fusion with an output fed by two or more upsampling
     paths (in place, BatchNorms folded); returns the count."""
-    count = 0
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, MultiResolutionFusion) and not isinstance(child, ChainedUpsampleFusion) \
-                    and len(child[0]) > 2:
-                setattr(parent, name, ChainedUpsampleFusion.from_fusion(child))
-                count += 1
-    return count
+    def wanted(c: nn.Module) -> bool:
+        return isinstance(c, MultiResolutionFusion) and not isinstance(c, ChainedUpsampleFusion) and len(c[0]) > 2
+
+    return _substitute(model, wanted, ChainedUpsampleFusion.from_fusion)
 
 
 def substitute_pooled_linear(model: nn.Module) -> int:
