@@ -310,10 +310,10 @@ def _count(model, cls) -> int:
 @pytest.mark.parametrize("name", ("lite18", "dite18"))
 @pytest.mark.parametrize("batch", (1, 2))
 def test_export_forms_equal_the_module(name, batch):
-    from hrbench.models.context import GlobalContextModeling
+    from hrbench.models.context import DenseContextModeling, GlobalContextModeling
     from hrbench.models.dynamic import KernelAttention
     from hrbench.models.hr_modules import MultiResolutionFusion
-    from hrbench.models.litehrnet import SpatialWeighting
+    from hrbench.models.litehrnet import CrossResolutionWeighting, SpatialWeighting
     from hrbench.speed.onnx import prepare_export_model
 
     m = model(name)
@@ -325,6 +325,7 @@ def test_export_forms_equal_the_module(name, batch):
     fusions = sum(type(f) is MultiResolutionFusion and len(f) > 1 for f in m.modules())
     assert counts["doubled_fusion"] == fusions == 8  # 2 + 4 + 2 modules, every one with >= 2 outputs
     assert counts["chained_upsample"] == 6  # stages 3 and 4 (4 + 2 modules): an output fed by >= 2 upsamplings
+    assert counts["branch_shift"] == _count(m, CrossResolutionWeighting) + _count(m, DenseContextModeling) == 16
     if name == "lite18":
         assert counts["pooled_linear"] == _count(m, SpatialWeighting) == 48 and counts["dka_bn"] == 0
     else:
@@ -363,6 +364,38 @@ def test_chained_upsampling_is_the_sum_of_the_direct_paths():
         assert all(torch.allclose(chained._upsampled_sum(i, xs), direct[i], atol=1e-12) for i in range(3))
     assert chained._upsampled_sum(3, xs) is None
     assert all(torch.allclose(a, b, atol=1e-12) for a, b in zip(out, ref, strict=True))
+
+
+@pytest.mark.parametrize(("kind", "hw"), (("crw", (16, 12)), ("dcm", (16, 12)), ("crw", (15, 11))))
+def test_branch_shift_weighting_equals_the_module(kind, hw):
+    """CRW / DCM on three branches (8 / 16 / 32 ch) in float64, BatchNorms randomised and folded: the per-branch
+    form (hidden width padded to 16, one output conv per branch, constant-factor upsampling; at 15x11 the
+    sizes do not divide and it upsamples to the size; DCM's context pool needs them to) equals the module to 1e-12."""
+    from hrbench.models.context import DenseContextModeling
+    from hrbench.models.litehrnet import CrossResolutionWeighting
+    from hrbench.speed.onnx_modules import CHANNEL_BLOCK, BranchShiftWeighting, substitute_branch_shift
+
+    g = torch.Generator().manual_seed(4)
+    module = CrossResolutionWeighting((8, 16, 32), 8) if kind == "crw" else DenseContextModeling([8, 16, 32], 8)
+    module = module.double().eval()
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.normal_(generator=g)
+                m.running_var.uniform_(0.5, 1.5, generator=g)
+            elif isinstance(m, nn.Conv2d):
+                m.weight.normal_(generator=g)
+    holder = fold_batchnorm(nn.Sequential(module).eval(), inplace=True)
+    assert substitute_branch_shift(holder) == 1
+    form = holder[0]
+    assert isinstance(form, BranchShiftWeighting) and form.hidden.out_channels % CHANNEL_BLOCK == 0
+    assert form.hidden.out_channels > 56 // 8 and [c.out_channels for c in form.outs] == [8, 16, 32]
+    sizes = [hw, ((hw[0] + 1) // 2, (hw[1] + 1) // 2), ((hw[0] + 3) // 4, (hw[1] + 3) // 4)]
+    xs = [torch.randn(1, c, *s, generator=g, dtype=torch.float64) for c, s in zip((8, 16, 32), sizes, strict=True)]
+    with torch.no_grad():
+        ref, out = form.source(xs), form(xs)
+    assert all(torch.allclose(a, b, rtol=0, atol=1e-12) for a, b in zip(out, ref, strict=True))
+    assert ref[0].std().item() > 0.1  # the weights vary: a constant map would hide a wrong upsampling
 
 
 @pytest.mark.parametrize("bias", (False, True))
@@ -405,14 +438,20 @@ def test_doubled_path_fusion_is_bit_identical():
 
 
 #: Node counts by op type of the exports at 64x64, batch 1: stock (the exporter's graph) -> with the forms.
-#: Derived: each SpatialWeighting (48 in Lite-18) / KernelAttention (62) / GCM shift (50) turns 2 Conv into 2 Gemm;
-#: each DKA's BN (62) is folded; each of the 8 fusions' 2-4 outputs loses one Add (16); each CRW / DCM (16)
-#: loses the Resize of its lowest branch to its own size; the 49 channel shuffles lose their Transpose.
+#: Derived: each SpatialWeighting (48 in Lite-18) / KernelAttention (62) / GCM shift (50) turns 2 Conv into 2 Gemm
+#: and its GlobalAveragePool into a ReduceMean; each DKA's BN (62) is folded; each of the 8 fusions' 2-4 outputs
+#: loses one Add (16); each CRW / DCM (16) loses the Resize of its lowest branch to its own size and the Split of
+#: its weights, its output conv split per branch (2, 3 or 4 branches: 4x1 + 8x2 + 4x3 = 32 Conv more); every
+#: channel shuffle (Lite 49, Dite 65) loses its Transpose (Dite keeps the 32 context-pool permutes of GCM / DCM).
 NODE_COUNTS = {
-    "lite18": ({"Conv": 301, "Gemm": 0, "BatchNormalization": 0, "Add": 128, "Resize": 77, "Transpose": 49},
-               {"Conv": 205, "Gemm": 96, "BatchNormalization": 0, "Add": 112, "Resize": 61, "Transpose": 0}),
-    "dite18": ({"Conv": 536, "Gemm": 0, "BatchNormalization": 112, "Add": 128, "Resize": 77, "Transpose": 147},
-               {"Conv": 312, "Gemm": 224, "BatchNormalization": 50, "Add": 112, "Resize": 61, "Transpose": 48}),
+    "lite18": ({"Conv": 301, "Gemm": 0, "BatchNormalization": 0, "Add": 128, "Resize": 77, "Transpose": 49,
+                "Split": 16, "GlobalAveragePool": 48, "ReduceMean": 0},
+               {"Conv": 237, "Gemm": 96, "BatchNormalization": 0, "Add": 112, "Resize": 61, "Transpose": 0,
+                "Split": 0, "GlobalAveragePool": 0, "ReduceMean": 48}),
+    "dite18": ({"Conv": 536, "Gemm": 0, "BatchNormalization": 112, "Add": 128, "Resize": 77, "Transpose": 147,
+                "Split": 32, "GlobalAveragePool": 62, "ReduceMean": 0},
+               {"Conv": 344, "Gemm": 224, "BatchNormalization": 50, "Add": 112, "Resize": 61, "Transpose": 32,
+                "Split": 16, "GlobalAveragePool": 0, "ReduceMean": 62}),
 }
 
 
@@ -432,7 +471,11 @@ def test_export_forms_node_counts_and_onnx_runtime_outputs(name):
     for data, expected in zip((stock, formed), NODE_COUNTS[name], strict=True):
         ops = collections.Counter(n.op_type for n in onnx.load_from_string(data).graph.node)
         assert {op: ops[op] for op in expected} == expected
-    assert c0["forms"] == {} and c1["forms"]["interleave_shuffle"] == 49 and c1["forms"]["fold_reshapes"] > 0
+    shuffles = {"lite18": 49, "dite18": 65}[name]
+    assert c0["forms"] == {} and c1["forms"]["interleave_shuffle"] == shuffles
+    # Lite-18's only shape-only nodes were its CRWs' lowest-branch Resizes, which the per-branch form no longer
+    # emits; Dite-18 keeps GCM / DCM reshape chains to fold.
+    assert (c1["forms"]["fold_reshapes"] > 0) == (name == "dite18")
     feed = {"input": x.numpy()}
     with torch.no_grad():
         ref = m(x).numpy()

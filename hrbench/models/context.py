@@ -96,14 +96,18 @@ class DenseContextModeling(nn.Module):
         self.channel_attention = context_shift(total, reduction)
         self.conv_mask[-1].requires_grad_(False)
 
-    def forward(self, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    def context(self, xs: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Every branch but the lowest ACPooled to the lowest resolution, concatenated with it (Shift's input)."""
         mini = (xs[-1].shape[-2], xs[-1].shape[-1])
         pooled = []
         for x, conv_mask in zip(xs[:-1], self.conv_mask, strict=False):  # the last mask conv is unused
             b, _, h, w = x.shape
             mask = self.softmax(conv_mask(x).reshape(b, 1, h * w))
             pooled.append(adaptive_context_pool(x, mask, mini))
-        context = self.channel_attention(torch.cat([*pooled, xs[-1]], dim=1))
+        return torch.cat([*pooled, xs[-1]], dim=1)
+
+    def forward(self, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        context = self.channel_attention(self.context(xs))
         parts = torch.split(context, self.channels, dim=1)
         return [x * F.interpolate(a, size=x.shape[-2:], mode="nearest") for x, a in zip(xs, parts, strict=True)]
 

@@ -53,10 +53,13 @@ class CrossResolutionWeighting(nn.Module):
         self.conv1 = ConvBNAct(total, mid, 1, act="relu")
         self.conv2 = ConvBNAct(mid, total, 1, act="sigmoid")
 
-    def forward(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
+    def context(self, xs: list[torch.Tensor]) -> torch.Tensor:
+        """Every branch average-pooled to the lowest resolution, concatenated (the input of the two convs)."""
         size = xs[-1].shape[-2:]
-        pooled = [F.adaptive_avg_pool2d(s, size) for s in xs[:-1]] + [xs[-1]]
-        weights = self.conv2(self.conv1(torch.cat(pooled, dim=1)))
+        return torch.cat([F.adaptive_avg_pool2d(s, size) for s in xs[:-1]] + [xs[-1]], dim=1)
+
+    def forward(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
+        weights = self.conv2(self.conv1(self.context(xs)))
         return [s * F.interpolate(a, size=s.shape[-2:], mode="nearest")
                 for s, a in zip(xs, torch.split(weights, self.channels, dim=1), strict=True)]
 

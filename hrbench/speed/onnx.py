@@ -35,7 +35,12 @@ from torch import nn
 from hrbench.errors import HrbenchError
 from hrbench.fsutil import write_bytes_atomic
 from hrbench.models.dynamic import ConvNorm, DynamicKernelAggregation, KernelAggregation
-from hrbench.speed.onnx_modules import substitute_chained_upsample, substitute_doubled_fusion, substitute_pooled_linear
+from hrbench.speed.onnx_modules import (
+    substitute_branch_shift,
+    substitute_chained_upsample,
+    substitute_doubled_fusion,
+    substitute_pooled_linear,
+)
 
 EXPORTERS = ("torchscript", "dynamo")
 FORMATS = ("onnx",)
@@ -238,9 +243,11 @@ def prepare_export_model(model: nn.Module, batch: int, fold_bn: bool = True,
     pooled = substitute_pooled_linear(m) if forms and fold_bn else 0
     doubled = substitute_doubled_fusion(m) if forms and fold_bn else 0
     chained = substitute_chained_upsample(m) if forms and fold_bn else 0
+    shifts = substitute_branch_shift(m) if forms and fold_bn else 0
     kept = count_batchnorms(m)
     return m, {"folded_bn": before - kept, "kept_bn": kept, "static_dka": static, "dka_bn": dka_bn,
-               "pooled_linear": pooled, "doubled_fusion": doubled, "chained_upsample": chained}
+               "pooled_linear": pooled, "doubled_fusion": doubled, "chained_upsample": chained,
+               "branch_shift": shifts}
 
 
 def onnx_bytes(model: nn.Module, example: torch.Tensor, *, exporter: str = "torchscript", dynamic: bool = False,
@@ -256,7 +263,7 @@ def onnx_bytes(model: nn.Module, example: torch.Tensor, *, exporter: str = "torc
         data, changed = apply_forms(data) if forms else (data, {})
         if forms and fold_bn:
             modules = {"pooled_linear": counts["pooled_linear"], "doubled_fusion": counts["doubled_fusion"],
-                       "chained_upsample": counts["chained_upsample"],
+                       "chained_upsample": counts["chained_upsample"], "branch_shift": counts["branch_shift"],
                        "dka_batchnorm": counts["dka_bn"],
                        "dka_plain_batch1": counts["static_dka"] if example.shape[0] == 1 else 0}
             changed = {**{k: v for k, v in modules.items() if v}, **changed}
