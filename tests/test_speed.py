@@ -314,18 +314,23 @@ def test_export_forms_equal_the_module(name, batch):
     from hrbench.models.dynamic import KernelAttention
     from hrbench.models.hr_modules import MultiResolutionFusion
     from hrbench.models.litehrnet import CrossResolutionWeighting, SpatialWeighting
-    from hrbench.speed.onnx import prepare_export_model
+    from hrbench.speed.onnx import PARITY_TOL, prepare_export_model
 
     m = model(name)
     x = sample_input(batch)
     formed, counts = prepare_export_model(m, batch)
     with torch.no_grad():
         ref, out = m(x), formed(x)
-    assert ref.abs().max().item() > 0.5 and (out - ref).abs().max().item() <= 1e-5
+    # the forms sum in other orders (mask products, padded hidden units, the fusion's identity last): fp32
+    # rounding, ~1e-5 here, inside the export's parity bar; a wrong channel order would be O(1)
+    assert ref.abs().max().item() > 0.5 and (out - ref).abs().max().item() <= PARITY_TOL
     fusions = sum(type(f) is MultiResolutionFusion and len(f) > 1 for f in m.modules())
     assert counts["doubled_fusion"] == fusions == 8  # 2 + 4 + 2 modules, every one with >= 2 outputs
     assert counts["chained_upsample"] == 6  # stages 3 and 4 (4 + 2 modules): an output fed by >= 2 upsamplings
     assert counts["branch_shift"] == _count(m, CrossResolutionWeighting) + _count(m, DenseContextModeling) == 16
+    called_masks = _count(m, GlobalContextModeling) + sum(len(d.conv_mask) - 1 for d in m.modules()
+                                                         if isinstance(d, DenseContextModeling))
+    assert counts["mask_projection"] == called_masks == (82 if name == "dite18" else 0)
     if name == "lite18":
         assert counts["pooled_linear"] == _count(m, SpatialWeighting) == 48 and counts["dka_bn"] == 0
     else:
@@ -398,6 +403,23 @@ def test_branch_shift_weighting_equals_the_module(kind, hw):
     assert ref[0].std().item() > 0.1  # the weights vary: a constant map would hide a wrong upsampling
 
 
+def test_mask_projection_is_the_one_channel_convolution():
+    """ACPool's C -> 1 mask convolution as a matrix product: the conv's output to 1e-12 (float64, batch 2); any
+    other convolution is refused."""
+    from hrbench.speed.onnx_modules import MaskProjection
+
+    g = torch.Generator().manual_seed(5)
+    conv = nn.Conv2d(24, 1, 1).double()
+    x = torch.randn(2, 24, 9, 7, generator=g, dtype=torch.float64)
+    with torch.no_grad():
+        conv.bias.fill_(0.75)
+        ref, out = conv(x), MaskProjection(conv)(x)
+    assert out.shape == ref.shape == (2, 1, 9, 7) and torch.allclose(out, ref, rtol=0, atol=1e-12)
+    for bad in (nn.Conv2d(24, 2, 1), nn.Conv2d(24, 1, 3, padding=1)):
+        with pytest.raises(ValueError, match="MaskProjection"):
+            MaskProjection(bad)
+
+
 @pytest.mark.parametrize("bias", (False, True))
 def test_dka_batchnorm_folded_into_the_kernels(bias):
     from hrbench.speed.onnx import StaticKernelAggregation
@@ -442,16 +464,17 @@ def test_doubled_path_fusion_is_bit_identical():
 #: and its GlobalAveragePool into a ReduceMean; each DKA's BN (62) is folded; each of the 8 fusions' 2-4 outputs
 #: loses one Add (16); each CRW / DCM (16) loses the Resize of its lowest branch to its own size and the Split of
 #: its weights, its output conv split per branch (2, 3 or 4 branches: 4x1 + 8x2 + 4x3 = 32 Conv more); every
-#: channel shuffle (Lite 49, Dite 65) loses its Transpose (Dite keeps the 32 context-pool permutes of GCM / DCM).
+#: channel shuffle (Lite 49, Dite 65) loses its Transpose (Dite keeps the 32 context-pool permutes of GCM / DCM);
+#: Dite's 82 called mask convolutions (50 GCM, 32 DCM) become MatMul + bias Add.
 NODE_COUNTS = {
-    "lite18": ({"Conv": 301, "Gemm": 0, "BatchNormalization": 0, "Add": 128, "Resize": 77, "Transpose": 49,
-                "Split": 16, "GlobalAveragePool": 48, "ReduceMean": 0},
-               {"Conv": 237, "Gemm": 96, "BatchNormalization": 0, "Add": 112, "Resize": 61, "Transpose": 0,
-                "Split": 0, "GlobalAveragePool": 0, "ReduceMean": 48}),
-    "dite18": ({"Conv": 536, "Gemm": 0, "BatchNormalization": 112, "Add": 128, "Resize": 77, "Transpose": 147,
-                "Split": 32, "GlobalAveragePool": 62, "ReduceMean": 0},
-               {"Conv": 344, "Gemm": 224, "BatchNormalization": 50, "Add": 112, "Resize": 61, "Transpose": 32,
-                "Split": 16, "GlobalAveragePool": 0, "ReduceMean": 62}),
+    "lite18": ({"Conv": 301, "Gemm": 0, "MatMul": 0, "BatchNormalization": 0, "Add": 128, "Resize": 77,
+                "Transpose": 49, "Split": 16, "GlobalAveragePool": 48, "ReduceMean": 0},
+               {"Conv": 237, "Gemm": 96, "MatMul": 0, "BatchNormalization": 0, "Add": 112, "Resize": 61,
+                "Transpose": 0, "Split": 0, "GlobalAveragePool": 0, "ReduceMean": 48}),
+    "dite18": ({"Conv": 536, "Gemm": 0, "MatMul": 144, "BatchNormalization": 112, "Add": 128, "Resize": 77,
+                "Transpose": 147, "Split": 32, "GlobalAveragePool": 62, "ReduceMean": 0},
+               {"Conv": 262, "Gemm": 224, "MatMul": 226, "BatchNormalization": 50, "Add": 194, "Resize": 61,
+                "Transpose": 32, "Split": 16, "GlobalAveragePool": 0, "ReduceMean": 62}),
 }
 
 

@@ -39,6 +39,7 @@ from hrbench.speed.onnx_modules import (
     substitute_branch_shift,
     substitute_chained_upsample,
     substitute_doubled_fusion,
+    substitute_mask_projection,
     substitute_pooled_linear,
 )
 
@@ -244,10 +245,11 @@ def prepare_export_model(model: nn.Module, batch: int, fold_bn: bool = True,
     doubled = substitute_doubled_fusion(m) if forms and fold_bn else 0
     chained = substitute_chained_upsample(m) if forms and fold_bn else 0
     shifts = substitute_branch_shift(m) if forms and fold_bn else 0
+    masks = substitute_mask_projection(m) if forms and fold_bn else 0
     kept = count_batchnorms(m)
     return m, {"folded_bn": before - kept, "kept_bn": kept, "static_dka": static, "dka_bn": dka_bn,
                "pooled_linear": pooled, "doubled_fusion": doubled, "chained_upsample": chained,
-               "branch_shift": shifts}
+               "branch_shift": shifts, "mask_projection": masks}
 
 
 def onnx_bytes(model: nn.Module, example: torch.Tensor, *, exporter: str = "torchscript", dynamic: bool = False,
@@ -264,6 +266,7 @@ def onnx_bytes(model: nn.Module, example: torch.Tensor, *, exporter: str = "torc
         if forms and fold_bn:
             modules = {"pooled_linear": counts["pooled_linear"], "doubled_fusion": counts["doubled_fusion"],
                        "chained_upsample": counts["chained_upsample"], "branch_shift": counts["branch_shift"],
+                       "mask_projection": counts["mask_projection"],
                        "dka_batchnorm": counts["dka_bn"],
                        "dka_plain_batch1": counts["static_dka"] if example.shape[0] == 1 else 0}
             changed = {**{k: v for k, v in modules.items() if v}, **changed}

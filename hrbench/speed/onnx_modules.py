@@ -8,6 +8,10 @@ and no layout reorders. Applied to the export copy only (:func:`hrbench.speed.on
   ReorderOutput node per convolution whose channels are no multiple of the block); as ``Gemm`` on the
   flattened ``(B, C)`` vector they stay plain. ``W x + b`` either way (a 1x1 convolution of a 1x1 map
   is a matrix product), so only the order of float additions may differ.
+* :class:`MaskProjection` — ACPool's channel pooling (Dite-HRNet Sec. 3.2, Eq. 4), a ``C -> 1`` 1x1
+  convolution, as one matrix product on the ``(B, C, H*W)`` view. As ``Conv`` ONNX Runtime reorders the
+  whole input into its blocked layout and computes a block of 16 output channels for the one; as
+  ``MatMul`` it reads the input once. The same dot products, summed in another order.
 * :class:`ChainedUpsampleFusion` — the upsampling paths into each fusion output summed from the lowest
   resolution up, one x2 upsampling per level (see the class).
 * :class:`BranchShiftWeighting` — the shared shift of Lite-HRNet's cross-resolution weighting (Sec. 3.2,
@@ -96,6 +100,39 @@ class LinearKernelAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(x)
+
+
+class MaskProjection(nn.Module):
+    """A ``C -> 1`` 1x1 convolution (bias kept) as ``w @ x`` on ``(B, C, H*W)``; output ``(B, 1, H, W)``."""
+
+    def __init__(self, conv: nn.Conv2d) -> None:
+        super().__init__()
+        if (conv.out_channels, conv.kernel_size, conv.stride, conv.padding, conv.groups) != (1, (1, 1), (1, 1),
+                                                                                              (0, 0), 1):
+            raise ValueError(f"MaskProjection: {conv} is not a plain 1x1 convolution to one channel")
+        self.weight = nn.Parameter(conv.weight.detach().reshape(1, conv.in_channels).clone(), requires_grad=False)
+        self.bias = None if conv.bias is None else nn.Parameter(conv.bias.detach().clone(), requires_grad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        y = torch.matmul(self.weight, x.reshape(b, c, h * w))
+        if self.bias is not None:
+            y = y + self.bias
+        return y.reshape(b, 1, h, w)
+
+
+def substitute_mask_projection(model: nn.Module) -> int:
+    """Put :class:`MaskProjection` in place of the mask convolutions of every GCM and DCM (in place); the count."""
+    count = 0
+    for m in list(model.modules()):
+        if isinstance(m, GlobalContextModeling):
+            m.conv_mask = MaskProjection(m.conv_mask)
+            count += 1
+        elif isinstance(m, DenseContextModeling):
+            for k in range(len(m.conv_mask) - 1):  # the lowest branch's mask conv is never called
+                m.conv_mask[k] = MaskProjection(m.conv_mask[k])
+                count += 1
+    return count
 
 
 def _gcm_shift(gcm: GlobalContextModeling) -> PooledLinear:
@@ -230,6 +267,21 @@ class ChainedUpsampleFusion(DoubledPathFusion):
     def add_upsampled(self, i: int, y: torch.Tensor, xs: list[torch.Tensor]) -> torch.Tensor:
         up = self._upsampled_sum(i, xs)
         return y if up is None else y + up
+
+    def forward(self, xs: list[torch.Tensor], relu: nn.Module) -> list[torch.Tensor]:
+        """As :class:`DoubledPathFusion`, with each output ``i >= 1`` adding its own branch ``x_i`` last: the
+        convolved paths are summed first, in ONNX Runtime's blocked layout, and leave it once per output
+        (the official loop adds ``x_i``, which is in plain layout, between them)."""
+        s0 = self.add_upsampled(0, xs[0] + xs[0], xs)
+        a0 = relu(s0)
+        out = [a0]
+        high = a0 if self.relu_inplace else s0
+        for i in range(1, len(self)):
+            y = self[i][0](high)  # = 2 f_i0(high): the doubling is in the weights
+            for j in range(1, i):
+                y = y + self[i][j](xs[j])
+            out.append(relu(self.add_upsampled(i, y, xs) + xs[i]))
+        return out
 
 
 def _up2(x: torch.Tensor) -> torch.Tensor:
