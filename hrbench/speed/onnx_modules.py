@@ -221,16 +221,19 @@ class DoubledPathFusion(MultiResolutionFusion):
             y = y + self[i][j](xs[j])
         return y
 
+    def output(self, i: int, y: torch.Tensor, xs: list[torch.Tensor]) -> torch.Tensor:
+        """Output ``i``'s sum before the ReLU from ``y = 2 f_i0(high)``, added in the official order."""
+        for j in range(1, i + 1):
+            y = y + (xs[j] if j == i else self[i][j](xs[j]))
+        return self.add_upsampled(i, y, xs)
+
     def forward(self, xs: list[torch.Tensor], relu: nn.Module) -> list[torch.Tensor]:
         s0 = self.add_upsampled(0, xs[0] + xs[0], xs)
         a0 = relu(s0)
         out = [a0]
         high = a0 if self.relu_inplace else s0
         for i in range(1, len(self)):
-            y = self[i][0](high)  # = 2 f_i0(high): the doubling is in the weights
-            for j in range(1, i + 1):
-                y = y + (xs[j] if j == i else self[i][j](xs[j]))
-            out.append(relu(self.add_upsampled(i, y, xs)))
+            out.append(relu(self.output(i, self[i][0](high), xs)))  # self[i][0] = 2 f_i0: doubled in the weights
         return out
 
 
@@ -268,20 +271,13 @@ class ChainedUpsampleFusion(DoubledPathFusion):
         up = self._upsampled_sum(i, xs)
         return y if up is None else y + up
 
-    def forward(self, xs: list[torch.Tensor], relu: nn.Module) -> list[torch.Tensor]:
-        """As :class:`DoubledPathFusion`, with each output ``i >= 1`` adding its own branch ``x_i`` last: the
-        convolved paths are summed first, in ONNX Runtime's blocked layout, and leave it once per output
-        (the official loop adds ``x_i``, which is in plain layout, between them)."""
-        s0 = self.add_upsampled(0, xs[0] + xs[0], xs)
-        a0 = relu(s0)
-        out = [a0]
-        high = a0 if self.relu_inplace else s0
-        for i in range(1, len(self)):
-            y = self[i][0](high)  # = 2 f_i0(high): the doubling is in the weights
-            for j in range(1, i):
-                y = y + self[i][j](xs[j])
-            out.append(relu(self.add_upsampled(i, y, xs) + xs[i]))
-        return out
+    def output(self, i: int, y: torch.Tensor, xs: list[torch.Tensor]) -> torch.Tensor:
+        """As :class:`DoubledPathFusion`'s, with output ``i``'s own branch ``x_i`` added last: the convolved paths
+        are summed first, in ONNX Runtime's blocked layout, and leave it once per output (the official loop
+        adds ``x_i``, which is in plain layout, between them)."""
+        for j in range(1, i):
+            y = y + self[i][j](xs[j])
+        return self.add_upsampled(i, y, xs) + xs[i]
 
 
 def _up2(x: torch.Tensor) -> torch.Tensor:
