@@ -116,6 +116,21 @@ def test_refusals_write_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_parity_is_measured_at_the_outputs_scale(tmp_path):
+    """An untrained model's heatmaps are ~1e-12, where any absolute bar passes: the check divides by the
+    outputs' scale, so a bar just under the achieved relative difference refuses (and writes nothing) although
+    the absolute difference is far below it."""
+    small = create_model("small_hrnet_w16", num_keypoints=17)
+    report = export_onnx(small, tmp_path / "s.onnx", HW, 1)
+    assert report.output_max < 1e-6 and 0 < report.max_rel_diff <= 1e-4
+    assert report.to_dict()["max_rel_diff"] == pytest.approx(report.max_abs_diff / report.output_max)
+    bar = report.max_rel_diff / 2
+    assert report.max_abs_diff < bar
+    with pytest.raises(ExportError, match="more than"):
+        export_onnx(small, tmp_path / "t.onnx", HW, 1, tol=bar)
+    assert [p.name for p in tmp_path.iterdir()] == ["s.onnx"]
+
+
 def test_cli_export_and_errors(tmp_path, capsys):
     model = realistic(create_model("small_hrnet_w16", num_keypoints=17))
     ckpt = save_checkpoint(tmp_path / "small.pt", hrbench_payload(model))

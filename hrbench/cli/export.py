@@ -70,6 +70,7 @@ def export_cmd(
           f"dynamic kernels made static {d['static_dka']}")
     if d.get("forms"):
         print("  exact graph rewrites: " + ", ".join(f"{k} x{v}" for k, v in d["forms"].items()))
-    print(f"  parity: max |ONNX Runtime - PyTorch| = {d['max_abs_diff']:.2e} <= {d['tolerance']:g} "
-          f"(fp32, outputs up to {d['output_max']:.3g}, batch {', '.join(map(str, d['checked_batches']))})")
+    print(f"  parity: max |ONNX Runtime - PyTorch| = {d['max_abs_diff']:.2e} = {d['max_rel_diff']:.1e} of the "
+          f"outputs' {d['output_max']:.3g} <= {d['tolerance']:g} (fp32, batch "
+          f"{', '.join(map(str, d['checked_batches']))})")
     print(f"  time: export {d['export_s']:.1f} s, check {d['check_s']:.1f} s, total {d['total_s']:.1f} s")
