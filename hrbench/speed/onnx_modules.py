@@ -49,7 +49,7 @@ class PooledLinear(nn.Module):
     """``layers`` (1x1 convolutions, groups 1, and element-wise activations) applied to a ``(B, C, 1, 1)``
     tensor as matrix products on ``(B, C)``; ``flat_out``: return ``(B, C')`` instead of ``(B, C', 1, 1)``;
     ``pool``: the input is the ``(B, C, H, W)`` map, averaged here over ``H x W`` straight to ``(B, C)`` (one
-    ``ReduceMean``, which ONNX Runtime runs in a third of a ``GlobalAveragePool``'s time on these maps)."""
+    ``ReduceMean``: ONNX Runtime took 0.4 of a ``GlobalAveragePool``'s time on a 20x64x48 map)."""
 
     def __init__(self, layers: list[nn.Module], flat_out: bool = False, pool: bool = False) -> None:
         super().__init__()
