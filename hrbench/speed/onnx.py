@@ -36,13 +36,7 @@ from torch import nn
 from hrbench.errors import HrbenchError
 from hrbench.fsutil import write_bytes_atomic
 from hrbench.models.dynamic import ConvNorm, DynamicKernelAggregation, KernelAggregation
-from hrbench.speed.onnx_modules import (
-    substitute_branch_shift,
-    substitute_chained_upsample,
-    substitute_doubled_fusion,
-    substitute_mask_projection,
-    substitute_pooled_linear,
-)
+from hrbench.speed.onnx_modules import MODULE_FORMS
 
 EXPORTERS = ("torchscript", "dynamo")
 FORMATS = ("onnx",)
@@ -249,15 +243,9 @@ def prepare_export_model(model: nn.Module, batch: int, fold_bn: bool = True,
     if fold_bn:
         m = fold_batchnorm(m, inplace=True)
     static, dka_bn = substitute_dynamic_kernels(m, batch, forms=forms and fold_bn)
-    pooled = substitute_pooled_linear(m) if forms and fold_bn else 0
-    doubled = substitute_doubled_fusion(m) if forms and fold_bn else 0
-    chained = substitute_chained_upsample(m) if forms and fold_bn else 0
-    shifts = substitute_branch_shift(m) if forms and fold_bn else 0
-    masks = substitute_mask_projection(m) if forms and fold_bn else 0
+    applied = {name: substitute(m) if forms and fold_bn else 0 for name, substitute in MODULE_FORMS.items()}
     kept = count_batchnorms(m)
-    return m, {"folded_bn": before - kept, "kept_bn": kept, "static_dka": static, "dka_bn": dka_bn,
-               "pooled_linear": pooled, "doubled_fusion": doubled, "chained_upsample": chained,
-               "branch_shift": shifts, "mask_projection": masks}
+    return m, {"folded_bn": before - kept, "kept_bn": kept, "static_dka": static, "dka_bn": dka_bn, **applied}
 
 
 def onnx_bytes(model: nn.Module, example: torch.Tensor, *, exporter: str = "torchscript", dynamic: bool = False,
@@ -272,10 +260,7 @@ def onnx_bytes(model: nn.Module, example: torch.Tensor, *, exporter: str = "torc
             data = _export_bytes(export_model, example, exporter, dynamic)
         data, changed = apply_forms(data) if forms else (data, {})
         if forms and fold_bn:
-            modules = {"pooled_linear": counts["pooled_linear"], "doubled_fusion": counts["doubled_fusion"],
-                       "chained_upsample": counts["chained_upsample"], "branch_shift": counts["branch_shift"],
-                       "mask_projection": counts["mask_projection"],
-                       "dka_batchnorm": counts["dka_bn"],
+            modules = {**{name: counts[name] for name in MODULE_FORMS}, "dka_batchnorm": counts["dka_bn"],
                        "dka_plain_batch1": counts["static_dka"] if example.shape[0] == 1 else 0}
             changed = {**{k: v for k, v in modules.items() if v}, **changed}
         return data, {**counts, "forms": changed}

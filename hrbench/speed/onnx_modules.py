@@ -334,3 +334,14 @@ def substitute_pooled_linear(model: nn.Module) -> int:
                 continue
             count += 1
     return count
+
+
+#: The module forms in the order :func:`hrbench.speed.onnx.prepare_export_model` applies them (BatchNorms
+#: folded first): name -> substitution, each returning how many places it changed.
+MODULE_FORMS = {
+    "pooled_linear": substitute_pooled_linear,
+    "doubled_fusion": substitute_doubled_fusion,
+    "chained_upsample": substitute_chained_upsample,
+    "branch_shift": substitute_branch_shift,
+    "mask_projection": substitute_mask_projection,
+}
